@@ -1,0 +1,142 @@
+"""Load params.yaml and validate it against the schema before any stage does work.
+
+Every failure is one line naming the key, what was expected and what was found,
+raised as ParamError (exit status 2).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ParamError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+
+def load_schema() -> dict:
+    path = Path(os.environ.get("DKP_SCHEMA", SCHEMA_PATH))
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error) -> str:
+    """One line for a jsonschema ValidationError."""
+    key = _key(error.absolute_path)
+    found = error.instance
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(found) - set(allowed))
+        name = extra[0] if extra else "?"
+        hint = difflib.get_close_matches(name, allowed, n=1)
+        where = f"{key}." if error.absolute_path else ""
+        return (f"unknown key '{where}{name}'"
+                + (f" (did you mean '{where}{hint[0]}'?)" if hint else f"; expected one of {allowed}"))
+    if v == "required":
+        missing = [k for k in error.validator_value if k not in found]
+        where = f"{key}." if error.absolute_path else ""
+        return f"missing key '{where}{missing[0] if missing else '?'}'"
+    if v == "enum":
+        return f"{key}: expected one of {error.validator_value}, found {found!r}"
+    if v == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"{key}: expected {want}, found {type(found).__name__} {found!r}"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return f"{key}: expected a value {op} {error.validator_value}, found {found!r}"
+    if v in ("minItems", "maxItems", "minLength"):
+        return f"{key}: expected {v} {error.validator_value}, found {found!r}"
+    if v == "pattern":
+        return f"{key}: expected a name matching {error.validator_value}, found {found!r}"
+    return f"{key}: {error.message}"
+
+
+def validate(params: Any, check_paths: bool = True) -> dict:
+    """Validate a parameter mapping; return it unchanged or raise ParamError with one line."""
+    import jsonschema
+
+    if not isinstance(params, dict):
+        raise ParamError(f"<top level>: expected a mapping of parameter groups, found {type(params).__name__}")
+    validator = jsonschema.Draft7Validator(load_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), _key(e.absolute_path)))
+    if errors:
+        # The deepest error under the first offending key is the most specific one.
+        first = errors[0]
+        same = [e for e in validator.iter_errors(params)
+                if list(e.absolute_path)[: len(first.absolute_path)] == list(first.absolute_path)]
+        best = max(same, key=lambda e: len(e.absolute_path)) if same else first
+        raise ParamError(_describe(best))
+    _check_semantics(params, check_paths)
+    return params
+
+
+def _check_semantics(p: dict, check_paths: bool) -> None:
+    """Cross-key rules a JSON Schema cannot say."""
+    syn = p["data"]["synthetic"]
+    if syn["min_duration"] >= syn["max_duration"]:
+        raise ParamError(f"data.synthetic.min_duration: expected < max_duration ({syn['max_duration']}), "
+                         f"found {syn['min_duration']}")
+    if syn["min_coverage"] > syn["max_coverage"]:
+        raise ParamError(f"data.synthetic.min_coverage: expected <= max_coverage ({syn['max_coverage']}), "
+                         f"found {syn['min_coverage']}")
+    for name in ("ns_range", "nt_range"):
+        lo, hi = p["train"]["student"][name]
+        if lo > hi:
+            raise ParamError(f"train.student.{name}: expected [low, high] with low <= high, found {[lo, hi]}")
+    crop = p["frames"]["crop"]
+    if crop is not None and crop > p["frames"]["size"]:
+        raise ParamError(f"frames.crop: expected <= frames.size ({p['frames']['size']}), found {crop}")
+    if p["data"]["source"] == "synthetic":
+        for key in ("annotations", "videos"):
+            path = Path(p["data"][key])
+            if path.is_absolute() or not str(path).startswith("data/synthetic"):
+                raise ParamError(f"data.{key}: expected a path under data/synthetic/ for source synthetic "
+                                 f"(the generator's output), found {str(path)!r}")
+    if p["data"]["source"] == "kinetics" and not p["data"]["class_list"]:
+        raise ParamError("data.class_list: expected the Mini-Kinetics class list file for source kinetics, found null")
+    from . import configs
+
+    names = configs.by_name(p)
+    for key, name in [("sweep.s3_config", p["sweep"]["s3_config"])] + [
+            (f"evaluate.operating_points[{i}]", n) for i, n in enumerate(p["evaluate"]["operating_points"])]:
+        if name not in names:
+            hint = difflib.get_close_matches(name, list(names), n=1)
+            raise ParamError(f"{key}: expected a configuration name declared by sweep, found {name!r}"
+                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    if check_paths:
+        paths = []
+        if p["data"]["source"] != "synthetic":
+            paths += [("data.annotations", p["data"]["annotations"]), ("data.videos", p["data"]["videos"])]
+        if p["data"]["class_list"]:
+            paths.append(("data.class_list", p["data"]["class_list"]))
+        for net in ("teacher", "student"):
+            if p[net]["pretrained"]:
+                paths.append((f"{net}.pretrained", p[net]["pretrained"]))
+        for key, path in paths:
+            if not Path(path).exists():
+                raise ParamError(f"{key}: expected an existing path, found {path!r} (no such file or folder)")
+
+
+def load(path: str | os.PathLike = "params.yaml", check_paths: bool = True) -> dict:
+    """Read and validate a params file; ParamError on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamError(f"params file {str(path)!r} not found")
+    try:
+        with open(path) as fh:
+            params = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return validate(params, check_paths=check_paths)
