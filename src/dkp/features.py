@@ -1,0 +1,139 @@
+"""`dkp features`: cache each backbone's pooled feature of every frame of the evaluated videos.
+
+Every sweep configuration then samples from this cache instead of rerunning the
+backbones. Layout of data/features/ (written as one atomic folder):
+- <backbone>.npy: float32 (N_frames_total, D), rows of a video contiguous;
+- times.npy: float64 (N_frames_total,) frame timestamps in seconds;
+- index.csv: id, offset, n_frames, duration, label_index (sorted by id);
+- meta.json: backbone names and feature sizes, counts.
+Feature files are filled in place through np.lib.format.open_memmap, a batch of
+`features.batch_frames` frames at a time, so frames never sit in memory all at once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_dir, clean_stale_temps, write_json
+from .errors import DkpError
+
+FEATURES_DIR = Path("data/features")
+INDEX_COLUMNS = ["id", "offset", "n_frames", "duration", "label_index"]
+
+
+def evaluated_videos(p: dict) -> pd.DataFrame:
+    """Videos of data.val_subset ok in the manifest and the frame index, with frames, sorted by id."""
+    from . import framestore
+
+    return framestore.available(p, p["data"]["val_subset"])
+
+
+def _frame_batches(p: dict, videos: pd.DataFrame, batch_frames: int):
+    """Yield (row offset, uint8 frames (b, H, W, 3), float64 times (b,)) in cache order,
+    packing frames of consecutive videos into batches of at most batch_frames."""
+    from . import framestore
+
+    buf_f, buf_t, start, filled = [], [], 0, 0
+    for vid, expected in zip(videos["id"], videos["n_frames"]):
+        frames, times = framestore.load(p, vid)
+        if len(frames) != int(expected) or len(times) != int(expected):
+            raise DkpError(f"frames of {vid}: index says {int(expected)} frames, found {len(frames)} "
+                           f"(rerun `dkp frames`)")
+        pos = 0
+        while pos < len(frames):
+            take = min(batch_frames - filled, len(frames) - pos)
+            buf_f.append(np.asarray(frames[pos:pos + take]))
+            buf_t.append(np.asarray(times[pos:pos + take], dtype=np.float64))
+            pos += take
+            filled += take
+            if filled == batch_frames:
+                yield start, np.concatenate(buf_f), np.concatenate(buf_t)
+                start += filled
+                buf_f, buf_t, filled = [], [], 0
+    if filled:
+        yield start, np.concatenate(buf_f), np.concatenate(buf_t)
+
+
+def build_index(videos: pd.DataFrame) -> pd.DataFrame:
+    """index.csv rows: each video's first row in the feature arrays and its frame count."""
+    n = videos["n_frames"].to_numpy(dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame({
+        "id": videos["id"].astype(str).to_numpy(),
+        "offset": offsets.astype(np.int64),
+        "n_frames": n,
+        "duration": videos["duration"].astype(float).to_numpy(),
+        "label_index": videos["label_index"].astype(np.int64).to_numpy(),
+    })
+
+
+def run(p: dict, args) -> None:
+    import torch
+    from tqdm import tqdm
+
+    from . import runtime
+    from .inference import Predictor
+
+    device = runtime.setup(p)
+    videos = evaluated_videos(p)
+    if videos.empty:
+        raise DkpError(f"no video of subset {p['data']['val_subset']!r} has extracted frames "
+                       f"(run `dkp data` and `dkp frames` first)")
+    index = build_index(videos)
+    total = int(index["n_frames"].sum())
+    predictor = Predictor.load(p, device)
+    names = list(predictor.backbone_names)
+    clean_stale_temps(FEATURES_DIR.parent)
+
+    with atomic_dir(FEATURES_DIR) as tmp:
+        feats: dict[str, np.memmap] = {}
+        times = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,))
+        bar = tqdm(total=total, unit="frame", desc="features", disable=runtime.progress_disabled())
+        with torch.inference_mode():
+            for start, frames, t in _frame_batches(p, videos, p["features"]["batch_frames"]):
+                stop = start + len(frames)
+                for name in names:
+                    out = predictor.embed(name, frames)
+                    out = out.detach().float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
+                    if name not in feats:  # the feature size is known only after a first forward pass
+                        feats[name] = np.lib.format.open_memmap(
+                            tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(total, out.shape[1]))
+                    feats[name][start:stop] = out
+                times[start:stop] = t
+                bar.update(len(frames))
+        bar.close()
+        dims = {name: int(arr.shape[1]) for name, arr in feats.items()}
+        for arr in (*feats.values(), times):
+            arr.flush()
+        del feats, times  # close the memory maps before the folder is renamed
+        index.to_csv(tmp / "index.csv", index=False, float_format="%.6f", lineterminator="\n")
+        write_json(tmp / "meta.json", {"backbones": dims, "videos": len(index), "frames": total})
+    print(f"features: {len(index)} videos, {total} frames, backbones {dims} -> {FEATURES_DIR}/")
+
+
+class FeatureCache:
+    """Read side of data/features/: memory-mapped feature arrays plus the per-video index."""
+
+    def __init__(self, folder: str | Path = FEATURES_DIR):
+        folder = Path(folder)
+        if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
+            raise DkpError(f"feature cache {folder}/ not found or incomplete (run `dkp features` first)")
+        import json
+
+        self.folder = folder
+        self.meta = json.loads((folder / "meta.json").read_text())
+        self.index = pd.read_csv(folder / "index.csv", dtype={"id": str})
+        self.times = np.load(folder / "times.npy", mmap_mode="r")
+        self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in self.meta["backbones"]}
+        if len(self.times) != int(self.index["n_frames"].sum()):
+            raise DkpError(f"feature cache {folder}/ is inconsistent (times.npy vs index.csv); rerun `dkp features`")
+
+    def require(self, names) -> None:
+        missing = sorted(set(names) - set(self.arrays))
+        if missing:
+            raise DkpError(f"feature cache {self.folder}/ lacks backbones {missing}; rerun `dkp features`")
+
+    def __len__(self) -> int:
+        return len(self.index)

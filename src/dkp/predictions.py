@@ -1,0 +1,68 @@
+"""Prediction files of the sweep (results/predictions/<group>/<config>.npz): write and read.
+
+An .npz holds `video_ids` (str), `labels` (int64 label indices), `scores`
+(V, C) float32 video probabilities, and per-video frame counts `ns`, `nt`
+(int64; 0 where the method does not use that network). np.savez stamps the
+current time into the zip entries, so this writer fixes it to make reruns
+byte-identical.
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DkpError
+
+FIELDS = ("video_ids", "labels", "scores", "ns", "nt")
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest zip timestamp: a constant, not the clock
+
+
+@dataclass
+class Predictions:
+    video_ids: np.ndarray  # (V,) str
+    labels: np.ndarray     # (V,) int64
+    scores: np.ndarray     # (V, C) float32
+    ns: np.ndarray         # (V,) int64
+    nt: np.ndarray         # (V,) int64
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Deterministic, uncompressed .npz (readable by np.load). Not atomic: write into an atomic_dir."""
+    with zipfile.ZipFile(path, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arrays[key]), allow_pickle=False)
+
+
+def write(path: str | Path, pred: Predictions) -> None:
+    save_npz(path, {
+        "video_ids": np.asarray(pred.video_ids, dtype=str),
+        "labels": np.asarray(pred.labels, dtype=np.int64),
+        "scores": np.asarray(pred.scores, dtype=np.float32),
+        "ns": np.asarray(pred.ns, dtype=np.int64),
+        "nt": np.asarray(pred.nt, dtype=np.int64),
+    })
+
+
+def read(path: str | Path) -> Predictions:
+    """Load one configuration's predictions; DkpError naming the file if it is absent or malformed."""
+    path = Path(path)
+    if not path.exists():
+        raise DkpError(f"predictions {path} not found (run `dkp sweep` first)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [f for f in FIELDS if f not in z.files]
+            if missing:
+                raise DkpError(f"{path}: not a dkp prediction file (missing {missing})")
+            return Predictions(**{f: z[f] for f in FIELDS})
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DkpError(f"{path}: unreadable prediction file ({exc})") from None
+
+
+def path_for(root: str | Path, group: str, name: str) -> Path:
+    return Path(root) / group / f"{name}.npz"

@@ -1,0 +1,93 @@
+"""Test-time frame sampling: which extracted frames a configuration feeds each network.
+
+Pure functions over one video's frame timestamps (seconds, ascending) and its
+duration L (seconds). Both strategies split the video into n equal segments and
+take, for each segment, the extracted frame whose timestamp is nearest the
+segment's centre (ties go to the earlier frame):
+
+- adaptive: n is fixed per configuration; the interval L / n adapts to L.
+- fixed: the interval r (seconds) is fixed; n = max(1, round_half_up(L / r)),
+  and the segments are L / n long (about r), so they tile the whole video.
+  Rounding to nearest (not ceil) keeps the mean interval unbiased around r.
+
+A video with fewer extracted frames than segments is not an error: neighbouring
+segments share their nearest frame, so frames repeat (in time order).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+STRATEGIES = ("adaptive", "fixed")
+
+
+def fixed_count(duration: float, interval: float) -> int:
+    """Frames under fixed sampling: max(1, round(L / r)), halves rounded up."""
+    if not interval > 0:
+        raise ValueError(f"interval must be > 0, found {interval!r}")
+    return max(1, int(math.floor(max(duration, 0.0) / interval + 0.5)))
+
+
+def segment_centres(duration: float, n: int) -> np.ndarray:
+    """Centre times (seconds) of n equal segments of [0, L]."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, found {n!r}")
+    return (np.arange(n, dtype=np.float64) + 0.5) * (max(duration, 0.0) / n)
+
+
+def nearest_indices(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the frame nearest each target time (ties: the earlier frame).
+
+    `times` must be ascending; the result is non-decreasing when `targets` is.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or times.size == 0:
+        raise ValueError("a video needs at least one extracted frame to sample from")
+    targets = np.asarray(targets, dtype=np.float64)
+    right = np.searchsorted(times, targets, side="left").clip(1, times.size - 1)
+    left = right - 1
+    if times.size == 1:
+        return np.zeros(targets.shape, dtype=np.int64)
+    take_right = (times[right] - targets) < (targets - times[left])
+    return np.where(take_right, right, left).astype(np.int64)
+
+
+def frame_count(strategy: str, duration: float, n: int | None = None, interval: float | None = None) -> int:
+    """How many frames a strategy takes from a video of this duration."""
+    if strategy == "adaptive":
+        if n is None or n < 1:
+            raise ValueError(f"adaptive sampling needs n >= 1, found {n!r}")
+        return int(n)
+    if strategy == "fixed":
+        if interval is None:
+            raise ValueError("fixed sampling needs an interval")
+        return fixed_count(duration, interval)
+    raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+
+
+def sample(times: np.ndarray, duration: float, strategy: str,
+           n: int | None = None, interval: float | None = None) -> np.ndarray:
+    """Indices into `times` of the frames a strategy feeds the network, in time order."""
+    count = frame_count(strategy, duration, n=n, interval=interval)
+    return nearest_indices(times, segment_centres(duration, count))
+
+
+def positions(times: np.ndarray, duration: float) -> np.ndarray:
+    """Temporal positions in [0, 1] (timestamp / L) for the DKP position encoding."""
+    times = np.asarray(times, dtype=np.float64)
+    if duration <= 0:
+        return np.zeros_like(times, dtype=np.float32)
+    return np.clip(times / duration, 0.0, 1.0).astype(np.float32)
+
+
+def role_counts(config, duration: float) -> tuple[int, int]:
+    """(n_s, n_t) a configuration takes from a video of this duration; 0 for an unused role."""
+    ns = nt = 0
+    if config.strategy == "fixed":
+        ns = fixed_count(duration, config.rs) if config.rs is not None else 0
+        nt = fixed_count(duration, config.rt) if config.rt is not None else 0
+    else:
+        ns = int(config.ns or 0)
+        nt = int(config.nt or 0)
+    return ns, nt
