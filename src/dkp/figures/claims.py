@@ -9,9 +9,11 @@ Rules (figures params):
 - "low GFLOPs" of a figure = the lowest `low_fraction` of the GFLOPs range its
   curves cover together: [g_min, g_min + low_fraction * (g_max - g_min)];
   "higher GFLOPs" = the rest.
-- claim 3's threshold = g_min + similar_from * (g_max - g_min) of the S-1 range;
-  the curves are "similar" there when their spread (best minus worst mAP at equal
-  GFLOPs) stays within `similar_margin` mAP points.
+- claim 3's threshold = c_min + similar_from * (c_max - c_min), where [c_min, c_max]
+  is the range all S-1 curves share (the only place all four can be compared);
+  the curves are "similar" above it when their spread (best minus worst mAP at
+  equal GFLOPs) stays within `similar_margin` mAP points. The smallest GFLOPs
+  from which the spread stays within the margin is measured and reported too.
 - "A beats B" over a region = A's mean mAP advantage over B there is positive.
 """
 from __future__ import annotations
@@ -205,9 +207,11 @@ def claim_adaptive_vs_fixed(rows, low_fraction: float) -> Verdict:
         d = diff(f, a, hi=low)
         results.append(d)
         numbers[f"fixed_minus_adaptive_{r:g}"] = None if d is None else d.mean
-        drops = {c.name: float(c.m.max() - c.m[0]) for c in (a, f)}
-        parts.append(f"ratio {r:g}: Fixed minus Adaptive = {_fmt(d)}; drop from best to lowest-GFLOPs point: "
-                     f"Adaptive {drops[a.name]:.2f}, Fixed {drops[f.name]:.2f} points")
+        part = f"ratio {r:g}: Fixed minus Adaptive = {_fmt(d)}"
+        if d is not None:  # each curve's drop below its own best, at the lowest GFLOPs both reach
+            drop_a, drop_f = (float(c.m.max() - c.at(d.lo)) for c in (a, f))
+            part += f"; drop below own best at {d.lo:.3g} GFLOPs: Adaptive {drop_a:.2f}, Fixed {drop_f:.2f} points"
+        parts.append(part)
     evidence = (f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range). " + "; ".join(parts) + ".")
     return Verdict(1, CLAIMS[1], _combine(results), evidence, numbers)
 
@@ -240,23 +244,22 @@ def claim_similar_above(rows, similar_from_fraction: float, margin: float) -> Ve
     if len(curves) < 2:
         return _untestable(3, "S-1 needs at least two curves.")
     cs = list(curves.values())
-    threshold = fraction_point(cs, similar_from_fraction)
+    c_min, c_max = max(c.lo for c in cs), min(c.hi for c in cs)
+    if c_min > c_max:
+        return _untestable(3, f"the {len(cs)} S-1 curves share no GFLOPs range "
+                              f"(one ends at {c_max:.3g}, another starts at {c_min:.3g}).")
+    threshold = c_min + similar_from_fraction * (c_max - c_min)
     measured = similar_from(cs, margin)
     sp = spread(cs, lo=threshold)
     numbers = {"threshold": threshold, "margin": margin, "measured_threshold": measured}
-    rule = (f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the S-1 range "
-            f"{span(cs)[0]:.3g}-{span(cs)[1]:.3g}); margin = {margin:g} mAP points.")
-    found = (f" The spread stays within the margin from {measured:.3g} GFLOPs on." if measured is not None
-             else " The spread never stays within the margin up to the end of the common range.")
-    if sp is None:
-        common = spread(cs)
-        where = "the curves share no GFLOPs range" if common is None else (
-            f"the curves' common range ends at {common[0][-1]:.3g} GFLOPs, below the threshold")
-        return Verdict(3, CLAIMS[3], UNTESTABLE, f"{rule} Not testable: {where}." + found, numbers)
+    rule = (f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the range all "
+            f"{len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); margin = {margin:g} mAP points.")
+    found = (f" Measured: the spread stays within the margin from {measured:.3g} GFLOPs on." if measured is not None
+             else " Measured: the spread does not stay within the margin up to the end of the shared range.")
     worst = float(sp[1].max())
     numbers["max_spread_above"] = worst
     status = HOLDS if worst <= margin else FAILS
-    evidence = (f"{rule} Largest spread between the four curves over {sp[0][0]:.3g}-{sp[0][-1]:.3g} GFLOPs: "
+    evidence = (f"{rule} Largest spread between the {len(cs)} curves over {sp[0][0]:.3g}-{sp[0][-1]:.3g} GFLOPs: "
                 f"{worst:.2f} mAP points (at {float(sp[0][int(np.argmax(sp[1]))]):.3g} GFLOPs)." + found)
     return Verdict(3, CLAIMS[3], status, evidence, numbers)
 

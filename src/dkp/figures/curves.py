@@ -1,0 +1,130 @@
+"""Figures S-1 and S-2: mAP against GFLOPs per video, from results/curves.csv."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import configs
+from ..errors import DkpError
+from . import labels, output
+
+COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "r_s", "r_t", "gflops",
+           "mAP", "mAP_official", "top1", "videos_evaluated", "videos_skipped"]
+HEIGHT = 2.45  # in, S-1 and S-2 at column width
+
+S2_STYLE = {"dste_nt5": ("nt-5", "o", "C0"), "dste_ns20": ("ns-20", "s", "C3"), "teacher": ("Teacher", "^", "C7")}
+_S1_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """Read curves.csv and check its columns; DkpError with one line otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise DkpError(f"{path} not found: run `dkp evaluate` first")
+    try:
+        rows = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DkpError(f"{path}: not a readable CSV ({exc})") from None
+    missing = [c for c in COLUMNS if c not in rows.columns]
+    if missing:
+        raise DkpError(f"{path}: missing columns {missing} (expected {COLUMNS})")
+    for col in ("gflops", "mAP"):
+        if not pd.api.types.is_numeric_dtype(rows[col]):
+            raise DkpError(f"{path}: column {col!r} must be numeric")
+    return rows.sort_values(["figure", "group", "gflops", "name"], kind="stable").reset_index(drop=True)
+
+
+def check_groups(rows: pd.DataFrame, p: dict) -> None:
+    """The figures need every S-1/S-2 curve and the Teacher declared by sweep params; a stale CSV fails here."""
+    want = sorted({c.group for c in configs.build(p) if c.figure in ("s1", "s2") or c.group == "teacher"})
+    missing = [g for g in want if g not in set(rows["group"])]
+    if missing:
+        raise DkpError(f"results/curves.csv lacks the curves {missing} that params.yaml's sweep declares: "
+                       "rerun `dkp sweep` and `dkp evaluate`")
+
+
+def s1_label(group: str) -> str:
+    """dste_adaptive-4 -> Adaptive-4."""
+    return group.split("_", 1)[-1].capitalize()
+
+
+def _s1_groups(rows: pd.DataFrame) -> list[str]:
+    s1 = rows[rows["figure"] == "s1"].drop_duplicates("group")
+    order = s1.assign(o=(s1["strategy"] != "adaptive").astype(int)).sort_values(["o", "ratio", "group"])
+    return list(order["group"])
+
+
+def _points(rows: pd.DataFrame, group: str) -> pd.DataFrame:
+    """A curve's points joined in GFLOPs order."""
+    return rows[rows["group"] == group].sort_values(["gflops", "name"], kind="stable")
+
+
+def _axes(width: float, height: float):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(width, height))
+    # fixed margins (in inches) so the pixel size is exactly figsize x dpi and the layout never jumps
+    left, right, bottom, top = 0.42, 0.08, 0.36, 0.08
+    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
+    ax.set_xlabel(output.GFLOPS_LABEL)
+    ax.set_ylabel(output.MAP_LABEL)
+    ax.grid(True)
+    return fig, ax
+
+
+def _pad_limits(ax, xs, ys, frac=(0.06, 0.1)) -> None:
+    """Room around the data for the markers and their labels."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    xr = max(xs.max() - xs.min(), 1e-9)
+    yr = max(ys.max() - ys.min(), 1.0)
+    ax.set_xlim(xs.min() - frac[0] * xr, xs.max() + frac[0] * xr)
+    ax.set_ylim(ys.min() - frac[1] * yr, ys.max() + frac[1] * yr)
+
+
+def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
+    """Adaptive-r and Fixed-r DSTE curves; one marker per curve; dashed = fixed sampling."""
+    groups = _s1_groups(rows)
+    if not groups:
+        raise DkpError("results/curves.csv has no S-1 rows (figure == 's1')")
+    with output.style():
+        fig, ax = _axes(output.COLUMN_WIDTH, HEIGHT)
+        for i, g in enumerate(groups):
+            pts = _points(rows, g)
+            fixed = pts["strategy"].iloc[0] == "fixed"
+            ax.plot(pts["gflops"], pts["mAP"], marker=_S1_MARKERS[i % len(_S1_MARKERS)], color=f"C{i}",
+                    linestyle="--" if fixed else "-", label=s1_label(g), markerfacecolor="white" if fixed else None)
+        s1 = rows[rows["group"].isin(groups)]
+        _pad_limits(ax, s1["gflops"], s1["mAP"], frac=(0.04, 0.08))
+        ax.legend(loc="lower right")
+        return output.save(fig, stem, dpi)
+
+
+def point_label(row) -> str:
+    """n_s/n_t of a point; a network that does not run counts 0 frames (Teacher alone: 0/n_t)."""
+    def num(v):
+        return "0" if pd.isna(v) else f"{float(v):g}"
+    return f"{num(row.n_s)}/{num(row.n_t)}"
+
+
+def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
+    """nt-5, ns-20 and Teacher alone; each point labelled n_s/n_t, labels placed so none overlap."""
+    with output.style():
+        fig, ax = _axes(output.COLUMN_WIDTH, HEIGHT)
+        points, lines = [], []
+        for g, (name, marker, color) in S2_STYLE.items():
+            pts = _points(rows, g)
+            if pts.empty:
+                continue
+            ax.plot(pts["gflops"], pts["mAP"], marker=marker, color=color, label=name)
+            lines.append((pts["gflops"].to_numpy(float), pts["mAP"].to_numpy(float)))
+            points += [(float(r.gflops), float(r.mAP), point_label(r), color) for r in pts.itertuples()]
+        if not points:
+            raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
+        _pad_limits(ax, [x for x, *_ in points], [y for _, y, *_ in points], frac=(0.08, 0.14))
+        legend = ax.legend(loc="lower right", title="labels: $n_s/n_t$", title_fontsize=6)
+        renderer = fig.canvas.get_renderer()
+        avoid = [legend.get_window_extent(renderer).padded(2)]
+        labels.place(ax, points, lines, fontsize=5.5, marker_pt=output.STYLE["lines.markersize"], avoid=avoid)
+        return output.save(fig, stem, dpi)

@@ -1,0 +1,156 @@
+"""results/README.md: the generated results report (deterministic: same inputs, same bytes)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import write_text
+from .claims import Verdict
+
+NA = "not available"
+_TABLE_COLUMNS = [("name", "configuration"), ("method", "method"), ("strategy", "sampling"), ("ratio", "n_s/n_t"),
+                  ("n_s", "n_s"), ("n_t", "n_t"), ("r_s", "r_s (s)"), ("r_t", "r_t (s)"), ("gflops", "GFLOPs"),
+                  ("mAP", "mAP (%)"), ("mAP_official", "mAP official (%)"), ("top1", "top-1 (%)"),
+                  ("videos_evaluated", "videos"), ("videos_skipped", "skipped")]
+_DIGITS = {"gflops": 4, "mAP": 2, "mAP_official": 2, "top1": 2}
+
+
+def _num(v, digits: int | None = None) -> str:
+    """Fixed formats: the same float prints the same way on every run."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if digits is not None:
+        return f"{v:.{digits}f}"
+    return f"{round(float(v), 3):g}"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return out
+
+
+def config_table(rows: pd.DataFrame) -> list[str]:
+    """Every configuration of curves.csv, by figure and curve, cheapest first."""
+    order = {"s1": 0, "s2": 1, "baseline": 2}
+    df = rows.assign(_f=rows["figure"].map(order).fillna(3)).sort_values(["_f", "group", "gflops", "name"],
+                                                                          kind="stable")
+    body = [[_num(getattr(r, c) if not pd.isna(getattr(r, c)) else None, _DIGITS.get(c))
+             if c not in ("name", "method", "strategy") else str(getattr(r, c)) for c, _ in _TABLE_COLUMNS]
+            for r in df.itertuples()]
+    return _md_table([h for _, h in _TABLE_COLUMNS], body)
+
+
+def _scalar_items(obj, prefix=""):
+    if isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            yield from _scalar_items(obj[k], f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list) and not all(isinstance(x, (dict, list)) for x in obj):
+        yield prefix, ", ".join(_num(x) for x in obj)
+    elif isinstance(obj, list):
+        for i, x in enumerate(obj):
+            yield from _scalar_items(x, f"{prefix}[{i}]")
+    else:
+        yield prefix, _num(obj)
+
+
+def mapping_table(obj) -> list[str]:
+    """A JSON object as a table: a row per key of a mapping of flat mappings, else key/value pairs."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()) and all(
+            not isinstance(x, (dict, list)) for v in obj.values() for x in v.values()):
+        cols = sorted({c for v in obj.values() for c in v}, key=str)
+        return _md_table([""] + [str(c) for c in cols],
+                         [[str(k)] + [_num(obj[k].get(c)) for c in cols] for k in sorted(obj, key=str)])
+    return _md_table(["key", "value"], [[k, v] for k, v in _scalar_items(obj)])
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _params_section(p: dict) -> list[str]:
+    d, f = p["data"], p["frames"]
+    lines = [f"- data: source `{d['source']}`, annotations `{d['annotations']}`, videos `{d['videos']}`, "
+             f"evaluated subset `{d['val_subset']}`, cap per subset {_num(d['max_videos_per_subset']) or 'none'}"]
+    if d["source"] == "synthetic":
+        s = d["synthetic"]
+        lines.append(f"- synthetic data: {s['num_classes']} classes, {s['train_per_class']} training and "
+                     f"{s['val_per_class']} validation videos per class, {s['min_duration']:g}-{s['max_duration']:g} s, "
+                     f"{s['size']} px at {s['fps']:g} fps, seed {s['seed']}")
+    lines.append(f"- frames: extracted at {f['fps']:g} fps, short side {f['size']} px, centre crop "
+                 f"{f['crop'] if f['crop'] is not None else 'none'}")
+    for net in ("teacher", "student"):
+        b = p[net]
+        lines.append(f"- {net}: {b['arch']}, width x{b['width']:g}, input {b['input_size']} px, "
+                     f"pretrained {b['pretrained'] or 'no (trained from scratch)'}; "
+                     f"{p['train'][net]['epochs']} epochs")
+    k = p["dkp"]
+    lines.append(f"- DKP: {k['heads']} heads, dimension {k['dim']}, position encoding {k['pos_encoding']}, "
+                 f"teacher frame weight {k['teacher_frame_weight']:g}")
+    fp = p["figures"]
+    lines.append(f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; claim 3 "
+                 f"threshold at {fp['similar_from']:g} of the S-1 range, margin {fp['similar_margin']:g} mAP points; "
+                 f"S-3 configuration `{p['sweep']['s3_config']}`; seed {p['run']['seed']}")
+    return lines
+
+
+def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[str],
+           data_report=None, metrics=None) -> str:
+    """The report's Markdown text."""
+    out = ["# Results: Efficient Action Recognition via Dynamic Knowledge Propagation (supplementary)", "",
+           "Generated by `dkp figures` from `results/curves.csv`, the S-3 predictions and the data report; "
+           "do not edit by hand. GFLOPs count multiply-accumulates per video, averaged over the evaluated videos.",
+           "", "## Regenerate", "", "```bash",
+           "make repro             # fresh machine: venv, install, then dvc repro",
+           "dvc repro              # the DVC pipeline (stages in dvc.yaml)",
+           "snakemake --cores 2    # the same pipeline through Snakemake (frames and sweep fan out)",
+           "dkp figures            # this report and the figures alone, from existing results", "```", "",
+           "## Claims of the supplementary, checked on this run", "",
+           *_md_table(["#", "claim", "verdict"], [[str(v.number), v.claim, f"**{v.status}**"] for v in verdicts]), ""]
+    for v in verdicts:
+        out.append(f"{v.number}. **{v.status}**: {v.evidence}")
+    out += ["", "## Figures", "",
+            "![Figure S-1](figures/s1.png)", "",
+            "Figure S-1: mAP against GFLOPs of DSTE under adaptive and fixed sampling, ratio n_s/n_t "
+            "(`figures/s1.pdf`).", "",
+            "![Figure S-2](figures/s2.png)", "",
+            "Figure S-2: nt-5, ns-20 and Teacher alone; points labelled n_s/n_t (`figures/s2.pdf`).", "",
+            "![Figure S-3](figures/s3.png)", "",
+            f"Figure S-3: videos {', '.join(f'`{i}`' for i in s3_ids)}: input frames and the per-frame probability "
+            "of the ground-truth class from Student and DSTE; labelled activity shaded (`figures/s3.pdf`).", "",
+            "## Every configuration", "", *config_table(rows), ""]
+    if metrics is not None:
+        out += ["## Headline operating points (`results/metrics.json`)", "", *mapping_table(metrics), ""]
+    else:
+        out += ["## Headline operating points", "", f"`results/metrics.json`: {NA}.", ""]
+    out += ["## Data", ""]
+    ev, sk = rows["videos_evaluated"], rows["videos_skipped"]
+    out.append(f"Videos evaluated per configuration: {_num(ev.min())}"
+               + ("" if ev.min() == ev.max() else f" to {_num(ev.max())}")
+               + f"; skipped: {_num(sk.min())}" + ("" if sk.min() == sk.max() else f" to {_num(sk.max())}") + ".")
+    out.append("")
+    if data_report is not None:
+        out += ["Videos per subset and status (missing, unreadable) from `results/data_report.json`:", "",
+                *mapping_table(data_report), ""]
+    else:
+        out += [f"`results/data_report.json` (videos per subset: ok, missing, unreadable): {NA}.", ""]
+    out += ["## Parameters that matter (`params.yaml`)", "", *_params_section(p), ""]
+    return "\n".join(out)
+
+
+def write(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[str], target: str | Path,
+          results: str | Path = "results") -> Path:
+    """Render and write the report atomically, reading data_report.json and metrics.json when present."""
+    results = Path(results)
+    text = render(p, rows, verdicts, s3_ids, _read_json(results / "data_report.json"),
+                  _read_json(results / "metrics.json"))
+    write_text(target, text)
+    return Path(target)

@@ -1,0 +1,226 @@
+"""`dkp figures` end to end on hand-made inputs: curves.csv, frames.json, frame files, classes.
+
+The inputs follow the README's file contracts and are written here, so these
+tests exercise the real rendering (Agg, PNG and PDF) and report writing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dkp import cli, configs
+from dkp.figures import curves, report, s3
+
+G_STUDENT, G_TEACHER, MEAN_DURATION = 0.30, 4.1, 60.0
+
+
+def curves_table(p: dict) -> pd.DataFrame:
+    """A plausible curves.csv for every configuration params declare (saturating mAP in GFLOPs)."""
+    rows = []
+    for c in configs.build(p):
+        if c.strategy == "fixed":
+            nt = MEAN_DURATION / c.rt
+            ns = nt * c.ratio
+        else:
+            ns, nt = c.ns or 0, c.nt or 0
+        g = ns * G_STUDENT + nt * G_TEACHER + 0.01 * (ns > 0) * (nt > 0)
+        base = {"dste": 75.0, "dkp": 73.0, "teacher": 72.0, "student": 55.0, "student-kd": 58.0}[c.method]
+        bonus = 2.0 if c.strategy == "fixed" else (0.5 * (c.ratio or 0) / 8)
+        m = base + bonus - 30.0 * math.exp(-g / 6.0)
+        rows.append({"name": c.name, "group": c.group, "figure": c.figure, "method": c.method,
+                     "strategy": c.strategy, "ratio": c.ratio, "n_s": c.ns, "n_t": c.nt, "r_s": c.rs, "r_t": c.rt,
+                     "gflops": g, "mAP": m, "mAP_official": m - 0.4, "top1": m + 3.0,
+                     "videos_evaluated": 4, "videos_skipped": 0})
+    return pd.DataFrame(rows)
+
+
+def make_video(vid: str, label: str, index: int, duration: float, gain: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    times = np.arange(0.5, duration, 1.0)
+    student = np.clip(0.3 + 0.2 * rng.standard_normal(times.size), 0, 1)
+    return {"id": vid, "label": label, "label_index": index, "duration": duration,
+            "segments": [[duration * 0.2, duration * 0.5], [duration * 0.7, duration * 0.8]],
+            "times": times.tolist(), "student": student.tolist(),
+            "dste": np.clip(student + gain, 0, 1).tolist()}
+
+
+def write_frames(root: Path, p: dict, vid: str, duration: float, side: int = 32) -> None:
+    """data/frames/shard-<crc32 % shards>/<id>.npy + <id>.t.npy + index.csv, as the frames stage does."""
+    shard = root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % p['frames']['shards']}"
+    shard.mkdir(parents=True, exist_ok=True)
+    times = np.arange(0.0, duration, 1.0 / p["frames"]["fps"])
+    t = np.linspace(0, 1, times.size)[:, None, None, None]
+    yy, xx = np.mgrid[0:side, 0:side][..., None] / side
+    frames = (255 * np.concatenate([t + 0 * xx, xx + 0 * t, yy + 0 * t], axis=-1).clip(0, 1)).astype(np.uint8)
+    np.save(shard / f"{vid}.npy", frames)
+    np.save(shard / f"{vid}.t.npy", times.astype(np.float64))
+    index = shard / "index.csv"
+    head = "" if index.exists() else "id,status,reason,n_frames,height,width\n"
+    with open(index, "a") as fh:
+        fh.write(f"{head}{vid},ok,,{times.size},{side},{side}\n")
+
+
+VIDEOS = [("v_aaa", "Applying sunscreen", 0, 30.0, 0.25), ("v_bbb", "Arm wrestling", 1, 45.0, 0.10),
+          ("v_ccc", "Archery", 2, 20.0, -0.05), ("v_ddd", "Ballet", 3, 12.0, 0.40)]
+
+
+def build_inputs(root: Path, p: dict) -> list[dict]:
+    """Every input of `dkp figures` under root; returns the frames.json records."""
+    (root / "results").mkdir(exist_ok=True)
+    curves_table(p).to_csv(root / "results" / "curves.csv", index=False)
+    videos = [make_video(v, lab, i, d, g, seed=i) for i, (v, lab, _, d, g) in enumerate(VIDEOS)]
+    path = root / s3.frames_json_path(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(videos))
+    for v in videos:
+        write_frames(root, p, v["id"], v["duration"])
+    (root / "data" / "classes.txt").write_text("".join(f"{lab}\n" for _, lab, *_ in VIDEOS))
+    return videos
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the IHDR chunk (and proof the file is a PNG)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@pytest.fixture
+def figures_run(tiny_workdir, tiny_params, monkeypatch):
+    monkeypatch.chdir(tiny_workdir)
+    videos = build_inputs(tiny_workdir, tiny_params)
+    assert cli.main(["figures", "--params", "params.yaml"]) == 0
+    return tiny_workdir, tiny_params, videos
+
+
+def test_figures_written_at_the_dpi(figures_run):
+    root, p, _ = figures_run
+    dpi = p["figures"]["dpi"]
+    for stem in ("s1", "s2", "s3"):
+        png, pdf = root / "results/figures" / f"{stem}.png", root / "results/figures" / f"{stem}.pdf"
+        assert png.stat().st_size > 1000 and pdf.stat().st_size > 1000
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        w, h = png_size(png)
+        width_in = 3.3 if stem != "s3" else 7.0
+        assert w == round(width_in * dpi), (stem, w)
+        if stem != "s3":
+            assert h == round(curves.HEIGHT * dpi)
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(root / "results/figures/s3.png")  # decodes, and is not a blank canvas
+    assert img.shape[1] == round(7.0 * dpi) and img[..., :3].std() > 0.05
+    assert not list((root / "results/figures").glob(".*tmp*")), "temporaries left behind"
+
+
+def test_figures_are_byte_identical_on_rerun(figures_run):
+    root, _, _ = figures_run
+    before = {f.name: f.read_bytes() for f in sorted((root / "results/figures").iterdir())}
+    before["README.md"] = (root / "results/README.md").read_bytes()
+    assert cli.main(["figures", "--params", "params.yaml"]) == 0
+    after = {f.name: f.read_bytes() for f in sorted((root / "results/figures").iterdir())}
+    after["README.md"] = (root / "results/README.md").read_bytes()
+    assert before == after
+
+
+def test_report_has_table_and_six_verdicts(figures_run):
+    root, p, _ = figures_run
+    text = (root / "results/README.md").read_text()
+    for c in configs.build(p):
+        assert f"| {c.name} |" in text
+    for n in range(1, 7):
+        assert any(line.startswith(f"| {n} |") and "**" in line for line in text.splitlines()), n
+        assert any(line.startswith(f"{n}. **") for line in text.splitlines()), n
+    for cmd in ("make repro", "dvc repro", "snakemake --cores 2"):
+        assert cmd in text
+    assert "`results/data_report.json` (videos per subset: ok, missing, unreadable): not available" in text
+    assert "mobilenet_v2" in text and "resnet18" in text and "1 fps" in text
+    # default S-3 choice: the two largest DSTE gains of the hand-made videos
+    assert "videos `v_ddd`, `v_aaa`" in text
+
+
+def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeypatch):
+    monkeypatch.chdir(tiny_workdir)
+    build_inputs(tiny_workdir, tiny_params)
+    (tiny_workdir / "results" / "data_report.json").write_text(json.dumps(
+        {"validation": {"ok": 3, "missing": 1, "unreadable": 0}, "training": {"ok": 8, "missing": 0,
+                                                                              "unreadable": 0}}))
+    (tiny_workdir / "results" / "metrics.json").write_text(json.dumps({"teacher_nt5": {"mAP": 71.5, "gflops": 20.5}}))
+    assert cli.main(["figures", "--params", "params.yaml"]) == 0
+    text = (tiny_workdir / "results/README.md").read_text()
+    assert "| validation | 1 | 3 | 0 |" in text and "| teacher_nt5 | 20.5 | 71.5 |" in text
+    assert "not available" not in text
+
+
+def test_explicit_s3_videos_and_unknown_id(tiny_workdir, tiny_params, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_workdir)
+    build_inputs(tiny_workdir, tiny_params)
+    params = yaml.safe_load((tiny_workdir / "params.yaml").read_text())
+    params["figures"]["s3_videos"] = ["v_ccc", "v_bbb"]
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert cli.main(["figures", "--params", "params.yaml"]) == 0
+    assert "videos `v_ccc`, `v_bbb`" in (tiny_workdir / "results/README.md").read_text()
+    params["figures"]["s3_videos"] = ["v_nope"]
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert cli.main(["figures", "--params", "params.yaml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "v_nope" in err[0]
+
+
+def test_missing_inputs_give_one_line(tiny_workdir, tiny_params, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_workdir)
+    assert cli.main(["figures", "--params", "params.yaml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "curves.csv not found" in err[0]
+    build_inputs(tiny_workdir, tiny_params)
+    table = pd.read_csv(tiny_workdir / "results/curves.csv")
+    table[table["group"] != "dste_ns20"].to_csv(tiny_workdir / "results/curves.csv", index=False)
+    assert cli.main(["figures", "--params", "params.yaml"]) == 1
+    assert "dste_ns20" in capsys.readouterr().err
+
+
+def test_strip_frames_line_up_with_time_bins():
+    times = np.arange(0.0, 40.0, 1.0)
+    idx, edges = s3.strip_indices(times, 40.0, 8)
+    assert list(edges) == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    assert all(edges[k] <= times[i] <= edges[k + 1] for k, i in enumerate(idx))
+
+
+def test_s2_point_labels_do_not_overlap(tiny_workdir, monkeypatch):
+    """Dense S-2 (the default sweep lists): the placed labels' boxes are pairwise disjoint."""
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import Bbox
+
+    p = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))
+    rows = curves_table(p)
+    captured = []
+    real_save = curves.output.save
+
+    def keep_boxes(fig, stem, dpi):
+        r = fig.canvas.get_renderer()
+        captured.extend(t.get_window_extent(r) for t in fig.axes[0].texts)
+        return real_save(fig, stem, dpi)
+
+    monkeypatch.setattr(curves.output, "save", keep_boxes)
+    curves.render_s2(rows, tiny_workdir / "s2", 100)
+    n = sum(len(p["sweep"]["s2"][k]) for k in ("nt5_ns", "ns20_nt")) + len(p["sweep"]["baselines"]["teacher_nt"])
+    assert len(captured) == n
+    for i, a in enumerate(captured):
+        for b in captured[i + 1:]:
+            assert Bbox.intersection(a, b) is None or Bbox.intersection(a, b).width * Bbox.intersection(
+                a, b).height < 1.0
+    plt.close("all")
+
+
+def test_report_table_formats_fixed_rows(tiny_params):
+    rows = curves_table(tiny_params)
+    table = "\n".join(report.config_table(rows))
+    fixed = next(line for line in table.splitlines() if line.startswith("| dste_fixed-4_rt16 |"))
+    cells = [c.strip() for c in fixed.strip("|").split("|")]
+    assert cells[4] == "" and cells[5] == "" and cells[6] == "4" and cells[7] == "16"
