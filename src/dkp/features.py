@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_dir, clean_stale_temps, write_json
+from .atomic import atomic_dir, write_json
 from .errors import DkpError
 
 FEATURES_DIR = Path("data/features")
@@ -28,6 +28,15 @@ def evaluated_videos(p: dict) -> pd.DataFrame:
     from . import framestore
 
     return framestore.available(p, p["data"]["val_subset"])
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Drop temporaries a killed run left beside `target` (only its own: other stages may be
+    writing theirs in the same folder at this moment)."""
+    import shutil
+
+    for old in target.parent.glob(f".{target.name}.*.tmp*"):
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
 def _frame_batches(p: dict, videos: pd.DataFrame, batch_frames: int):
@@ -69,28 +78,22 @@ def build_index(videos: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def run(p: dict, args) -> None:
+def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = FEATURES_DIR,
+                progress: bool = False) -> dict[str, int]:
+    """Embed every frame of `videos` with each of predictor.backbone_names into `folder`
+    (atomically); return the feature size per backbone."""
     import torch
     from tqdm import tqdm
 
-    from . import runtime
-    from .inference import Predictor
-
-    device = runtime.setup(p)
-    videos = evaluated_videos(p)
-    if videos.empty:
-        raise DkpError(f"no video of subset {p['data']['val_subset']!r} has extracted frames "
-                       f"(run `dkp data` and `dkp frames` first)")
     index = build_index(videos)
     total = int(index["n_frames"].sum())
-    predictor = Predictor.load(p, device)
     names = list(predictor.backbone_names)
-    clean_stale_temps(FEATURES_DIR.parent)
-
-    with atomic_dir(FEATURES_DIR) as tmp:
+    folder = Path(folder)
+    remove_stale_temps(folder)
+    with atomic_dir(folder) as tmp:
         feats: dict[str, np.memmap] = {}
         times = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,))
-        bar = tqdm(total=total, unit="frame", desc="features", disable=runtime.progress_disabled())
+        bar = tqdm(total=total, unit="frame", desc="features", disable=not progress)
         with torch.inference_mode():
             for start, frames, t in _frame_batches(p, videos, p["features"]["batch_frames"]):
                 stop = start + len(frames)
@@ -108,9 +111,24 @@ def run(p: dict, args) -> None:
         for arr in (*feats.values(), times):
             arr.flush()
         del feats, times  # close the memory maps before the folder is renamed
-        index.to_csv(tmp / "index.csv", index=False, float_format="%.6f", lineterminator="\n")
+        index.to_csv(tmp / "index.csv", index=False, lineterminator="\n")  # repr floats: exact round trip
         write_json(tmp / "meta.json", {"backbones": dims, "videos": len(index), "frames": total})
-    print(f"features: {len(index)} videos, {total} frames, backbones {dims} -> {FEATURES_DIR}/")
+    return dims
+
+
+def run(p: dict, args) -> None:
+    from . import runtime
+    from .inference import Predictor
+
+    device = runtime.setup(p)
+    videos = evaluated_videos(p)
+    if videos.empty:
+        raise DkpError(f"no video of subset {p['data']['val_subset']!r} has extracted frames "
+                       f"(run `dkp data` and `dkp frames` first)")
+    predictor = Predictor.load(p, device)
+    dims = build_cache(p, videos, predictor, FEATURES_DIR, progress=not runtime.progress_disabled())
+    print(f"features: {len(videos)} videos, {int(videos['n_frames'].sum())} frames, "
+          f"feature sizes {dims} -> {FEATURES_DIR}/")
 
 
 class FeatureCache:

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import configs as configs_mod
 from . import sampling
-from .atomic import atomic_dir, clean_stale_temps
+from .atomic import atomic_dir
 from .errors import DkpError
 from .predictions import Predictions, write as write_predictions
 
@@ -171,19 +171,19 @@ def _frames_json(rows: list, cache_index, manifest, class_names: list[str]) -> l
 
 
 def run(p: dict, args) -> None:
+    chosen = select(p, getattr(args, "group", None))  # before any heavy import: a typo fails fast
     from . import framestore, runtime
-    from .features import FeatureCache
+    from .features import FeatureCache, remove_stale_temps
     from .inference import Predictor
 
-    chosen = select(p, getattr(args, "group", None))
     device = runtime.setup(p)
     cache = FeatureCache()
     predictor = Predictor.load(p, device)
     s3 = p["sweep"]["s3_config"]
     result = sweep(predictor, cache, chosen, p["sweep"]["batch_videos"], device, s3_config=s3,
                    progress=not runtime.progress_disabled())
-    clean_stale_temps(PRED_ROOT)
     for group in dict.fromkeys(c.group for c in chosen):
+        remove_stale_temps(PRED_ROOT / group)
         with atomic_dir(PRED_ROOT / group) as tmp:
             for c in (c for c in chosen if c.group == group):
                 write_predictions(tmp / f"{c.name}.npz", result[c.name])
