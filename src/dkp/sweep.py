@@ -93,7 +93,7 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
         for b0 in range(0, n_videos, batch_videos):
             b1 = min(b0 + batch_videos, n_videos)
             r0, r1 = int(offsets[b0]), int(offsets[b1 - 1] + nframes[b1 - 1])
-            blocks = {name: torch.from_numpy(np.ascontiguousarray(cache.arrays[name][r0:r1])).to(device)
+            blocks = {name: torch.from_numpy(np.array(cache.arrays[name][r0:r1])).to(device)
                       for name in needed}
             times = np.asarray(cache.times[r0:r1], dtype=np.float64)
             local_off = offsets[b0:b1] - r0
