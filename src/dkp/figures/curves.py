@@ -64,14 +64,20 @@ def _points(rows: pd.DataFrame, group: str) -> pd.DataFrame:
 def _axes(width: float, height: float):
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(width, height))
-    # fixed margins (in inches) so the pixel size is exactly figsize x dpi and the layout never jumps
-    left, right, bottom, top = 0.42, 0.08, 0.36, 0.08
-    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
+    # constrained layout fits tick labels of any width; the pixel size stays figsize x dpi (no tight bbox)
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03)
+    ax = fig.add_subplot()
     ax.set_xlabel(output.GFLOPS_LABEL)
     ax.set_ylabel(output.MAP_LABEL)
     ax.grid(True)
     return fig, ax
+
+
+def _freeze_layout(fig) -> None:
+    """Run the layout once and keep it: labels are placed in display space after this."""
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
 
 
 def _pad_limits(ax, xs, ys, frac=(0.06, 0.1)) -> None:
@@ -97,7 +103,8 @@ def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
                     linestyle="--" if fixed else "-", label=s1_label(g), markerfacecolor="white" if fixed else None)
         s1 = rows[rows["group"].isin(groups)]
         _pad_limits(ax, s1["gflops"], s1["mAP"], frac=(0.04, 0.08))
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
+        _freeze_layout(fig)
         return output.save(fig, stem, dpi)
 
 
@@ -123,7 +130,8 @@ def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
         if not points:
             raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
         _pad_limits(ax, [x for x, *_ in points], [y for _, y, *_ in points], frac=(0.08, 0.14))
-        legend = ax.legend(loc="lower right", title="labels: $n_s/n_t$", title_fontsize=6)
+        legend = ax.legend(loc="best", title="labels: $n_s/n_t$", title_fontsize=6)
+        _freeze_layout(fig)
         renderer = fig.canvas.get_renderer()
         avoid = [legend.get_window_extent(renderer).padded(2)]
         labels.place(ax, points, lines, fontsize=5.5, marker_pt=output.STYLE["lines.markersize"], avoid=avoid)
