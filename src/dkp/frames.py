@@ -1,0 +1,278 @@
+"""`dkp frames [--shard i/N]`: decode each ok video of the manifest into uint8 frames with decord.
+
+Sampling (documented in README): at `frames.fps` frames per second the video
+is cut into bins of 1/fps seconds and the frame whose presentation time is
+nearest each bin centre (k + 0.5) / fps is kept, for every centre before the
+decoded video's end (ceil(L * fps - 0.5) frames, at least one; L = end of the
+last decoded frame, so a video shorter than its annotated duration keeps what
+it has). Stored timestamps are the kept frames' own presentation times.
+Each frame is resized (Pillow, bilinear with antialiasing) so its short side is
+`frames.size`, then centre-cropped to `frames.crop`.
+
+Decoding: one `get_batch` per chunk of wanted indices (CHUNK). Measured on this
+machine, get_batch beat reading every frame with `next()` and keeping the
+wanted ones (64x64 2 fps, 300 frames: 0.06-0.08 s vs 0.07-0.09 s; 320x240 30 fps,
+1800 frames: 1.55 s vs 1.69-1.80 s), because it skips the RGB conversion of the
+frames it passes over. decord's own width/height resize is not used: with
+get_batch it failed on some target sizes, the same bug (padded rows, see unpad)
+that makes get_batch fail on videos 16, 24 or 48 px wide; those are read with
+skip_frames + next instead.
+
+Layout and resume: data/frames/shard-<i>/<id>.npy and <id>.t.npy are written
+atomically, each shard's index.csv last. A rerun cleans stale temporaries,
+reuses every video whose two files exist (unless frames.fps/size/crop changed,
+recorded in the shard's settings.json), drops files of videos no longer in the
+manifest, and decodes the rest. A video that cannot be opened, has no frames or
+fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import framestore
+from .atomic import clean_stale_temps, save_npy, write_csv, write_json
+from .errors import DkpError
+from .runtime import progress_disabled
+
+CHUNK = 32  # frames per get_batch: bounds the memory of one native-resolution batch
+
+
+# ---- pure functions -------------------------------------------------------------------------
+
+def sample_times(length: float, fps: float) -> np.ndarray:
+    """Bin centres (k + 0.5) / fps that fall before `length` seconds; at least one."""
+    k = max(1, math.ceil(round(length * fps - 0.5, 9)))
+    return (np.arange(k) + 0.5) / fps
+
+
+def nearest_frames(pts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the frame whose presentation time is nearest each target (ties: the earlier)."""
+    j = np.clip(np.searchsorted(pts, targets), 1, max(len(pts) - 1, 1))
+    if len(pts) == 1:
+        return np.zeros(len(targets), dtype=np.int64)
+    earlier = np.abs(pts[j - 1] - targets) <= np.abs(pts[j] - targets)
+    return np.where(earlier, j - 1, j).astype(np.int64)
+
+
+def output_shape(height: int, width: int, size: int, crop: int | None) -> tuple[int, int, int, int]:
+    """(resized h, resized w, final h, final w): short side -> size, then a centre crop."""
+    scale = size / min(height, width)
+    rh, rw = (size, max(size, round(width * scale))) if height <= width else (max(size, round(height * scale)), size)
+    return rh, rw, (crop or rh), (crop or rw)
+
+
+def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
+    """uint8 (n, h, w, 3) -> uint8 (n, H, W, 3) per output_shape."""
+    from PIL import Image
+
+    rh, rw, fh, fw = output_shape(frames.shape[1], frames.shape[2], size, crop)
+    if (rh, rw) != frames.shape[1:3]:
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((rw, rh), Image.BILINEAR)) for f in frames])
+    top, left = (rh - fh) // 2, (rw - fw) // 2
+    return np.ascontiguousarray(frames[:, top:top + fh, left:left + fw])
+
+
+# ---- one video --------------------------------------------------------------------------------
+
+def presentation_times(reader) -> tuple[np.ndarray, float]:
+    """(start time of every frame, end of the last frame) in seconds; from the frame rate where the
+    container's timestamps are unusable (not finite or not increasing)."""
+    n = len(reader)
+    ts = reader.get_frame_timestamp(list(range(n))).astype(np.float64)
+    pts, end = ts[:, 0], float(ts[-1, 1])
+    if not (np.all(np.isfinite(ts)) and np.all(np.diff(pts) > 0) and end > pts[-1] >= 0):
+        fps = reader.get_avg_fps()
+        pts, end = np.arange(n) / fps, n / fps
+    return np.round(pts, 6), end
+
+
+def unpad(frame: np.ndarray) -> np.ndarray:
+    """Undo decord's padded rows: for some widths (16, 24, 48 px, ...) a frame comes back as
+    (h, w, c) with c != 3, each row holding 3w bytes of RGB then padding."""
+    h, w, c = frame.shape
+    return frame if c == 3 else frame.reshape(h, w * c)[:, : 3 * w].reshape(h, w, 3)
+
+
+def read_sequential(reader, idx: np.ndarray):
+    """Yield each wanted frame (non-decreasing indices), skipping the others without RGB conversion."""
+    pos, last = 0, None
+    for i in idx.tolist():
+        if i >= pos:
+            if i > pos:
+                reader.skip_frames(i - pos)
+            last, pos = unpad(reader.next().asnumpy()), i + 1
+        yield last  # i < pos: the same frame again (extraction fps above the native rate)
+
+
+def read_chunks(path: str, reader, idx: np.ndarray):
+    """Yield uint8 (n, h, w, 3) chunks of the wanted frames, in order."""
+    import decord
+
+    from .ingest.videos import open_reader
+
+    for lo in range(0, len(idx), CHUNK):
+        try:
+            yield reader.get_batch(idx[lo:lo + CHUNK].tolist()).asnumpy()
+        except decord.DECORDError as exc:
+            if "size must exactly match" not in str(exc):
+                raise
+            # decord bug: get_batch cannot copy padded rows (see unpad); read the rest one by one
+            rest = list(read_sequential(open_reader(path), idx[lo:]))
+            for k in range(0, len(rest), CHUNK):
+                yield np.stack(rest[k:k + CHUNK])
+            return
+
+
+def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps). Raises VideoError."""
+    import decord
+
+    from .ingest.videos import VideoError, captured_stderr, clean_reason, open_reader
+
+    reader = open_reader(path)
+    pts, end = presentation_times(reader)
+    idx = nearest_frames(pts, sample_times(end, fps))
+    out, filled = None, 0
+    with captured_stderr() as read_log:
+        try:
+            for batch in read_chunks(path, reader, idx):
+                small = resize_crop(batch, size, crop)
+                if out is None:
+                    out = np.empty((len(idx),) + small.shape[1:], dtype=np.uint8)
+                out[filled:filled + len(small)] = small
+                filled += len(small)
+        except (decord.DECORDError, RuntimeError) as exc:
+            raise VideoError(f"decode failed after {filled} of {len(idx)} frames: "
+                             f"{clean_reason(str(exc) + chr(10) + read_log(), path)}") from None
+    return out, pts[idx]
+
+
+def process(task: tuple) -> dict:
+    """Worker: extract one video into its shard folder; returns its index.csv row."""
+    from .ingest.videos import VideoError
+
+    vid, path, folder, fps, size, crop = task
+    try:
+        frames, times = extract(path, fps, size, crop)
+    except VideoError as exc:
+        return {"id": vid, "status": "unreadable", "reason": str(exc), "n_frames": 0, "height": 0, "width": 0}
+    folder = Path(folder)
+    save_npy(folder / f"{vid}.t.npy", times)
+    save_npy(folder / f"{vid}.npy", frames)  # last: its presence marks the video complete
+    return row_for(vid, frames.shape)
+
+
+def row_for(vid: str, shape: tuple) -> dict:
+    return {"id": vid, "status": "ok", "reason": "", "n_frames": shape[0], "height": shape[1], "width": shape[2]}
+
+
+def reuse(folder: Path, vid: str) -> dict | None:
+    """The index row of a video a previous run completed, or None to decode it (again)."""
+    fpath, tpath = folder / f"{vid}.npy", folder / f"{vid}.t.npy"
+    if not (fpath.exists() and tpath.exists()):
+        return None
+    try:
+        frames, times = np.load(fpath, mmap_mode="r"), np.load(tpath, mmap_mode="r")
+    except (ValueError, OSError):
+        return None
+    if frames.dtype != np.uint8 or frames.ndim != 4 or times.shape != (len(frames),):
+        return None
+    return row_for(vid, frames.shape)
+
+
+# ---- the stage ----------------------------------------------------------------------------------
+
+def _file_id(name: str) -> str:
+    return name[: -len(".t.npy")] if name.endswith(".t.npy") else name[: -len(".npy")]
+
+
+def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> None:
+    """Clean a shard folder for a (re)run: stale temporaries, the old index, files made with other
+    settings or of videos no longer in the manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(folder)
+    (folder / "index.csv").unlink(missing_ok=True)
+    settings_path = folder / "settings.json"
+    old = json.loads(settings_path.read_text()) if settings_path.exists() else None
+    for f in folder.glob("*.npy"):
+        if old != settings or _file_id(f.name) not in ids:
+            f.unlink()
+    write_json(settings_path, settings)
+
+
+def _shards(p: dict, args) -> list[int]:
+    n = p["frames"]["shards"]
+    shard = getattr(args, "shard", None)
+    if shard is None:
+        return list(range(n))
+    i, total = shard
+    if total != n:
+        raise DkpError(f"--shard {i}/{total}: N must equal frames.shards ({n})")
+    return [i]
+
+
+def _run_tasks(tasks: list[tuple], workers: int):
+    """Yield process(task) for every task, in order, over `workers` processes."""
+    if workers <= 1 or len(tasks) <= 1:
+        yield from map(process, tasks)
+        return
+    import multiprocessing
+
+    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)))
+    try:
+        yield from pool.imap(process, tasks, chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def run(p: dict, args) -> None:
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    f = p["frames"]
+    settings = {"fps": f["fps"], "size": f["size"], "crop": f["crop"]}
+    manifest = framestore.load_manifest(p)
+    ok = manifest[manifest["status"] == "ok"].sort_values("id", kind="stable")
+    shards = _shards(p, args)
+    by_shard = {i: [] for i in shards}
+    for vid, path in zip(ok["id"], ok["path"]):
+        i = framestore.shard_of(vid, f["shards"])
+        if i in by_shard:
+            by_shard[i].append((vid, path))
+
+    rows: dict[int, list[dict]] = {i: [] for i in shards}
+    tasks = []
+    for i in shards:
+        folder = framestore.shard_dir(i)
+        prepare_shard(folder, settings, {vid for vid, _ in by_shard[i]})
+        for vid, path in by_shard[i]:
+            done = reuse(folder, vid)
+            if done is not None:
+                rows[i].append(done)
+            else:
+                tasks.append((vid, path, str(folder), f["fps"], f["size"], f["crop"]))
+    reused = sum(len(r) for r in rows.values())
+
+    bar = tqdm(total=len(tasks), desc="frames", unit="video", disable=progress_disabled())
+    for task, row in zip(tasks, _run_tasks(tasks, f["workers"])):
+        rows[framestore.shard_of(task[0], f["shards"])].append(row)
+        bar.update()
+    bar.close()
+
+    for i in shards:
+        table = pd.DataFrame(rows[i], columns=framestore.INDEX_COLUMNS).sort_values("id", kind="stable")
+        write_csv(framestore.shard_dir(i) / "index.csv", table)  # last: the shard is complete
+
+    total = pd.DataFrame([r for i in shards for r in rows[i]], columns=framestore.INDEX_COLUMNS)
+    bad = int((total["status"] != "ok").sum())
+    print(f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, {bad} unreadable), "
+          f"{int(total['n_frames'].sum())} frames in {time.perf_counter() - start:.1f}s", file=sys.stderr)
