@@ -1,0 +1,31 @@
+# The pipeline as Snakemake runs it: the same stages and commands as dvc.yaml, with frame
+# extraction fanned out per shard and the sweep per configuration group, for parallel and
+# cluster runs. Local: `snakemake --profile workflow/profiles/default`; Slurm:
+# `snakemake --profile workflow/profiles/slurm`; then `dvc commit -f` records the outputs.
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sweep.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/data_report.json",
+        "results/curves.csv",
+        "results/metrics.json",
+        "results/anet",
+        "results/figures",
+        "results/README.md",

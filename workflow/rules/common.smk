@@ -1,0 +1,68 @@
+# Helpers shared by the rule files. The code and parameter keys each rule depends on are read
+# from dvc.yaml, so both runners invalidate the same jobs: a rule's `params: tracked=...` holds
+# the values of exactly the keys its DVC stage lists, and Snakemake's params rerun trigger
+# reruns the job when one of them changes (as `dvc status` would report it).
+import glob
+import json
+from pathlib import Path
+
+import yaml
+
+from snakemake.exceptions import WorkflowError
+
+import dkp.configs
+import dkp.params
+from dkp.errors import ParamError
+
+# dkp stages read params.yaml itself; a --config override would silently not reach them.
+with open("params.yaml") as _fh:
+    if yaml.safe_load(_fh) != config:
+        raise WorkflowError("the Snakemake config differs from params.yaml: edit params.yaml instead of "
+                         "passing --config/--configfile (the dkp stages read params.yaml)")
+try:  # cross-key rules the JSON schema cannot say (same check as `dkp validate-params`)
+    dkp.params.validate(config, check_paths=False)
+except ParamError as _exc:
+    raise WorkflowError(f"params.yaml: {_exc}") from None
+
+with open("dvc.yaml") as _fh:
+    DVC_STAGES = yaml.safe_load(_fh)["stages"]
+
+SHARDS = list(range(config["frames"]["shards"]))
+GROUPS = dkp.configs.groups(config)
+FRAME_SHARDS = expand("data/frames/shard-{shard}", shard=SHARDS)
+PREDICTIONS = expand("results/predictions/{group}", group=GROUPS)
+SYNTHETIC = "data/synthetic"
+
+
+def code(stage):
+    """The stage's source files (its src/ deps in dvc.yaml, folders expanded to their .py files)."""
+    files = []
+    for dep in DVC_STAGES[stage]["deps"]:
+        if dep.startswith("src/"):
+            files += sorted(glob.glob(f"{dep}/**/*.py", recursive=True)) if Path(dep).is_dir() else [dep]
+    return files
+
+
+def _lookup(key):
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def tracked(stage):
+    """The values of the parameter keys the stage's dvc.yaml entry lists, as one JSON string."""
+    return json.dumps({k: _lookup(k) for k in DVC_STAGES[stage]["params"]}, sort_keys=True)
+
+
+def raw_data():
+    """The data stage's inputs: the generator's folder for synthetic data (which holds
+    data.annotations and data.videos), else the configured paths as well."""
+    if config["data"]["source"] == "synthetic":
+        return [SYNTHETIC]
+    return [SYNTHETIC, config["data"]["annotations"], config["data"]["videos"]]
+
+
+def videos():
+    """Where the frames stage reads the videos from (see raw_data)."""
+    return SYNTHETIC if config["data"]["source"] == "synthetic" else config["data"]["videos"]
