@@ -1,0 +1,123 @@
+"""Invalid parameters: one line naming the key, exit status 2, nothing written.
+
+Every case runs the real command line (`dkp validate-params`, and `dkp data`) as a
+subprocess on a params file derived from tests/params-tiny.yaml.
+"""
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import pytest
+import yaml
+
+
+def _set(path: str, value):
+    def edit(p):
+        *parents, key = path.split(".")
+        node = p
+        for k in parents:
+            node = node[k]
+        node[key] = value
+    return edit
+
+
+def _pop(path: str):
+    def edit(p):
+        *parents, key = path.split(".")
+        node = p
+        for k in parents:
+            node = node[k]
+        node.pop(key)
+    return edit
+
+
+def _rename(path: str, new: str):
+    def edit(p):
+        *parents, key = path.split(".")
+        node = p
+        for k in parents:
+            node = node[k]
+        node[new] = node.pop(key)
+    return edit
+
+
+def _activitynet_missing_file(p):
+    p["data"].update(source="activitynet", annotations="nowhere/activity_net.v1-3.min.json", videos=".")
+
+
+# (case, edit of the tiny params or raw file text, expected fragment of the one-line message)
+CASES = [
+    ("wrong type", _set("frames.fps", "fast"), "frames.fps: expected number, found str 'fast'"),
+    ("boolean for integer", _set("frames.workers", True), "frames.workers: expected integer, found bool"),
+    ("out of range", _set("frames.size", 0), "frames.size: expected a value >= 16, found 0"),
+    ("below minimum", _set("data.synthetic.noise", -1), "data.synthetic.noise: expected a value >= 0"),
+    ("above maximum", _set("data.synthetic.num_classes", 500),
+     "data.synthetic.num_classes: expected a value <= 20, found 500"),
+    ("not in enum", _set("run.device", "gpu"), "run.device: expected one of ['auto', 'cpu', 'cuda'], found 'gpu'"),
+    ("unknown key", _set("frames.colour", 1), "unknown key 'frames.colour'"),
+    ("typo in a key", _rename("frames.workers", "wokers"), "did you mean 'frames.workers'?"),
+    ("typo in a group", _rename("frames", "frmes"), "unknown key 'frmes' (did you mean 'frames'?)"),
+    ("missing key", _pop("frames.shards"), "missing key 'frames.shards'"),
+    ("missing group", _pop("dkp"), "missing key 'dkp'"),
+    ("list item type", _set("sweep.s1.ratios", [4, "x"]), "sweep.s1.ratios.1: expected integer"),
+    ("crop above size", _set("frames.crop", 128), "frames.crop: expected <= frames.size (32), found 128"),
+    ("missing file path", _activitynet_missing_file,
+     "data.annotations: expected an existing path, found 'nowhere/activity_net.v1-3.min.json'"),
+    ("invalid YAML", "frames: [unclosed\n  size: 3\n", "not valid YAML at line 2"),
+    ("empty file", "", "expected a mapping of parameter groups"),
+]
+
+
+def _write(folder, tiny_params, edit) -> str:
+    if isinstance(edit, str):
+        text = edit
+    else:
+        params = copy.deepcopy(tiny_params)
+        edit(params)
+        text = yaml.safe_dump(params, sort_keys=False)
+    (folder / "bad.yaml").write_text(text)
+    return "bad.yaml"
+
+
+def _dkp(folder, *args):
+    return subprocess.run(["dkp", *args], cwd=folder, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case,edit,expected", CASES, ids=[c[0] for c in CASES])
+def test_invalid_params_one_line_exit_2(tmp_path, tiny_params, case, edit, expected):
+    name = _write(tmp_path, tiny_params, edit)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _dkp(tmp_path, "validate-params", "--params", name)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("dkp validate-params: invalid parameter: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_valid_tiny_params_pass(tiny_workdir):
+    result = _dkp(tiny_workdir, "validate-params", "--params", "params.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_missing_params_file(tmp_path):
+    result = _dkp(tmp_path, "validate-params", "--params", "absent.yaml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "dkp validate-params: invalid parameter: params file 'absent.yaml' not found"
+
+
+STAGE_CASES = [c for c in CASES if c[0] in ("typo in a key", "missing file path", "invalid YAML")]
+
+
+@pytest.mark.parametrize("case,edit,expected", STAGE_CASES, ids=[c[0] for c in STAGE_CASES])
+def test_stage_with_invalid_params_writes_nothing(tmp_path, tiny_params, case, edit, expected):
+    """A real stage stops before any work: no data/ or results/ folder appears."""
+    name = _write(tmp_path, tiny_params, edit)
+    result = _dkp(tmp_path, "data", "--params", name)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and expected in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
