@@ -148,13 +148,19 @@ def test_report_has_table_and_six_verdicts(figures_run):
 def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeypatch):
     monkeypatch.chdir(tiny_workdir)
     build_inputs(tiny_workdir, tiny_params)
-    (tiny_workdir / "results" / "data_report.json").write_text(json.dumps(
-        {"validation": {"ok": 3, "missing": 1, "unreadable": 0}, "training": {"ok": 8, "missing": 0,
-                                                                              "unreadable": 0}}))
-    (tiny_workdir / "results" / "metrics.json").write_text(json.dumps({"teacher_nt5": {"mAP": 71.5, "gflops": 20.5}}))
+    counts = {"videos": 4, "ok": 3, "missing": 1, "unreadable_ingest": 0, "unreadable_extraction": 0}
+    (tiny_workdir / "results" / "data_report.json").write_text(json.dumps({  # dkp data-report's shape
+        "source": "synthetic", "subsets": {"validation": counts, "training": counts | {"missing": 0, "ok": 4}},
+        "dropped_rows": {"unknown class": 2},
+        "skipped": [{"id": "v_gone", "subset": "validation", "stage": "ingest", "reason": "missing: no file"}]}))
+    (tiny_workdir / "results" / "metrics.json").write_text(json.dumps({  # dkp evaluate's shape
+        "operating_points": {"teacher_nt5": {"mAP": 71.5, "gflops": 20.5}},
+        "videos": {"evaluated": 3, "skipped": 1}}))
     assert cli.main(["figures", "--params", "params.yaml"]) == 0
     text = (tiny_workdir / "results/README.md").read_text()
-    assert "| validation | 1 | 3 | 0 |" in text and "| teacher_nt5 | 20.5 | 71.5 |" in text
+    assert "| validation | 1 | 3 | 0 | 0 | 4 |" in text and "| training | 0 | 4 | 0 | 0 | 4 |" in text
+    assert "`v_gone` (validation, ingest): missing: no file" in text and "unknown class 2" in text
+    assert "| teacher_nt5 | 20.5 | 71.5 |" in text and "- videos.evaluated: 3" in text
     assert "not available" not in text
 
 
@@ -183,6 +189,13 @@ def test_missing_inputs_give_one_line(tiny_workdir, tiny_params, monkeypatch, ca
     table[table["group"] != "dste_ns20"].to_csv(tiny_workdir / "results/curves.csv", index=False)
     assert cli.main(["figures", "--params", "params.yaml"]) == 1
     assert "dste_ns20" in capsys.readouterr().err
+    curves_table(tiny_params).to_csv(tiny_workdir / "results/curves.csv", index=False)
+    for f in (tiny_workdir / "data/frames").rglob("v_ddd.npy"):  # v_ddd is drawn by default
+        f.unlink()
+    assert cli.main(["figures", "--params", "params.yaml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "v_ddd" in err[0] and "Figure S-3" in err[0]
+    assert not (tiny_workdir / "results/README.md").exists() and not (tiny_workdir / "results/figures").exists()
 
 
 def test_strip_frames_line_up_with_time_bins():

@@ -69,6 +69,40 @@ def mapping_table(obj) -> list[str]:
     return _md_table(["key", "value"], [[k, v] for k, v in _scalar_items(obj)])
 
 
+def metrics_section(metrics) -> list[str]:
+    """results/metrics.json: the operating points as a table, then video and class counts."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("operating_points"), dict):
+        return mapping_table(metrics)
+    out = mapping_table(metrics["operating_points"]) + [""]
+    rest = {k: v for k, v in metrics.items() if k != "operating_points"}
+    out += [f"- {k}: {v}" for k, v in _scalar_items(rest)]
+    return out
+
+
+SKIPPED_SHOWN = 20  # skipped videos listed by id; the rest are counted
+
+
+def data_section(data_report) -> list[str]:
+    """results/data_report.json: videos per subset and status, dropped annotation rows, skipped videos."""
+    if not isinstance(data_report, dict) or not isinstance(data_report.get("subsets"), dict):
+        return mapping_table(data_report)
+    out = ["Videos per subset (ok = ingested and extracted; missing; unreadable at ingest or extraction):", "",
+           *mapping_table(data_report["subsets"]), ""]
+    dropped = data_report.get("dropped_rows") or {}
+    out.append("Annotation rows dropped at ingest: " + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+                                                        if dropped else "none") + ".")
+    skipped = data_report.get("skipped") or []
+    if skipped:
+        out += ["", f"Skipped videos ({len(skipped)}):", ""]
+        out += [f"- `{s.get('id')}` ({s.get('subset')}, {s.get('stage')}): {s.get('reason')}"
+                for s in skipped[:SKIPPED_SHOWN]]
+        if len(skipped) > SKIPPED_SHOWN:
+            out.append(f"- ... and {len(skipped) - SKIPPED_SHOWN} more (see `results/data_report.json`)")
+    else:
+        out.append("No video was skipped.")
+    return out
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text()) if path.exists() else None
@@ -128,7 +162,7 @@ def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[st
             "of the ground-truth class from Student and DSTE; labelled activity shaded (`figures/s3.pdf`).", "",
             "## Every configuration", "", *config_table(rows), ""]
     if metrics is not None:
-        out += ["## Headline operating points (`results/metrics.json`)", "", *mapping_table(metrics), ""]
+        out += ["## Headline operating points (`results/metrics.json`)", "", *metrics_section(metrics), ""]
     else:
         out += ["## Headline operating points", "", f"`results/metrics.json`: {NA}.", ""]
     out += ["## Data", ""]
@@ -138,8 +172,7 @@ def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[st
                + f"; skipped: {_num(sk.min())}" + ("" if sk.min() == sk.max() else f" to {_num(sk.max())}") + ".")
     out.append("")
     if data_report is not None:
-        out += ["Videos per subset and status (missing, unreadable) from `results/data_report.json`:", "",
-                *mapping_table(data_report), ""]
+        out += ["From `results/data_report.json`.", "", *data_section(data_report), ""]
     else:
         out += [f"`results/data_report.json` (videos per subset: ok, missing, unreadable): {NA}.", ""]
     out += ["## Parameters that matter (`params.yaml`)", "", *_params_section(p), ""]

@@ -77,21 +77,11 @@ def strip_indices(times: np.ndarray, duration: float, k: int) -> tuple[np.ndarra
     return idx, edges
 
 
-def _read_contract(p: dict, video_id: str):
-    """data/frames/shard-<crc32(id) % shards>/<id>.npy + <id>.t.npy, per the README's file contract."""
-    import zlib
-
-    folder = Path("data/frames") / f"shard-{zlib.crc32(video_id.encode()) % p['frames']['shards']}"
-    return np.load(folder / f"{video_id}.npy", mmap_mode="r"), np.load(folder / f"{video_id}.t.npy")
-
-
 def _load_frames(p: dict, video_id: str):
+    from .. import framestore
+
     try:
-        from ..framestore import load
-    except ImportError:  # dkp.framestore is the reader of record; the contract suffices without it
-        load = _read_contract
-    try:
-        frames, times = load(p, video_id)
+        frames, times = framestore.load(p, video_id)
     except (DkpError, OSError, KeyError, ValueError) as exc:
         raise DkpError(f"Figure S-3: cannot read the frames of video {video_id!r}: {exc}") from None
     return np.asarray(frames), np.asarray(times, float)
