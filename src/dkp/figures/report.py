@@ -117,8 +117,9 @@ def _params_section(p: dict) -> list[str]:
     if d["source"] == "synthetic":
         s = d["synthetic"]
         lines.append(f"- synthetic data: {s['num_classes']} classes, {s['train_per_class']} training and "
-                     f"{s['val_per_class']} validation videos per class, {s['min_duration']:g}-{s['max_duration']:g} s, "
-                     f"{s['size']} px at {s['fps']:g} fps, seed {s['seed']}")
+                     f"{s['val_per_class']} validation videos per class, "
+                     f"{s['min_duration']:g}-{s['max_duration']:g} s, {s['size']} px at {s['fps']:g} fps, "
+                     f"seed {s['seed']}")
     lines.append(f"- frames: extracted at {f['fps']:g} fps, short side {f['size']} px, centre crop "
                  f"{f['crop'] if f['crop'] is not None else 'none'}")
     for net in ("teacher", "student"):

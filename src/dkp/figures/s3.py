@@ -84,7 +84,10 @@ def _load_frames(p: dict, video_id: str):
         frames, times = framestore.load(p, video_id)
     except (DkpError, OSError, KeyError, ValueError) as exc:
         raise DkpError(f"Figure S-3: cannot read the frames of video {video_id!r}: {exc}") from None
-    return np.asarray(frames), np.asarray(times, float)
+    if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[0] != len(times):
+        raise DkpError(f"Figure S-3: video {video_id!r} has frames of shape {tuple(frames.shape)} and "
+                       f"{len(times)} timestamps; expected (T>0, H, W, 3) and T timestamps (rerun dkp frames)")
+    return frames, np.asarray(times, float)  # frames stay memory-mapped: only the strip's are read
 
 
 # layout in inches, full width
