@@ -12,6 +12,7 @@ with a computed key is reported as dynamic, so it cannot slip by unnoticed.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 ROOT_NAMES = {"p", "params"}
+PROJECT_PATH = re.compile(r"^(data|models|results)(/[^\s,:;]*)?$")
 # Run by the CLI before every stage, or helpers every module uses: they shape no stage's output.
 CORE = {"dkp", "dkp.cli", "dkp.params", "dkp.errors", "dkp.atomic"}
 # Keys a stage reads that cannot change its output, with the reason (not listed in dvc.yaml).
@@ -95,6 +97,8 @@ class ModuleInfo:
     refs: dict[str, set[tuple]] = field(default_factory=dict)    # owner -> (name,) or (name, attr)
     dynamic: dict[str, set[str]] = field(default_factory=dict)   # owner -> "module:line prefix[?]"
     names: dict[str, tuple] = field(default_factory=dict)        # imported name -> ("mod", m) | ("attr", m, a)
+    paths: dict[str, set[str]] = field(default_factory=dict)     # owner -> project paths it names
+    consts: dict[str, str] = field(default_factory=dict)         # module constant -> project path
 
 
 class _ParamReads(ast.NodeVisitor):
@@ -169,8 +173,36 @@ class _ParamReads(ast.NodeVisitor):
             return
         self.generic_visit(node)
 
+    # A key read only to reject a bad value (`if ...: raise`) cannot shape an output.
+    def visit_Raise(self, node):
+        pass
+
+    def visit_If(self, node):
+        if not node.orelse and all(isinstance(b, ast.Raise) for b in node.body):
+            return
+        self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and PROJECT_PATH.match(node.value):
+            self._own("paths").add(node.value.rstrip("/"))
+
+    def _const_path(self, node) -> str | None:
+        """Evaluate Path("data") / "x" / NAME-style module constants to a path string."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name):
+            return self.info.consts.get(node.id)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Path" \
+                and len(node.args) == 1:
+            return self._const_path(node.args[0])
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            a, b = self._const_path(node.left), self._const_path(node.right)
+            return f"{a}/{b}" if a is not None and b is not None else None
+        return None
+
     def visit_Name(self, node):
-        self._own("refs").add((node.id,))
+        if isinstance(node.ctx, ast.Load):
+            self._own("refs").add((node.id,))
 
     def visit_Attribute(self, node):
         if isinstance(node.value, ast.Name):
@@ -225,6 +257,10 @@ class _ParamReads(ast.NodeVisitor):
         return False
 
     def visit_Assign(self, node):
+        if self.owner == "<module>" and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            path = self._const_path(node.value)
+            if path is not None and PROJECT_PATH.match(path):
+                self.info.consts[node.targets[0].id] = path
         if len(node.targets) == 1 and self._bind(node.targets[0], node.value):
             return
         self.generic_visit(node)
@@ -272,24 +308,30 @@ def _targets(module: str, ref: tuple) -> list[tuple[str, str]]:
     return [(module, head)]
 
 
-def reachable_reads(module: str, entry: str = "run") -> tuple[set[str], set[str]]:
-    """Parameter keys (and dynamic reads) of everything `module.entry` can call, transitively."""
-    keys, dynamic, seen, todo = set(), set(), set(), [(module, entry), (module, "<module>")]
+def reachable(module: str, entry: str = "run") -> tuple[set[str], set[str], set[str]]:
+    """Parameter keys, dynamic reads and project paths of everything `module.entry` can reach."""
+    keys, dynamic, paths, seen, todo = set(), set(), set(), set(), [(module, entry), (module, "<module>")]
     while todo:
         mod, name = todo.pop()
         if (mod, name) in seen or module_path(mod) is None or mod in CORE:
             continue
         seen.add((mod, name))
         info = module_info(mod)
+        if name in info.consts:
+            paths.add(info.consts[name])
         if name not in info.reads and name not in info.refs:
-            if name not in {"<module>"} and module_path(f"{mod}.{name}"):  # pkg.submodule attribute
+            if name in info.names:  # re-exported: `from .generate import run`
+                todo += _targets(mod, (name,))
+            elif name != "<module>" and module_path(f"{mod}.{name}"):  # pkg.submodule attribute
                 todo.append((f"{mod}.{name}", "<module>"))
             continue
         keys |= info.reads.get(name, set())
         dynamic |= info.dynamic.get(name, set())
+        if name != "<module>":  # a module's own constants count only where they are used
+            paths |= info.paths.get(name, set())
         for ref in info.refs.get(name, ()):
             todo += _targets(mod, ref)
-    return keys, dynamic
+    return keys, dynamic, paths
 
 
 def module_files(modules: set[str]) -> set[str]:
@@ -297,14 +339,21 @@ def module_files(modules: set[str]) -> set[str]:
     return {str(module_path(m).relative_to(REPO)) for m in modules}
 
 
-def stage_audit(stage: str) -> tuple[set[str], set[str], set[str]]:
-    """(source files, parameter keys, dynamic reads) of one pipeline stage."""
+@dataclass
+class StageAudit:
+    files: set[str]     # source files of the modules the stage imports
+    keys: set[str]      # parameter keys it reads (minimal: no key under another)
+    dynamic: set[str]   # reads with a computed key, "module:line prefix[?]"
+    paths: set[str]     # project paths (data/, models/, results/) its code names
+
+
+def stage_audit(stage: str) -> StageAudit:
     from dkp.cli import STAGES
 
     mods = closure(STAGES[stage][0])
-    keys, dynamic = reachable_reads(STAGES[stage][0])
+    keys, dynamic, paths = reachable(STAGES[stage][0])
     keys = {k for k in keys if k not in NOT_TRACKED}
-    return module_files(mods), minimal(keys), dynamic
+    return StageAudit(module_files(mods), minimal(keys), dynamic, paths)
 
 
 def minimal(keys: set[str]) -> set[str]:
@@ -320,9 +369,9 @@ if __name__ == "__main__":
     sys.path.insert(0, str(SRC))
     for st in sys.argv[1:] or PIPELINE_STAGES:
         try:
-            files, keys, dyn = stage_audit(st)
+            a = stage_audit(st)
         except FileNotFoundError as exc:
             print(f"{st}: {exc}")
             continue
-        print(f"{st}:\n  code: {sorted(files)}\n  params: {sorted(keys)}"
-              + (f"\n  DYNAMIC: {sorted(dyn)}" if dyn else ""))
+        print(f"{st}:\n  code: {sorted(a.files)}\n  params: {sorted(a.keys)}\n  paths: {sorted(a.paths)}"
+              + (f"\n  DYNAMIC: {sorted(a.dynamic)}" if a.dynamic else ""))

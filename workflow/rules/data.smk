@@ -70,6 +70,8 @@ rule data_report:
     input:
         code=code("data-report"),
         manifest="data/manifest.csv",
+        classes="data/classes.txt",
+        skipped="data/skipped.csv",
         frames=FRAME_SHARDS,
     output:
         "results/data_report.json",
