@@ -1,0 +1,220 @@
+"""`dkp frames` and `dkp data-report` on real videos decoded by decord; the sampling functions."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+import yaml
+
+from dkp import cli, framestore
+from dkp.errors import DkpError
+from dkp.frames import nearest_frames, output_shape, sample_times
+from fixtures import media as M
+
+# id -> (seconds, width, height, codec); native 2 fps
+VIDEOS = {
+    "h264_wide": (12.3, 64, 48, "libx264"),
+    "h264_w48": (9.0, 48, 32, "libx264"),   # a width decord returns with padded rows
+    "mpeg4": (7.0, 64, 48, "mpeg4"),        # a different encoder (MPEG-4 Part 2)
+    "tall": (5.0, 32, 48, "libx264"),
+    "later_broken": (6.0, 64, 48, "libx264"),
+}
+
+
+@pytest.fixture(scope="module")
+def anet_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anet_frames")
+    db = []
+    for k, (vid, (sec, w, h, codec)) in enumerate(sorted(VIDEOS.items())):
+        M.write_video(root / "videos" / f"v_{vid}.mp4", sec, width=w, height=h, codec=codec)
+        db.append((vid, M.entry("training" if k % 2 else "validation", sec, [("Run", 0.0, sec)])))
+    M.write_bad_files(root / "videos")  # v_zero.mp4, v_text.mp4: unreadable at ingest
+    db += [("zero", M.entry("training", 3.0, [("Run", 0.0, 1.0)])),
+           ("text", M.entry("validation", 3.0, [("Jump", 0.0, 1.0)]))]
+    M.write_activitynet(root / "anet.json", ["Run", "Jump"], db)
+    return root
+
+
+@pytest.fixture
+def workdir(anet_dir, tiny_params, tmp_path, monkeypatch):
+    """A project folder whose params point at the fixture videos; `dkp data` already run."""
+    def make(**frames):
+        p = json.loads(json.dumps(tiny_params))
+        p["data"].update(source="activitynet", annotations=str(anet_dir / "anet.json"),
+                         videos=str(tmp_path / "videos"))
+        p["frames"].update(frames)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+        return p
+    # a private copy of the videos, so a test may break one
+    subprocess.run(["cp", "-r", str(anet_dir / "videos"), str(tmp_path / "videos")], check=True)
+    monkeypatch.chdir(tmp_path)
+    p = make()
+    assert cli.main(["data", "--params", "params.yaml"]) == 0
+    return tmp_path, p, make
+
+
+def _frames(args=()):
+    return cli.main(["frames", "--params", "params.yaml", *args])
+
+
+def _snapshot(root):
+    """name -> bytes of every file under data/frames."""
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted((root / "data" / "frames").rglob("*"))
+            if f.is_file()}
+
+
+# ---- pure functions -------------------------------------------------------------------------
+
+def test_sample_times_bin_centres():
+    assert np.allclose(sample_times(12.3, 1.0), np.arange(12) + 0.5)
+    assert np.allclose(sample_times(12.6, 1.0), np.arange(13) + 0.5)  # centre 12.5 is inside
+    assert np.allclose(sample_times(10.0, 2.0), (np.arange(20) + 0.5) / 2)
+    assert np.allclose(sample_times(0.2, 1.0), [0.5])  # never empty
+    for length in (3.0, 7.7, 150.0):
+        for fps in (0.5, 1.0, 4.0):
+            assert abs(len(sample_times(length, fps)) - length * fps) <= 1
+
+
+def test_nearest_frames():
+    pts = np.arange(10) / 2.0  # 2 fps
+    assert nearest_frames(pts, np.array([0.5, 1.5, 4.4, 9.0])).tolist() == [1, 3, 9, 9]
+    assert nearest_frames(pts, np.array([0.25])).tolist() == [0]  # tie -> the earlier frame
+    assert nearest_frames(np.array([0.0]), np.array([0.5, 3.5])).tolist() == [0, 0]
+
+
+def test_output_shape():
+    assert output_shape(48, 64, 32, None) == (32, 43, 32, 43)
+    assert output_shape(64, 48, 32, 32) == (43, 32, 32, 32)
+    assert output_shape(720, 1280, 256, 224) == (256, 455, 224, 224)
+
+
+# ---- the stage -------------------------------------------------------------------------------
+
+def test_frames_count_timestamps_shape(workdir):
+    root, p, _ = workdir
+    assert _frames() == 0
+    index = framestore.read_index(p).set_index("id")
+    assert sorted(index.index) == sorted(VIDEOS)  # only videos ok at ingest are extracted
+    assert (index["status"] == "ok").all()
+    for vid, (sec, w, h, codec) in VIDEOS.items():
+        frames, times = framestore.load(p, vid)
+        assert isinstance(frames, np.memmap) and frames.dtype == np.uint8 and times.dtype == np.float64
+        assert abs(len(frames) - sec * p["frames"]["fps"]) <= 1, vid
+        assert frames.shape == (index.loc[vid, "n_frames"], 32, 32, 3)
+        assert times.tolist() == [k + 0.5 for k in range(len(frames))]  # 2 fps source: exact centres
+        # the frame kept for centre k + 0.5 s is source frame 2k + 1
+        assert [M.decode_index(f) for f in frames] == [2 * k + 1 for k in range(len(frames))], vid
+        assert (root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % 2}" / f"{vid}.npy").exists()
+
+
+def test_short_side_without_crop_and_other_fps(workdir):
+    root, p, make = workdir
+    p = make(size=16, crop=None, fps=0.5, workers=1)
+    assert _frames() == 0
+    for vid, (sec, w, h, _) in VIDEOS.items():
+        frames, times = framestore.load(p, vid)
+        short, long_ = (16, round(max(w, h) * 16 / min(w, h)))
+        assert frames.shape[1:3] == ((short, long_) if h <= w else (long_, short)), vid
+        assert abs(len(frames) - sec * 0.5) <= 1
+        assert np.allclose(times, (np.arange(len(frames)) + 0.5) * 2.0)
+        assert frames.reshape(len(frames), -1, 3).std(axis=1).max() < 4  # flat frames stay flat
+        assert [M.decode_index(f) for f in frames] == [4 * k + 2 for k in range(len(frames))]  # t = 2k+1 s
+
+
+def test_unreadable_at_extraction_is_recorded_and_the_rest_continues(workdir):
+    root, p, _ = workdir
+    (root / "videos" / "v_later_broken.mp4").write_bytes(b"\0" * 1000)  # broken after ingest
+    assert _frames() == 0
+    index = framestore.read_index(p).set_index("id")
+    assert index.loc["later_broken", "status"] == "unreadable"
+    assert index.loc["later_broken", "reason"].startswith("cannot open")
+    assert index.loc["later_broken", "n_frames"] == 0
+    assert (index.drop("later_broken")["status"] == "ok").all()
+    with pytest.raises(DkpError, match="no extracted frames"):
+        framestore.load(p, "later_broken")
+    usable = framestore.available(p)
+    assert "later_broken" not in set(usable["id"]) and len(usable) == len(VIDEOS) - 1
+
+
+def test_shard_option(workdir, capsys):
+    root, p, _ = workdir
+    assert _frames(["--shard", "1/2"]) == 0
+    assert (root / "data/frames/shard-1/index.csv").exists()
+    assert not (root / "data/frames/shard-0").exists()
+    with pytest.raises(DkpError, match="run dkp frames first"):
+        framestore.read_index(p)
+    capsys.readouterr()
+    assert _frames(["--shard", "0/3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dkp frames: error: --shard 0/3: N must equal frames.shards (2)"]
+    assert _frames(["--shard", "0/2"]) == 0
+    whole = _snapshot(root)
+    assert len(framestore.read_index(p)) == len(VIDEOS)
+    # the two shards run separately give the same files as one run over all shards
+    subprocess.run(["rm", "-r", str(root / "data" / "frames")], check=True)
+    assert _frames() == 0
+    assert _snapshot(root) == whole
+
+
+def test_interrupted_run_resumes(workdir):
+    root, p, _ = workdir
+    assert _frames() == 0
+    done = _snapshot(root)
+    shard = root / "data" / "frames" / f"shard-{zlib.crc32(b'mpeg4') % 2}"
+    # what a killed run leaves: a stale temporary, no index, one video's frames not yet renamed
+    (shard / ".mpeg4.npy.abc123.tmp.npy").write_bytes(b"partial")
+    (shard / "index.csv").unlink()
+    (shard / "mpeg4.npy").unlink()
+    kept = next(f for f in shard.glob("*.npy") if not f.name.startswith("mpeg4"))
+    os.utime(kept, (1, 1))  # a reused file is left untouched
+    assert _frames() == 0
+    assert kept.stat().st_mtime == 1
+    assert not list(shard.glob(".*tmp*"))
+    os.utime(kept, None)
+    assert _snapshot(root) == done
+
+
+def test_same_input_byte_identical(workdir):
+    root, p, _ = workdir
+    assert _frames() == 0
+    first = _snapshot(root)
+    subprocess.run(["rm", "-r", str(root / "data" / "frames")], check=True)
+    assert _frames() == 0
+    assert _snapshot(root) == first
+    assert any(k.endswith(".npy") for k in first)
+
+
+def test_changed_settings_are_not_reused(workdir):
+    root, p, make = workdir
+    assert _frames() == 0
+    p = make(size=16, crop=16)
+    assert _frames() == 0
+    frames, _ = framestore.load(p, "mpeg4")
+    assert frames.shape[1:] == (16, 16, 3)
+
+
+def test_data_report(workdir):
+    root, p, _ = workdir
+    (root / "videos" / "v_later_broken.mp4").write_bytes(b"")
+    assert _frames() == 0
+    assert cli.main(["data-report", "--params", "params.yaml"]) == 0
+    report_path = root / "results" / "data_report.json"
+    report = json.loads(report_path.read_text())
+    first = report_path.read_bytes()
+    subsets = report["subsets"]
+    assert set(subsets) == {"training", "validation"}
+    total = {k: sum(s[k] for s in subsets.values()) for k in subsets["training"]}
+    assert total["videos"] == len(VIDEOS) + 2
+    assert total["ok"] == len(VIDEOS) - 1
+    assert total["unreadable_ingest"] == 2 and total["unreadable_extraction"] == 1 and total["missing"] == 0
+    index = framestore.read_index(p)
+    assert total["frames_extracted"] == int(index["n_frames"].sum()) > 0
+    skipped = {(s["id"], s["stage"]) for s in report["skipped"]}
+    assert skipped == {("zero", "ingest"), ("text", "ingest"), ("later_broken", "frames")}
+    assert report["classes"] == 2
+    assert cli.main(["data-report", "--params", "params.yaml"]) == 0
+    assert report_path.read_bytes() == first
