@@ -158,7 +158,7 @@ def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeyp
         "videos": {"evaluated": 3, "skipped": 1}}))
     assert cli.main(["figures", "--params", "params.yaml"]) == 0
     text = (tiny_workdir / "results/README.md").read_text()
-    assert "| validation | 1 | 3 | 0 | 0 | 4 |" in text and "| training | 0 | 4 | 0 | 0 | 4 |" in text
+    assert "| validation | 4 | 3 | 1 | 0 | 0 |" in text and "| training | 4 | 4 | 0 | 0 | 0 |" in text
     assert "`v_gone` (validation, ingest): missing: no file" in text and "unknown class 2" in text
     assert "| teacher_nt5 | 20.5 | 71.5 |" in text and "- videos.evaluated: 3" in text
     assert "not available" not in text

@@ -59,11 +59,15 @@ def _scalar_items(obj, prefix=""):
         yield prefix, _num(obj)
 
 
-def mapping_table(obj) -> list[str]:
-    """A JSON object as a table: a row per key of a mapping of flat mappings, else key/value pairs."""
+def mapping_table(obj, first: tuple[str, ...] = ()) -> list[str]:
+    """A JSON object as a table: a row per key of a mapping of flat mappings, else key/value pairs.
+
+    Columns: those named in `first` (in that order), then the rest sorted.
+    """
     if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()) and all(
             not isinstance(x, (dict, list)) for v in obj.values() for x in v.values()):
-        cols = sorted({c for v in obj.values() for c in v}, key=str)
+        present = {c for v in obj.values() for c in v}
+        cols = [c for c in first if c in present] + sorted(present - set(first), key=str)
         return _md_table([""] + [str(c) for c in cols],
                          [[str(k)] + [_num(obj[k].get(c)) for c in cols] for k in sorted(obj, key=str)])
     return _md_table(["key", "value"], [[k, v] for k, v in _scalar_items(obj)])
@@ -73,12 +77,13 @@ def metrics_section(metrics) -> list[str]:
     """results/metrics.json: the operating points as a table, then video and class counts."""
     if not isinstance(metrics, dict) or not isinstance(metrics.get("operating_points"), dict):
         return mapping_table(metrics)
-    out = mapping_table(metrics["operating_points"]) + [""]
+    out = mapping_table(metrics["operating_points"], ("gflops", "mAP", "mAP_official", "top1")) + [""]
     rest = {k: v for k, v in metrics.items() if k != "operating_points"}
     out += [f"- {k}: {v}" for k, v in _scalar_items(rest)]
     return out
 
 
+DATA_COLUMNS = ("videos", "ok", "missing", "unreadable_ingest", "unreadable_extraction", "not_extracted")
 SKIPPED_SHOWN = 20  # skipped videos listed by id; the rest are counted
 
 
@@ -87,7 +92,7 @@ def data_section(data_report) -> list[str]:
     if not isinstance(data_report, dict) or not isinstance(data_report.get("subsets"), dict):
         return mapping_table(data_report)
     out = ["Videos per subset (ok = ingested and extracted; missing; unreadable at ingest or extraction):", "",
-           *mapping_table(data_report["subsets"]), ""]
+           *mapping_table(data_report["subsets"], DATA_COLUMNS), ""]
     dropped = data_report.get("dropped_rows") or {}
     out.append("Annotation rows dropped at ingest: " + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
                                                         if dropped else "none") + ".")
@@ -132,7 +137,7 @@ def _params_section(p: dict) -> list[str]:
                  f"teacher frame weight {k['teacher_frame_weight']:g}")
     fp = p["figures"]
     lines.append(f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; claim 3 "
-                 f"threshold at {fp['similar_from']:g} of the S-1 range, margin {fp['similar_margin']:g} mAP points; "
+                 f"threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, margin {fp['similar_margin']:g} mAP points; "
                  f"S-3 configuration `{p['sweep']['s3_config']}`; seed {p['run']['seed']}")
     return lines
 
