@@ -1,0 +1,113 @@
+"""The inference API the features, sweep and evaluate stages call: trained modules behind one object.
+
+Per-frame work (pixels -> pooled feature) happens in `embed`, all cross-frame work
+(DKP, gate, classifiers, video score) in `predict`, so predict() on cached embed()
+outputs equals running the full networks on the same frames.
+
+Methods (dkp.configs.METHODS) and the backbones whose features they read:
+  teacher     t: teacher         mean over teacher frames of softmax(C_t(g_j))
+  student     s: student_plain   the Student baseline (CE only, never saw the teacher)
+  student-kd  s: student         the DKP-trained student's own classifier C_s (CE + KD), no teacher
+  dkp         s: student, t: teacher   DKP without the ensemble: mean of softmax(s_i), s_i = C_s'(f_i, z_i)
+  dste        s: student, t: teacher   the full method: p_i with the teacher's own frames (method.md 4)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import checkpoints
+from .errors import DkpError
+from .models import embed_frames
+from .models.dkp import masked_mean
+
+ROLES = {
+    "dste": {"s": "student", "t": "teacher"},
+    "dkp": {"s": "student", "t": "teacher"},
+    "teacher": {"t": "teacher"},
+    "student": {"s": "student_plain"},
+    "student-kd": {"s": "student"},
+}
+
+
+class Predictor:
+    def __init__(self, backbones: dict, entries: dict, dkp, classes: list[str], device):
+        self.backbones = backbones          # name -> module (eval, on device)
+        self.entries = entries              # name -> arch, width, input_size, normalize
+        self.dkp = dkp
+        self.classes = list(classes)
+        self.num_classes = len(classes)
+        self.device = torch.device(device)
+        self.backbone_names = sorted(backbones)
+        self.input_size = {n: e["input_size"] for n, e in entries.items()}
+        self._cost = None
+
+    @classmethod
+    def load(cls, p: dict, device) -> "Predictor":
+        """From models/teacher.pt and models/student.pt (paths relative to the project root)."""
+        t = checkpoints.read(checkpoints.TEACHER, "teacher")
+        s = checkpoints.read(checkpoints.STUDENT, "student")
+        if s.get("teacher_sha256") != checkpoints.file_digest(checkpoints.TEACHER):
+            raise DkpError(f"{checkpoints.STUDENT} was trained with another {checkpoints.TEACHER}: "
+                           f"rerun `dkp train-student`")
+        if list(s["classes"]) != list(t["classes"]):
+            raise DkpError(f"{checkpoints.STUDENT} and {checkpoints.TEACHER} disagree on the classes")
+        classes = list(t["classes"])
+        entries = {"teacher": t["backbones"]["teacher"], **s["backbones"]}
+        device = torch.device(device)
+        backbones = {n: checkpoints.build_backbone(e, len(classes)).to(device) for n, e in entries.items()}
+        dkp = checkpoints.build_dkp(s["dkp"], len(classes)).to(device)
+        return cls(backbones, {n: {k: e[k] for k in checkpoints.BACKBONE_KEYS} for n, e in entries.items()},
+                   dkp, classes, device)
+
+    def roles(self, method: str) -> dict[str, str]:
+        if method not in ROLES:
+            raise DkpError(f"unknown method {method!r}; expected one of {sorted(ROLES)}")
+        return dict(ROLES[method])
+
+    def embed(self, name: str, frames_uint8: np.ndarray, batch: int = 256) -> torch.Tensor:
+        """(N, H, W, 3) uint8 frames -> (N, D) float32 CPU features of backbone `name`."""
+        if name not in self.backbones:
+            raise DkpError(f"unknown backbone {name!r}; expected one of {self.backbone_names}")
+        e = self.entries[name]
+        return embed_frames(self.backbones[name], frames_uint8, e["input_size"], e["normalize"], self.device, batch)
+
+    @torch.no_grad()
+    def predict(self, method: str, s=None, t=None) -> dict:
+        """s, t: (feats (B, n, D), pos (B, n) in [0, 1], mask (B, n) bool) or None.
+
+        Returns {"video": (B, C) probabilities, "frames": per-frame probabilities of the
+        method: (B, ns, C) on the student frames, (B, nt, C) for the teacher alone}.
+        """
+        roles = self.roles(method)
+        for role, given in (("s", s), ("t", t)):
+            if role in roles and given is None:
+                raise DkpError(f"method {method} needs {role}= (features of backbone {roles[role]})")
+        if method == "teacher":
+            g, _, mask = self._inputs(t)
+            probs = self.backbones["teacher"].classify(g).float().softmax(-1)
+            return {"video": masked_mean(probs, mask), "frames": probs}
+        if method in ("student", "student-kd"):
+            f, _, mask = self._inputs(s)
+            probs = self.backbones[roles["s"]].classify(f).float().softmax(-1)
+            return {"video": masked_mean(probs, mask), "frames": probs}
+        f, u, f_mask = self._inputs(s)
+        g, v, g_mask = self._inputs(t)
+        out = self.dkp(f, u, g, v, f_mask, g_mask, ensemble=method == "dste")
+        return {"video": out["video"], "frames": out["p"]}
+
+    def _inputs(self, x):
+        feats, pos, mask = x
+        feats = feats.to(self.device, torch.float32)
+        pos = pos.to(self.device, torch.float32)
+        mask = None if mask is None else mask.to(self.device, torch.bool)
+        return feats, pos, mask
+
+    def cost(self):
+        """dkp.flops.CostModel measured on these modules at their input sizes."""
+        from .flops import CostModel
+
+        if self._cost is None:
+            self._cost = CostModel.from_modules(
+                {n: (m, self.input_size[n]) for n, m in self.backbones.items()}, ROLES, self.dkp)
+        return self._cost

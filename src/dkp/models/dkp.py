@@ -1,0 +1,206 @@
+"""Dynamic knowledge propagation (DKP), the student-teacher ensemble (DSTE) and their losses.
+
+Read top to bottom; notation of docs/method.md ("Ours" 1-5):
+  student frames x_i with features f_i = S(x_i) (B, ns, ds) at times u_i,
+  teacher frames y_j with features g_j = T(y_j) (B, nt, dt) at times v_j,
+  times are fractions of the video length in [0, 1].
+
+  q_i = Wq f_i + P(u_i),  k_j = Wk g_j + P(v_j),  val_j = Wv g_j
+  A   = softmax(q k^T / sqrt(d_head)) over the (valid) teacher frames, per head
+  z_i = Wo sum_j A_ij val_j                         propagated feature, teacher space
+  s_i = C_s'(concat(f_i, z_i))                      enriched student logits
+  t_i = C_t(z_i)                                    propagated teacher logits
+  w_i = sigmoid(h(concat(f_i, z_i)))                gate
+  p_i = w_i softmax(s_i) + (1 - w_i) softmax(t_i)   DSTE frame probabilities
+  video = (sum_i p_i + lambda_T sum_j softmax(C_t(g_j))) / (ns + lambda_T nt)
+
+Masks (B, n) bool, True = a real frame, let videos with different ns, nt share a batch.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEARNED_BINS = 64      # positions of the learned encoding table, linearly interpolated
+MAX_FREQ_CYCLES = 64   # highest sinusoid frequency: 64 half-turns per video length
+
+
+# ---------------------------------------------------------------- position encoding P(u)
+
+def sinusoid(u: torch.Tensor, dim: int) -> torch.Tensor:
+    """(..., ) fractions -> (..., dim) sin/cos features, frequencies geometric in pi..64 pi."""
+    half = dim // 2
+    steps = torch.arange(half, device=u.device, dtype=torch.float32) / max(half - 1, 1)
+    freqs = math.pi * MAX_FREQ_CYCLES ** steps
+    angles = u.float().unsqueeze(-1) * freqs
+    out = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    return F.pad(out, (0, dim - 2 * half))
+
+
+class PositionEncoding(nn.Module):
+    """P(u) for u in [0, 1]: `sinusoidal` (fixed basis, learned per-channel gain), `learned`
+    (a table over LEARNED_BINS positions, initialised to the sinusoid) or `none`."""
+
+    def __init__(self, kind: str, dim: int, scale: float):
+        super().__init__()
+        self.kind, self.dim, self.scale = kind, dim, scale
+        if kind == "sinusoidal":
+            self.gain = nn.Parameter(torch.ones(dim))
+        elif kind == "learned":
+            grid = torch.linspace(0, 1, LEARNED_BINS)
+            self.table = nn.Parameter(sinusoid(grid * scale, dim))
+        elif kind != "none":
+            raise ValueError(f"unknown position encoding {kind!r}")
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.kind == "sinusoidal":
+            return self.gain * sinusoid(u * self.scale, self.dim)
+        if self.kind == "learned":
+            x = u.float().clamp(0, 1) * (LEARNED_BINS - 1)
+            lo = x.floor().long().clamp(max=LEARNED_BINS - 2)
+            frac = (x - lo).unsqueeze(-1)
+            return self.table[lo] * (1 - frac) + self.table[lo + 1] * frac
+        return torch.zeros(*u.shape, self.dim, device=u.device)
+
+
+# ---------------------------------------------------------------- video score
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over dim 1 of (B, n, C) counting only mask-True frames."""
+    if mask is None:
+        return x.mean(dim=1)
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def video_score(probs: torch.Tensor, probs_mask, q: torch.Tensor | None, q_mask, teacher_weight: float) -> torch.Tensor:
+    """Mean of the student-frame probabilities with the teacher-frame probabilities q,
+    each teacher frame weighted teacher_weight relative to one student frame."""
+    def total(x, mask):
+        if mask is None:
+            return x.sum(1), torch.full(x.shape[:1], x.shape[1], dtype=x.dtype, device=x.device)
+        m = mask.to(x.dtype)
+        return (x * m.unsqueeze(-1)).sum(1), m.sum(1)
+
+    num, den = total(probs, probs_mask)
+    if q is not None and teacher_weight > 0:
+        qn, qd = total(q, q_mask)
+        num, den = num + teacher_weight * qn, den + teacher_weight * qd
+    return num / den.clamp(min=1e-12).unsqueeze(-1)
+
+
+# ---------------------------------------------------------------- DKP + DSTE
+
+class DKP(nn.Module):
+    def __init__(self, ds: int, dt: int, num_classes: int, heads: int, dim: int,
+                 pos_encoding: str = "sinusoidal", pos_scale: float = 1.0, dropout: float = 0.0,
+                 teacher_frame_weight: float = 1.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dkp.dim ({dim}) must be a multiple of dkp.heads ({heads})")
+        self.heads, self.dim, self.teacher_frame_weight = heads, dim, teacher_frame_weight
+        # cross-attention: student queries, teacher keys/values
+        self.wq = nn.Linear(ds, dim)
+        self.wk = nn.Linear(dt, dim)
+        self.wv = nn.Linear(dt, dim)
+        self.wo = nn.Linear(dim, dt)
+        self.pos = PositionEncoding(pos_encoding, dim, pos_scale)
+        self.attn_drop = nn.Dropout(dropout)
+        # heads: C_s' on concat(f, z), gate h, and C_t = the teacher's own classifier, frozen
+        self.student_head = nn.Linear(ds + dt, num_classes)
+        self.gate = nn.Linear(ds + dt, 1)
+        self.teacher_head = nn.Linear(dt, num_classes)
+        self.teacher_head.requires_grad_(False)
+        nn.init.zeros_(self.gate.weight)  # start as an even mix, w = 0.5
+        nn.init.zeros_(self.gate.bias)
+
+    def init_heads(self, teacher_fc: nn.Linear, student_fc: nn.Linear | None = None) -> None:
+        """C_t := the teacher's classifier; C_s' starts as C_s(f) + C_t(z) (a product of experts)."""
+        ds = self.student_head.in_features - self.teacher_head.in_features
+        with torch.no_grad():
+            self.teacher_head.weight.copy_(teacher_fc.weight)
+            self.teacher_head.bias.copy_(teacher_fc.bias)
+            if student_fc is not None:
+                self.student_head.weight[:, :ds].copy_(student_fc.weight)
+                self.student_head.weight[:, ds:].copy_(teacher_fc.weight)
+                self.student_head.bias.copy_(student_fc.bias + teacher_fc.bias)
+
+    def propagate(self, f, u, g, v, g_mask=None):
+        """Cross-attention: z (B, ns, dt) and the attention A (B, heads, ns, nt)."""
+        B, ns, _ = f.shape
+        nt, h = g.shape[1], self.heads
+        q = self.wq(f) + self.pos(u).to(f.dtype)
+        k = self.wk(g) + self.pos(v).to(g.dtype)
+        val = self.wv(g)
+        q, k, val = (x.view(B, -1, h, self.dim // h).transpose(1, 2) for x in (q, k, val))  # (B, h, n, d)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim // h)                          # (B, h, ns, nt)
+        if g_mask is not None:
+            scores = scores.masked_fill(~g_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        attn = scores.softmax(dim=-1)
+        mixed = (self.attn_drop(attn) @ val).transpose(1, 2).reshape(B, ns, self.dim)
+        return self.wo(mixed), attn
+
+    def forward(self, f, u, g, v, f_mask=None, g_mask=None, ensemble: bool = True) -> dict:
+        """All per-frame outputs and the video score. ensemble=False is "DKP without the
+        ensemble": the video score is the mean of softmax(s_i) over the student frames."""
+        z, attn = self.propagate(f, u, g, v, g_mask)
+        fz = torch.cat([f, z.to(f.dtype)], dim=-1)
+        s = self.student_head(fz)
+        out = {"z": z, "attn": attn, "s": s}
+        if not ensemble:
+            out["p"] = s.float().softmax(-1)
+            out["video"] = masked_mean(out["p"], f_mask)
+            return out
+        t = self.teacher_head(z)
+        w = torch.sigmoid(self.gate(fz)).squeeze(-1).float()
+        p = w.unsqueeze(-1) * s.float().softmax(-1) + (1 - w).unsqueeze(-1) * t.float().softmax(-1)
+        teacher_logits = self.teacher_head(g)
+        video = video_score(p, f_mask, teacher_logits.float().softmax(-1), g_mask, self.teacher_frame_weight)
+        out.update(t=t, w=w, p=p, teacher_logits=teacher_logits, video=video)
+        return out
+
+
+# ---------------------------------------------------------------- training losses (method.md 5)
+
+def kd_term(student_logits, teacher_logits, tau: float, mask=None) -> torch.Tensor:
+    """tau^2 KL(softmax(teacher/tau) || softmax(student/tau)), mean over (valid) frames."""
+    log_p_t = F.log_softmax(teacher_logits.float() / tau, dim=-1)
+    log_p_s = F.log_softmax(student_logits.float() / tau, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+    return tau * tau * _frame_mean(kl, mask)
+
+
+def _frame_mean(x: torch.Tensor, mask) -> torch.Tensor:
+    if mask is None:
+        return x.mean()
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1)
+
+
+def dkp_losses(out: dict, kd_logits, labels, target_feats, target_logits, f_mask,
+               lambda_feat: float, lambda_kd: float, tau: float) -> dict:
+    """Every loss term of the student stage; `total` is what is minimised.
+
+    out: DKP.forward (ensemble=True); kd_logits: C_s(f_i), the student's own classifier,
+    trained with CE + KD alone (the "Student + KD" baseline, never sees z);
+    target_feats: T(x_i), the teacher's features of the student frames;
+    target_logits: C_t(T(x_i)). The feature term is the squared error averaged over
+    frames and feature channels (||.||^2 / dt; lambda_feat absorbs the constant).
+    """
+    video_s = masked_mean(out["s"].float(), f_mask)
+    video_kd = masked_mean(kd_logits.float(), f_mask)
+    feat = ((out["z"].float() - target_feats.float()) ** 2).mean(-1)
+    terms = {
+        "ce_s": F.cross_entropy(video_s, labels),
+        "ce_p": F.nll_loss(out["video"].clamp(min=1e-8).log(), labels),
+        "feat": _frame_mean(feat, f_mask),
+        "kd": kd_term(out["s"], target_logits, tau, f_mask),
+        "ce_kd": F.cross_entropy(video_kd, labels),
+        "kd_kd": kd_term(kd_logits, target_logits, tau, f_mask),
+    }
+    terms["total"] = (terms["ce_s"] + terms["ce_p"] + lambda_feat * terms["feat"] + lambda_kd * terms["kd"]
+                      + terms["ce_kd"] + lambda_kd * terms["kd_kd"])
+    return terms

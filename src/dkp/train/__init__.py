@@ -1,0 +1,1 @@
+"""Training stages: `teacher.run` (dkp train-teacher) and `student.run` (dkp train-student)."""

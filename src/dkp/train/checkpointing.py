@@ -1,0 +1,73 @@
+"""Resume folders: every epoch of a training phase, with every RNG state, kept outside DVC's outputs.
+
+DVC deletes a stage's outputs before it runs, so resume state lives in
+`.dkp-cache/train/<stage>/<key>/`, where key hashes everything the stage's result
+depends on: the params it reads, the input data files' digests, the training code.
+A run killed at any point restarts from its last complete epoch (each file is
+written atomically) and ends bit-identical to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path, write_json
+from ..checkpoints import file_digest
+
+CACHE_ROOT = Path(".dkp-cache") / "train"
+CODE_DIRS = ("models", "train")  # training code whose edit invalidates a resume folder
+
+
+def code_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in CODE_DIRS:
+        for path in sorted((root / sub).glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def resume_dir(stage: str, reads: dict, inputs: list[str | Path]) -> Path:
+    """The resume folder for this stage, params it reads and input files; created, with a key.json."""
+    key = {"params": reads, "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
+           "code": code_digest(), "torch": torch.__version__}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = CACHE_ROOT / stage / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "key.json").exists():
+        write_json(folder / "key.json", key)
+    return folder
+
+
+def rng_states(rng: np.random.Generator) -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "generator": rng.bit_generator.state}
+
+
+def set_rng_states(state: dict, rng: np.random.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    rng.bit_generator.state = state["generator"]
+
+
+def save(folder: Path, tag: str, payload: dict) -> None:
+    with atomic_path(folder / f"{tag}.pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load(folder: Path, tag: str) -> dict | None:
+    """The last complete checkpoint of a phase, or None. Our own file: full unpickling is safe."""
+    path = folder / f"{tag}.pt"
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)

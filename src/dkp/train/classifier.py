@@ -1,0 +1,75 @@
+"""TSN-style training of a frame classifier: the teacher, and the plain student (the Student baseline).
+
+Each batch takes `batch_videos` videos and one random frame from each of `segments`
+equal runs of a video's frames (inside its labelled segments when within_activity),
+augments them, and minimises the cross-entropy of every frame against its video's label.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .. import runtime
+from ..models import autocast, embed_frames, preprocess
+from . import batches, loop
+from .data import VideoSet
+
+LOG_COLUMNS = ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
+
+
+def validation_frames(val: VideoSet, per_video: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Fixed validation frames: up to per_video frames evenly spread inside each video's
+    labelled activity. Returns (uint8 frames, labels, (video, frame) pairs)."""
+    pairs = [(i, int(j)) for i in range(len(val)) for j in batches.even_indices(val.activity(i), per_video)]
+    labels = np.array([val.labels[i] for i, _ in pairs], dtype=np.int64)
+    return val.gather(pairs), labels, pairs
+
+
+def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, train: VideoSet,
+                     val_frames: np.ndarray, val_labels: np.ndarray, device: torch.device,
+                     folder: Path, tag: str, seed: int) -> list[dict]:
+    """Train `model` in place for cfg['epochs'] epochs (resumable); return the log rows.
+
+    net: the backbone's params group (input_size, normalize); cfg: its train group
+    (epochs, batch_videos, segments, within_activity, lr, momentum, weight_decay,
+    warmup_epochs, label_smoothing); aug: train.augment.
+    """
+    size, norm = net["input_size"], net["normalize"]
+    steps = -(-len(train) // cfg["batch_videos"])
+    opt = loop.sgd(model.parameters(), cfg)
+    sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
+    candidates = [train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
+                  for i in range(len(train))]
+    y_val = torch.from_numpy(val_labels)
+
+    def epoch(e: int, rng: np.random.Generator) -> dict:
+        model.train()
+        total, hits, seen = 0.0, 0, 0
+        bar = tqdm(batches.epoch_batches(rng, len(train), cfg["batch_videos"]), desc=f"{tag} {e + 1}/{cfg['epochs']}",
+                   unit="batch", leave=False, disable=runtime.progress_disabled())
+        for vids in bar:
+            pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
+            x = preprocess(torch.from_numpy(train.gather(pairs)).to(device), size, norm)
+            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"])
+            y = torch.from_numpy(train.labels[[i for i, _ in pairs]]).to(device)
+            with autocast(device):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg["label_smoothing"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(y)
+            hits += int((logits.argmax(-1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{total / seen:.3f}")
+        model.eval()  # BN statistics and the classifier's dropout in inference mode
+        feats = embed_frames(model, val_frames, size, norm, device)
+        val_acc = loop.frame_accuracy(lambda f: model.classify(f.to(device)), feats, y_val)
+        return {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen, "val_acc": val_acc}
+
+    return loop.run_phase(folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch)

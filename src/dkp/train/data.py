@@ -1,0 +1,80 @@
+"""The videos a training stage reads: labels, durations, labelled segments, frames (memory-mapped)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DkpError
+
+
+@dataclass
+class VideoSet:
+    """One subset's usable videos (ok in the manifest and the frame index), sorted by id.
+
+    frames[i]: uint8 (T, H, W, 3) array-like (a memmap from dkp.framestore);
+    times[i]: float64 (T,) seconds; segments[i]: [[start, end], ...] of the video's label.
+    """
+
+    ids: list[str]
+    labels: np.ndarray
+    durations: np.ndarray
+    segments: list[list]
+    frames: list
+    times: list[np.ndarray]
+    offsets: np.ndarray = field(init=False)  # first row of each video in a flat per-frame array
+
+    def __post_init__(self):
+        counts = np.array([len(t) for t in self.times], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_frames_total(self) -> int:
+        return int(self.offsets[-1])
+
+    def n_frames(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    def activity(self, i: int) -> np.ndarray:
+        """Indices of the frames inside the video's labelled segments (all frames if none is)."""
+        t = self.times[i]
+        inside = np.zeros(len(t), dtype=bool)
+        for start, end in self.segments[i]:
+            inside |= (t >= start) & (t <= end)
+        idx = np.flatnonzero(inside)
+        return idx if len(idx) else np.arange(len(t))
+
+    def positions(self, i: int, idx: np.ndarray) -> np.ndarray:
+        """Frame times as fractions of the video length, in [0, 1]."""
+        d = float(self.durations[i])
+        return np.clip(self.times[i][idx] / d, 0.0, 1.0) if d > 0 else np.zeros(len(idx))
+
+    def gather(self, pairs) -> np.ndarray:
+        """uint8 (N, H, W, 3) frames for (video, frame index) pairs, in order."""
+        return np.stack([np.asarray(self.frames[i][j]) for i, j in pairs])
+
+
+def load_subset(p: dict, subset: str, num_classes: int) -> VideoSet:
+    """The usable videos of one subset, read through dkp.framestore."""
+    from .. import framestore
+
+    videos = framestore.available(p, subset)
+    if videos.empty:
+        raise DkpError(f"no usable video in subset {subset!r} (ok in data/manifest.csv and with extracted "
+                       f"frames): run `dkp data` and `dkp frames` first, or check data.train_subset/val_subset")
+    labels = videos["label_index"].to_numpy(np.int64)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise DkpError(f"subset {subset!r}: label_index outside 0..{num_classes - 1} (rerun `dkp data`)")
+    frames, times = [], []
+    for vid in videos["id"]:
+        f, t = framestore.load(p, vid)
+        if len(f) != len(t) or len(f) == 0:
+            raise DkpError(f"frames of {vid}: {len(f)} frames but {len(t)} timestamps (rerun `dkp frames`)")
+        frames.append(f)
+        times.append(np.asarray(t, dtype=np.float64))
+    return VideoSet(ids=[str(v) for v in videos["id"]], labels=labels,
+                    durations=videos["duration"].to_numpy(np.float64),
+                    segments=[list(s) for s in videos["segments"]], frames=frames, times=times)

@@ -1,0 +1,87 @@
+"""The parts every training phase shares: optimiser and schedule, mixed precision, a resumable
+epoch loop, frame accuracy, and the per-epoch CSV log."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import runtime
+from ..atomic import write_csv
+from . import checkpointing
+
+
+def sgd(parameters, cfg: dict) -> torch.optim.SGD:
+    return torch.optim.SGD([q for q in parameters if q.requires_grad], lr=cfg["lr"],
+                           momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+
+
+def warmup_cosine(opt, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 to the peak, then a cosine decay to 0, stepped per batch."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def make_deterministic(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, epoch_fn) -> list[dict]:
+    """Run epochs [last saved, epochs) of one phase; checkpoint after each; return all log rows.
+
+    stateful: name -> object with state_dict()/load_state_dict() (model, optimiser, scheduler).
+    The caller seeds (runtime.seed_everything(seed)) before building these objects, so a
+    fresh phase starts from the same state whatever ran before it; a resumed one then
+    overwrites them from its checkpoint, RNG states included.
+    epoch_fn(epoch, rng) -> dict of logged values for that epoch.
+    """
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    start = 0
+    saved = checkpointing.load(folder, tag)
+    if saved is not None:
+        for name, obj in stateful.items():
+            obj.load_state_dict(saved["state"][name])
+        checkpointing.set_rng_states(saved["rng"], rng)
+        rows, start = saved["rows"], saved["epoch"]
+        if start < epochs and not runtime.progress_disabled():
+            print(f"{tag}: resuming after epoch {start} from {folder}")
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        row = {"epoch": epoch + 1, **epoch_fn(epoch, rng)}
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        checkpointing.save(folder, tag, {"epoch": epoch + 1, "rows": rows, "rng": checkpointing.rng_states(rng),
+                                         "state": {n: o.state_dict() for n, o in stateful.items()}})
+    return rows
+
+
+@torch.no_grad()
+def frame_accuracy(logits_fn, feats: torch.Tensor, labels: torch.Tensor, batch: int = 1024) -> float:
+    """Accuracy of argmax logits_fn(features) against labels, in batches."""
+    if len(labels) == 0:
+        return float("nan")
+    hits = 0
+    for i in range(0, len(labels), batch):
+        hits += int((logits_fn(feats[i:i + batch]).argmax(-1).cpu() == labels[i:i + batch]).sum())
+    return hits / len(labels)
+
+
+def write_log(path: str | Path, rows: list[dict], columns: list[str]) -> None:
+    """results/train/<stage>.csv: one row per epoch, columns in a fixed order."""
+    frame = pd.DataFrame(rows)
+    for c in columns:
+        if c not in frame:
+            frame[c] = np.nan
+    write_csv(path, frame[columns])

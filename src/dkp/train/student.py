@@ -1,0 +1,209 @@
+"""`dkp train-student`: the Student baseline, then the student with DKP, the gate and KD (method.md 5).
+
+Phase 1 ("plain"): the student backbone alone, trained like the teacher (TSN frames,
+cross-entropy, train.plain_student): the "Student alone" baseline, which never sees
+the teacher. Phase 2 ("dkp"): a copy of it, the DKP module and the gate, trained with
+the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each batch draws its
+numbers of student and teacher frames at random over train.student.ns_range / nt_range
+(one random frame per equal segment of the whole video), so one checkpoint serves every
+sampling configuration. The teacher's features of every training frame are computed
+once, un-augmented, and cached: they give both the teacher frames g_j and the targets
+T(x_i) on the (augmented) student frames, so the teacher never runs in the loop.
+
+Writes models/student.pt and results/train/student.csv (rows of both phases; `val_acc`
+is frame accuracy inside the labelled activity: of the plain student in phase 1, of
+DSTE's p_i with n_t = mean of nt_range teacher frames at segment centres in phase 2;
+`val_acc_kd` is the DKP-trained student's own classifier C_s).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import checkpoints, framestore, runtime
+from ..atomic import atomic_path
+from ..errors import DkpError
+from ..models import autocast, build_backbone, embed_frames, load_pretrained, preprocess
+from ..models.dkp import DKP, dkp_losses
+from . import batches, checkpointing, classifier, loop
+from .data import VideoSet, load_subset
+from .teacher import input_files
+
+LOG = Path("results") / "train" / "student.csv"
+SEED_OFFSET = {"plain": 1, "dkp": 2}
+TERMS = ["ce_s", "ce_p", "feat", "kd", "ce_kd", "kd_kd"]
+LOG_COLUMNS = ["phase", "epoch", "loss", *TERMS, "lr", "train_acc", "val_acc", "val_acc_kd", "seconds"]
+
+
+def reads(p: dict) -> dict:
+    return {"run": p["run"], "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
+            "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
+            "train_student": p["train"]["student"], "plain": p["train"]["plain_student"],
+            "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
+
+
+def teacher_features(teacher, entry: dict, videos: VideoSet, path: Path, device) -> np.ndarray:
+    """Features of every frame of `videos` (rows at videos.offsets), cached at `path`."""
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    with atomic_path(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                        shape=(videos.n_frames_total, teacher.feature_dim))
+        for i in tqdm(range(len(videos)), desc="teacher features", unit="video", leave=False,
+                      disable=runtime.progress_disabled()):
+            feats = embed_frames(teacher, videos.frames[i], entry["input_size"], entry["normalize"], device)
+            out[videos.offsets[i]:videos.offsets[i + 1]] = feats.numpy()
+        out.flush()
+        del out
+    return np.load(path, mmap_mode="r")
+
+
+def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
+    """(B, n, D) features gathered from table, (B, n) positions, (B, n) mask for ragged row lists."""
+    n = max(len(r) for r in rows)
+    feats = np.zeros((len(rows), n, table.shape[1]), dtype=np.float32)
+    where = np.zeros((len(rows), n), dtype=np.float32)
+    mask = np.zeros((len(rows), n), dtype=bool)
+    for b, (r, u) in enumerate(zip(rows, pos)):
+        feats[b, :len(r)], where[b, :len(r)], mask[b, :len(r)] = table[r], u, True
+    return torch.from_numpy(feats), torch.from_numpy(where), torch.from_numpy(mask)
+
+
+def train_dkp(p: dict, student, dkp: DKP, train: VideoSet, tfeats: np.ndarray, val_eval, device,
+              folder: Path) -> list[dict]:
+    cfg, aug, net = p["train"]["student"], p["train"]["augment"], p["student"]
+    steps = -(-len(train) // cfg["batch_videos"])
+    opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
+    sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
+    (ns_lo, ns_hi), (nt_lo, nt_hi) = cfg["ns_range"], cfg["nt_range"]
+
+    def epoch(e: int, rng: np.random.Generator) -> dict:
+        student.train()
+        dkp.train()
+        sums, hits, seen, n_batches = dict.fromkeys(["total", *TERMS], 0.0), 0, 0, 0
+        bar = tqdm(batches.epoch_batches(rng, len(train), cfg["batch_videos"]), desc=f"dkp {e + 1}/{cfg['epochs']}",
+                   unit="batch", leave=False, disable=runtime.progress_disabled())
+        for vids in bar:
+            ns, nt = int(rng.integers(ns_lo, ns_hi + 1)), int(rng.integers(nt_lo, nt_hi + 1))
+            s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
+            t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
+            pairs = [(int(i), int(j)) for i, idx in zip(vids, s_idx) for j in idx]
+            x = preprocess(torch.from_numpy(train.gather(pairs)).to(device), net["input_size"], net["normalize"])
+            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"])
+            u = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, s_idx)])).float().to(device)
+            v = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, t_idx)])).float().to(device)
+            g = torch.from_numpy(tfeats[np.stack([train.offsets[i] + j for i, j in zip(vids, t_idx)])]).to(device)
+            target = torch.from_numpy(tfeats[np.stack([train.offsets[i] + j for i, j in zip(vids, s_idx)])]).to(device)
+            y = torch.from_numpy(train.labels[vids]).to(device)
+            with autocast(device):
+                f = student.embed(x)
+                kd_logits = student.classify(f).view(len(vids), ns, -1)
+                out = dkp(f.view(len(vids), ns, -1), u, g, v)
+            terms = dkp_losses(out, kd_logits, y, target, dkp.teacher_head(target), None,
+                               cfg["lambda_feat"], cfg["lambda_kd"], cfg["tau"])
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            sched.step()
+            for k in sums:
+                sums[k] += float(terms[k].detach())
+            hits += int((out["p"].argmax(-1) == y[:, None]).sum())
+            seen += out["p"].shape[0] * out["p"].shape[1]
+            n_batches += 1
+            bar.set_postfix(loss=f"{sums['total'] / n_batches:.3f}")
+        row = {k: v / n_batches for k, v in sums.items()}
+        row["loss"] = row.pop("total")
+        return {"phase": "dkp", **row, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen, **val_eval()}
+
+    return loop.run_phase(folder, "dkp", cfg["epochs"], p["run"]["seed"] + SEED_OFFSET["dkp"],
+                          {"student": student, "dkp": dkp, "opt": opt, "sched": sched}, epoch)
+
+
+def dkp_validation(p: dict, student, dkp: DKP, teacher, t_entry: dict, val: VideoSet, val_frames, val_labels,
+                   val_pairs, device):
+    """A closure giving the phase-2 validation accuracies (DSTE p_i and C_s) on the fixed frames."""
+    lo, hi = p["train"]["student"]["nt_range"]
+    nt = (lo + hi) // 2
+    t_idx = [batches.centre_indices(val.n_frames(i), nt) for i in range(len(val))]
+    t_frames = val.gather([(i, int(j)) for i in range(len(val)) for j in t_idx[i]])
+    t_table = embed_frames(teacher, t_frames, t_entry["input_size"], t_entry["normalize"], device).numpy()
+    t_rows = [np.arange(i * nt, (i + 1) * nt) for i in range(len(val))]
+    g, v, g_mask = pad_batch(t_rows, t_table, [val.positions(i, t_idx[i]) for i in range(len(val))])
+    video_of = np.array([i for i, _ in val_pairs])
+    s_rows = [np.flatnonzero(video_of == i) for i in range(len(val))]
+    s_pos = [val.positions(i, np.array([j for _, j in val_pairs])[s_rows[i]]) for i in range(len(val))]
+    y = torch.from_numpy(val_labels)
+
+    def evaluate() -> dict:
+        student.eval()
+        dkp.eval()
+        table = embed_frames(student, val_frames, p["student"]["input_size"], p["student"]["normalize"], device)
+        f, u, f_mask = pad_batch(s_rows, table.numpy(), s_pos)
+        with torch.no_grad(), autocast(device):
+            out = dkp(f.to(device), u.to(device), g.to(device), v.to(device), f_mask.to(device), g_mask.to(device))
+            kd = loop.frame_accuracy(lambda x: student.classify(x.to(device)), table, y)
+        frame_probs = out["p"].float().cpu()[f_mask]
+        return {"val_acc": float((frame_probs.argmax(-1) == y[np.concatenate(s_rows)]).float().mean()),
+                "val_acc_kd": kd}
+
+    return evaluate
+
+
+def run(p: dict, args) -> None:
+    device = runtime.setup(p)
+    loop.make_deterministic(device)
+    classes = framestore.load_classes(p)
+    t_ckpt = checkpoints.read(checkpoints.TEACHER, "teacher")
+    if list(t_ckpt["classes"]) != classes:
+        raise DkpError(f"{checkpoints.TEACHER} was trained on other classes than data/classes.txt: "
+                       f"rerun `dkp train-teacher`")
+    t_entry = t_ckpt["backbones"]["teacher"]
+    teacher = checkpoints.build_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
+    train = load_subset(p, p["data"]["train_subset"], len(classes))
+    val = load_subset(p, p["data"]["val_subset"], len(classes))
+    val_frames, val_labels, val_pairs = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
+    folder = checkpointing.resume_dir("student", reads(p), input_files(p) + [checkpoints.TEACHER])
+
+    # Phase 1: the Student baseline, cross-entropy alone
+    seed = p["run"]["seed"] + SEED_OFFSET["plain"]
+    runtime.seed_everything(seed)
+    plain = build_backbone(p["student"], len(classes))
+    if p["student"]["pretrained"]:
+        print(load_pretrained(plain, p["student"]["pretrained"], "student"))
+    plain.to(device)
+    plain_rows = classifier.train_classifier(plain, p["student"], p["train"]["plain_student"], p["train"]["augment"],
+                                             train, val_frames, val_labels, device, folder, "plain", seed)
+    plain.eval()
+
+    # Phase 2: DKP + gate + KD from the plain student, teacher frozen
+    tfeats = teacher_features(teacher, t_entry, train, folder / "teacher_features.npy", device)
+    runtime.seed_everything(p["run"]["seed"] + SEED_OFFSET["dkp"])
+    student = build_backbone(p["student"], len(classes))
+    student.load_state_dict(plain.state_dict())
+    k = p["dkp"]
+    dkp = DKP(student.feature_dim, teacher.feature_dim, len(classes), k["heads"], k["dim"], k["pos_encoding"],
+              k["pos_scale"], k["dropout"], k["teacher_frame_weight"])
+    dkp.init_heads(teacher.head, student.head)
+    student.to(device)
+    dkp.to(device)
+    val_eval = dkp_validation(p, student, dkp, teacher, t_entry, val, val_frames, val_labels, val_pairs, device)
+    dkp_rows = train_dkp(p, student, dkp, train, tfeats, val_eval, device, folder)
+
+    student.eval()
+    dkp.eval()
+    checkpoints.save(checkpoints.STUDENT, {
+        "kind": "student", "classes": classes, "num_classes": len(classes),
+        "teacher_sha256": checkpoints.file_digest(checkpoints.TEACHER),
+        "backbones": {"student": checkpoints.backbone_entry(student, p["student"]),
+                      "student_plain": checkpoints.backbone_entry(plain, p["student"])},
+        "dkp": {**k, "ds": student.feature_dim,
+                "dt": teacher.feature_dim, "state_dict": checkpoints.cpu_state(dkp)}})
+    rows = [{"phase": "plain", **r} for r in plain_rows]
+    rows += [{**r, "epoch": len(plain_rows) + r["epoch"]} for r in dkp_rows]
+    loop.write_log(LOG, rows, LOG_COLUMNS)
+    print(f"student: plain {len(plain_rows)} epochs (validation frame accuracy {plain_rows[-1]['val_acc']:.3f}), "
+          f"DKP {len(dkp_rows)} epochs (DSTE {dkp_rows[-1]['val_acc']:.3f}, C_s {dkp_rows[-1]['val_acc_kd']:.3f}) "
+          f"-> {checkpoints.STUDENT}")
