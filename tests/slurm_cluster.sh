@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway single-node Slurm for testing the cluster path (tests/test_slurm.py).
 #
-#   tests/slurm_cluster.sh start    install (root only, Debian), configure, start, wait for the node
+#   tests/slurm_cluster.sh install  install Debian's slurmctld slurmd slurm-client munge if missing (root)
+#   tests/slurm_cluster.sh start    install if needed, configure, start, wait for the node
 #   tests/slurm_cluster.sh stop     kill what `start` started, by its pid files
 #   tests/slurm_cluster.sh status   exit 0 when the node answers idle/mixed/allocated
 #   tests/slurm_cluster.sh env      print `export SLURM_CONF=...` for sbatch/squeue/snakemake
@@ -133,9 +134,10 @@ status() {
 }
 
 case ${1:-} in
+    install) mkdir -p "$DIR"; install_packages ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
     env) echo "export SLURM_CONF=$CONF" ;;
-    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
 esac

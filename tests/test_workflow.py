@@ -162,8 +162,9 @@ def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     st = dvc_stages(REPO)[stage]
     declared = {leaf for k in st["params"] for leaf in _leaves(params, k)}
     read = {leaf for k in found.keys for leaf in _leaves(params, k)}
-    assert sorted(read - declared) == [], f"{stage} reads params not listed in dvc.yaml"
-    assert sorted(declared - read) == [], f"{stage}: dvc.yaml lists params the stage never reads"
+    missing, extra = sorted(read - declared), sorted(declared - read)
+    assert missing == [], f"{stage} reads params not listed in dvc.yaml: {missing}"
+    assert extra == [], f"{stage}: dvc.yaml lists params the stage never reads: {extra}"
     code = [d for d in st["deps"] if d.startswith("src/")]
     covered = {f for f in found.files if any(f == d or f.startswith(d + "/") for d in code)}
     assert sorted(found.files - covered) == [], f"{stage} runs code not listed in its dvc.yaml deps"
@@ -172,7 +173,7 @@ def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     io = st["deps"] + st["outs"]
     unlisted = [p for p in found.paths
                 if not any(p == d or p.startswith(d + "/") or d.startswith(p + "/") for d in io)]
-    assert unlisted == [], f"{stage}'s code names files that are neither its deps nor its outs"
+    assert unlisted == [], f"{stage}'s code names files that are neither its deps nor its outs: {unlisted}"
 
 
 def test_snakemake_refuses_a_config_that_is_not_params_yaml(scratch, tmp_path):

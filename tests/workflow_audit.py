@@ -147,7 +147,7 @@ class _ParamReads(ast.NodeVisitor):
             self.owner = "<module>"
 
     def visit_FunctionDef(self, node):
-        for d in node.decorator_list:
+        for d in node.decorator_list + node.args.defaults + [k for k in node.args.kw_defaults if k]:
             self.visit(d)
         self._enter_def(node, node.body)
 

@@ -8,6 +8,7 @@ rule evaluate:
         data_report="results/data_report.json",
         manifest="data/manifest.csv",
         classes="data/classes.txt",
+        frames=FRAME_SHARDS,
         teacher="models/teacher.pt",
         student="models/student.pt",
     output:

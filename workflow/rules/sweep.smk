@@ -29,6 +29,8 @@ rule sweep:
     input:
         code=code("sweep"),
         features="data/features",
+        manifest="data/manifest.csv",
+        classes="data/classes.txt",
         teacher="models/teacher.pt",
         student="models/student.pt",
     output:
