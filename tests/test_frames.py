@@ -160,6 +160,17 @@ def test_shard_option(workdir, capsys):
     assert _snapshot(root) == whole
 
 
+def test_fewer_shards_remove_the_old_ones(workdir):
+    root, p, make = workdir
+    p = make(shards=3)
+    assert _frames() == 0
+    assert (root / "data/frames/shard-2/index.csv").exists()
+    p = make(shards=2)
+    assert _frames() == 0
+    assert sorted(d.name for d in (root / "data/frames").iterdir()) == ["shard-0", "shard-1"]
+    assert len(framestore.read_index(p)) == len(VIDEOS)
+
+
 def test_interrupted_run_resumes(workdir):
     root, p, _ = workdir
     assert _frames() == 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -249,6 +250,10 @@ def run(p: dict, args) -> None:
         if i in by_shard:
             by_shard[i].append((vid, path))
 
+    if len(shards) == f["shards"]:  # a full run also drops shards of an earlier, larger frames.shards
+        for old in framestore.FRAMES.glob("shard-*"):
+            if old.is_dir() and old.name.removeprefix("shard-") not in {str(i) for i in shards}:
+                shutil.rmtree(old)
     rows: dict[int, list[dict]] = {i: [] for i in shards}
     tasks = []
     for i in shards:

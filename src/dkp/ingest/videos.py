@@ -17,6 +17,7 @@ from pathlib import Path
 EXTENSIONS = (".mp4", ".mkv", ".webm")
 PREFIXES = ("v_", "")  # ActivityNet downloads are v_<id>.mp4; other mirrors drop the prefix
 
+POOL_MIN = 64  # below this many files a process pool costs more than it saves
 _LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 _CHECK_FAILED = re.compile(r"Check failed: .*\(-?\d+ vs\. -?\d+\) (.+)$")
 
@@ -120,7 +121,7 @@ def probe(path: str | None) -> tuple[str, str]:
 
 def probe_many(paths: list[str | None], workers: int) -> list[tuple[str, str]]:
     """probe() over many files, in `workers` processes when that pays off; results in input order."""
-    if workers <= 1 or len(paths) < 64:
+    if workers <= 1 or len(paths) < POOL_MIN:
         return [probe(p) for p in paths]
     import multiprocessing
 
