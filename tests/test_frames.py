@@ -128,16 +128,19 @@ def test_short_side_without_crop_and_other_fps(workdir):
 def test_unreadable_at_extraction_is_recorded_and_the_rest_continues(workdir):
     root, p, _ = workdir
     (root / "videos" / "v_later_broken.mp4").write_bytes(b"\0" * 1000)  # broken after ingest
+    (root / "videos" / "v_tall.mp4").unlink()  # deleted after ingest
     assert _frames() == 0
     index = framestore.read_index(p).set_index("id")
     assert index.loc["later_broken", "status"] == "unreadable"
     assert index.loc["later_broken", "reason"].startswith("cannot open")
+    assert index.loc["tall", "reason"] == "cannot open: No such file or directory"
+    index = index.drop("tall")
     assert index.loc["later_broken", "n_frames"] == 0
     assert (index.drop("later_broken")["status"] == "ok").all()
     with pytest.raises(DkpError, match="no extracted frames"):
         framestore.load(p, "later_broken")
     usable = framestore.available(p)
-    assert "later_broken" not in set(usable["id"]) and len(usable) == len(VIDEOS) - 1
+    assert "later_broken" not in set(usable["id"]) and len(usable) == len(VIDEOS) - 2
 
 
 def test_shard_option(workdir, capsys):

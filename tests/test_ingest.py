@@ -183,6 +183,7 @@ air_drumming,eee,5,12,val
 abseiling,fff,0,10,test
 abseiling,aaa,0,10,train
 abseiling,ggg,7,17,val
+abseiling,hhh,3
 """
 
 
@@ -210,7 +211,8 @@ def test_kinetics_csv_with_class_list(tiny_params, tmp_path, monkeypatch):
     skipped = {(r.id, r.reason) for r in framestore.load_skipped(p).itertuples()}
     assert skipped == {("ddd_000000_000010", "label not in class list"),
                        ("fff_000000_000010", "subset not used"),
-                       ("aaa_000000_000010", "duplicate id")}
+                       ("aaa_000000_000010", "duplicate id"),
+                       ("line10", "invalid entry")}
 
 
 @pytest.mark.slow

@@ -58,7 +58,10 @@ def parse(path: str | Path, subsets: list[str], class_list: list[str]) -> m.Pars
             raise DkpError(f"{path}: expected a Kinetics CSV with columns {','.join(COLUMNS)}, "
                            f"missing {','.join(missing)}")
         for line, row in enumerate(reader, start=2):
-            subset = (row["split"] or "").strip()
+            if any(row[c] is None for c in COLUMNS):  # a short row: csv fills the missing fields with None
+                parsed.skips.append(m.Skip(f"line{line}", "", m.INVALID, "missing fields"))
+                continue
+            subset = row["split"].strip()
             try:
                 start, end = _seconds(row["time_start"]), _seconds(row["time_end"])
                 if end <= start:
@@ -74,9 +77,9 @@ def parse(path: str | Path, subsets: list[str], class_list: list[str]) -> m.Pars
             if subset not in subsets:
                 parsed.skips.append(m.Skip(vid, subset, m.SUBSET_UNUSED, subset))
                 continue
-            label = by_key.get(_key(row["label"] or ""))
+            label = by_key.get(_key(row["label"]))
             if label is None:
-                parsed.skips.append(m.Skip(vid, subset, m.NOT_IN_CLASS_LIST, (row["label"] or "").strip()))
+                parsed.skips.append(m.Skip(vid, subset, m.NOT_IN_CLASS_LIST, row["label"].strip()))
                 continue
             parsed.videos.append(m.Video(vid, subset, label, float(end - start), ((0.0, float(end - start)),), 1))
     parsed.videos.sort(key=lambda v: v.id)

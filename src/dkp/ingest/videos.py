@@ -88,7 +88,11 @@ def open_reader(path: str):
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)
-    if os.path.getsize(path) == 0:
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:  # gone since ingest, or a broken link
+        raise VideoError(f"cannot open: {exc.strerror}") from None
+    if size == 0:
         raise VideoError("empty file (0 bytes)")
     with captured_stderr() as read_log:
         try:
