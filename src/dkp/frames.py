@@ -75,7 +75,7 @@ def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
 
     rh, rw, fh, fw = output_shape(frames.shape[1], frames.shape[2], size, crop)
     if (rh, rw) != frames.shape[1:3]:
-        frames = np.stack([np.asarray(Image.fromarray(f).resize((rw, rh), Image.BILINEAR)) for f in frames])
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((rw, rh), Image.Resampling.BILINEAR)) for f in frames])
     top, left = (rh - fh) // 2, (rw - fw) // 2
     return np.ascontiguousarray(frames[:, top:top + fh, left:left + fw])
 
