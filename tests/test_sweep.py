@@ -97,11 +97,10 @@ def direct_scores(predictor, p, video, config) -> np.ndarray:
     from dkp import framestore
 
     frames, times = framestore.load(p, video["id"])
-    ns, nt = sampling.role_counts(config, float(video["duration"]))
     inputs = {}
     for role, name in predictor.roles(config.method).items():
-        n = ns if role == "s" else nt
-        idx = sampling.sample(times, float(video["duration"]), "adaptive", n=n)
+        n, r = (config.ns, config.rs) if role == "s" else (config.nt, config.rt)
+        idx = sampling.sample(times, float(video["duration"]), config.strategy, n=n, interval=r)
         feats = predictor.embed(name, np.asarray(frames[idx]))
         pos = torch.from_numpy(sampling.positions(times[idx], float(video["duration"])))
         dev = feats.device
@@ -155,21 +154,14 @@ def test_sweep_equals_direct_path(cached, batch_videos):
             np.testing.assert_allclose(pred.scores[v], direct_scores(predictor, p, video, c), atol=1e-5)
 
 
-def _direct_fixed(predictor, p, video, config):
-    """Fixed-interval configs: direct_scores samples adaptively with the fixed count, which is the
-    same frames (both strategies are n segment centres); checked here explicitly."""
-    ns, nt = sampling.role_counts(config, float(video["duration"]))
-    assert ns == sampling.fixed_count(float(video["duration"]), config.rs)
-    return direct_scores(predictor, p, video, config)
-
-
 def test_fixed_sampling_counts_vary_per_video(cached):
     p, videos, predictor, cache = cached
     fixed = [c for c in configs_mod.build(p) if c.strategy == "fixed"]
     out = sweep(predictor, cache, fixed, 3, torch.device("cpu"), progress=False)
     for c in fixed:
         assert len(set(out[c.name].ns.tolist())) > 1  # durations 2-60 s: counts differ per video
-        assert np.allclose(out[c.name].scores[0], _direct_fixed(predictor, p, videos.iloc[0], c), atol=1e-5)
+        want = [sampling.fixed_count(d, c.rs) for d in videos["duration"]]
+        assert out[c.name].ns.tolist() == want
 
 
 def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
@@ -214,3 +206,88 @@ def test_unknown_group_is_one_line(tiny_workdir, monkeypatch, capsys, tiny_param
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown group 'nope'" in err and "dste_adaptive-4" in err
     assert [c.group for c in select(tiny_params, "teacher")] == ["teacher"] * len(tiny_params["sweep"]["baselines"]["teacher_nt"])
+
+
+# ---------------------------------------------------------------- end to end, real stages (slow)
+
+EXACT_CONFIGS = ["dste_adaptive-4_nt3", "dste_fixed-8_rt8", "dkp_adaptive-4_nt5", "teacher_nt5",
+                 "student_ns20", "student-kd_ns5"]
+STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student",
+          "features", "sweep", "evaluate"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """The tiny pipeline run once through `dkp <stage>` (one training epoch: exactness needs no accuracy)."""
+    from conftest import TINY
+    import yaml
+
+    root = tmp_path_factory.mktemp("pipeline")
+    p = yaml.safe_load(TINY.read_text())
+    p["train"]["teacher"]["epochs"] = p["train"]["student"]["epochs"] = 1
+    (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    for stage in STAGES:
+        res = subprocess.run(["dkp", stage, "--params", "params.yaml"], cwd=root, capture_output=True, text=True)
+        assert res.returncode == 0, f"dkp {stage}: {res.stderr}"
+    return root, p
+
+
+@pytest.mark.slow
+def test_cached_scores_equal_networks_on_sampled_frames(pipeline, monkeypatch):
+    from dkp.inference import Predictor
+
+    root, p = pipeline
+    monkeypatch.chdir(root)
+    predictor = Predictor.load(p, torch.device("cpu"))
+    videos = FeatureCache(root / "data" / "features").index
+    by_name = configs_mod.by_name(p)
+    worst = 0.0
+    for name in EXACT_CONFIGS:
+        c = by_name[name]
+        pred = read_predictions(root / "results" / "predictions" / c.group / f"{name}.npz")
+        assert pred.video_ids.tolist() == videos["id"].tolist()
+        for v, (_, video) in enumerate(videos.iterrows()):
+            direct = direct_scores(predictor, p, video, c)
+            worst = max(worst, float(np.abs(pred.scores[v] - direct).max()))
+    assert worst <= 1e-4
+
+
+@pytest.mark.slow
+def test_evaluate_outputs_and_official_rescoring(pipeline):
+    root, p = pipeline
+    configs = configs_mod.build(p)
+    table = pd.read_csv(root / "results" / "curves.csv")
+    assert table["name"].tolist() == [c.name for c in configs]
+    assert list(table.columns) == ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "r_s",
+                                   "r_t", "gflops", "mAP", "mAP_official", "top1", "videos_evaluated",
+                                   "videos_skipped"]
+    assert (table["gflops"] > 0).all() and (table["videos_evaluated"] == 4).all()
+    summary = json.loads((root / "results" / "metrics.json").read_text())
+    assert sorted(summary["operating_points"]) == sorted(p["evaluate"]["operating_points"])
+    annotations = json.loads((root / p["data"]["annotations"]).read_text())
+    gt = {vid: sorted({a["label"] for a in v["annotations"]})
+          for vid, v in annotations["database"].items() if v["subset"] == p["data"]["val_subset"]}
+    exported = sorted((root / "results" / "anet").glob("*.json"))
+    assert [f.stem for f in exported] == sorted(c.name for c in configs if c.method in ("dste", "teacher"))
+    for f in exported:
+        c = configs_mod.by_name(p)[f.stem]
+        pred = read_predictions(root / "results" / "predictions" / c.group / f"{c.name}.npz")
+        from dkp.anet_format import score_results
+        from dkp.metrics import mean_ap_official
+
+        official = score_results(json.loads(f.read_text()), gt).value
+        assert official == pytest.approx(mean_ap_official(pred.scores, pred.labels).value, abs=1e-12)
+        row = table[table["name"] == c.name].iloc[0]
+        assert row["mAP_official"] == pytest.approx(100 * official, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_rerun_is_byte_identical_and_group_runs_alone(pipeline):
+    root, _ = pipeline
+    outputs = sorted((root / "results").glob("predictions/*/*")) + [root / "results" / "curves.csv",
+                                                                      root / "results" / "metrics.json"]
+    before = {f: f.read_bytes() for f in outputs}
+    for args in (["sweep"], ["sweep", "--group", "teacher"], ["evaluate"]):
+        res = subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=root, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    assert {f: f.read_bytes() for f in outputs} == before

@@ -68,17 +68,18 @@ def skipped_videos(p: dict) -> dict[str, int]:
 
 
 def _skipped_from_report(report: dict, subset: str) -> dict[str, int] | None:
-    """Counts of missing and unreadable videos of `subset` in a data report, or None if absent.
+    """Missing and unreadable videos of `subset` in dkp data-report's counts, or None if absent.
 
-    Accepts {"subsets": {subset: {status: n}}} or {subset: {status: n}} shapes.
+    missing = no file at ingest, or never extracted; unreadable = at ingest or at extraction.
     """
-    node = report.get("subsets", report).get(subset) if isinstance(report, dict) else None
+    node = report.get("subsets", {}).get(subset) if isinstance(report, dict) else None
     if not isinstance(node, dict):
         return None
-    counts = node.get("status", node)
-    if not isinstance(counts, dict) or not any(k in counts for k in ("missing", "unreadable")):
+    try:
+        return {"missing": int(node.get("missing", 0)) + int(node.get("not_extracted", 0)),
+                "unreadable": int(node.get("unreadable_ingest", 0)) + int(node.get("unreadable_extraction", 0))}
+    except (TypeError, ValueError):
         return None
-    return {k: int(counts.get(k, 0) or 0) for k in ("missing", "unreadable")}
 
 
 def load_all(p: dict) -> dict[str, Predictions]:
