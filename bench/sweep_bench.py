@@ -122,9 +122,9 @@ def main() -> int:
     sweep(predictor, cache, [one], bv, device, progress=False)  # warm-up: page cache, kernels, lazy inits
     times = {"one": [], "all": [], "naive": []}
     for _ in range(args.repeat):
-        times["one"].append(timed(lambda: score_all(sweep(predictor, cache, [one], bv, device, progress=False),
+        times["one"].append(timed(lambda: score_all(sweep(predictor, cache, [one], bv, device, progress=False)[0],
                                                     [one.name]))[0])
-        times["all"].append(timed(lambda: score_all(sweep(predictor, cache, configs, bv, device, progress=False),
+        times["all"].append(timed(lambda: score_all(sweep(predictor, cache, configs, bv, device, progress=False)[0],
                                                     [c.name for c in configs]))[0])
         if not args.skip_naive:
             times["naive"].append(timed(lambda: naive_sweep(p, predictor, cache.index, configs, bv, device))[0])

@@ -142,7 +142,7 @@ def test_cache_layout_and_rows(cached):
 def test_sweep_equals_direct_path(cached, batch_videos):
     p, videos, predictor, cache = cached
     configs = configs_mod.build(p)
-    out = sweep(predictor, cache, configs, batch_videos, torch.device("cpu"), progress=False)
+    out, _ = sweep(predictor, cache, configs, batch_videos, torch.device("cpu"), progress=False)
     for c in configs:
         pred = out[c.name]
         assert pred.scores.shape == (len(videos), N_CLASSES) and pred.scores.dtype == np.float32
@@ -157,7 +157,7 @@ def test_sweep_equals_direct_path(cached, batch_videos):
 def test_fixed_sampling_counts_vary_per_video(cached):
     p, videos, predictor, cache = cached
     fixed = [c for c in configs_mod.build(p) if c.strategy == "fixed"]
-    out = sweep(predictor, cache, fixed, 3, torch.device("cpu"), progress=False)
+    out, _ = sweep(predictor, cache, fixed, 3, torch.device("cpu"), progress=False)
     for c in fixed:
         assert len(set(out[c.name].ns.tolist())) > 1  # durations 2-60 s: counts differ per video
         want = [sampling.fixed_count(d, c.rs) for d in videos["duration"]]
@@ -167,14 +167,14 @@ def test_fixed_sampling_counts_vary_per_video(cached):
 def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
     p, videos, predictor, cache = cached
     s3 = configs_mod.by_name(p)[p["sweep"]["s3_config"]]
-    out = sweep(predictor, cache, [s3], 4, torch.device("cpu"), s3_config=s3.name, progress=False)
-    rows = out[s3.name + ".frames"]
+    out, rows = sweep(predictor, cache, [s3], 4, torch.device("cpu"), s3_config=s3.name, progress=False)
     assert len(rows) == len(videos)
     for (t, stu, dste), (_, v) in zip(rows, videos.iterrows()):
         assert len(t) == len(stu) == len(dste) == s3.ns
         assert np.all(np.diff(t) >= 0) and np.all((stu >= 0) & (stu <= 1)) and np.all((dste >= 0) & (dste <= 1))
     write_predictions(tmp_path / "a.npz", out[s3.name])
-    again = sweep(predictor, cache, [s3], 2, torch.device("cpu"), progress=False)
+    again, no_rows = sweep(predictor, cache, [s3], 2, torch.device("cpu"), progress=False)
+    assert no_rows == []
     write_predictions(tmp_path / "b.npz", again[s3.name])
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     back = read_predictions(tmp_path / "a.npz")
@@ -184,7 +184,7 @@ def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
 def test_curves_table_gflops_and_order(cached):
     p, videos, predictor, cache = cached
     configs = configs_mod.build(p)
-    preds = sweep(predictor, cache, configs, 64, torch.device("cpu"), progress=False)
+    preds, _ = sweep(predictor, cache, configs, 64, torch.device("cpu"), progress=False)
     table, scores = curves_table(p, {c.name: preds[c.name] for c in configs}, predictor.cost(), skipped=2)
     assert table["name"].tolist() == [c.name for c in configs]
     for c, (_, row) in zip(configs, table.iterrows()):

@@ -72,9 +72,12 @@ def _role_batch(block, times, durations, local_off, idx_lists, device):
 
 
 def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str | None = None,
-          progress: bool = True) -> dict[str, Predictions | tuple]:
-    """Run configurations over all cached videos; returns name -> Predictions
-    (and name + '.frames' -> list of per-video (times, student probs, dste probs) for s3_config)."""
+          progress: bool = True) -> tuple[dict[str, Predictions], list]:
+    """Run configurations over all cached videos.
+
+    Returns (name -> Predictions, s3 rows): the rows, one per video, are (student frame
+    times, ground-truth probability per frame from "student", from s3_config's method);
+    empty unless s3_config is among the configurations."""
     import torch
     from tqdm import tqdm
 
@@ -126,14 +129,10 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                 bar.update(b1 - b0)
     bar.close()
     ids = index["id"].astype(str).to_numpy()
-    result: dict = {}
-    for c in configs:
-        a = acc[c.name]
-        result[c.name] = Predictions(ids, labels, np.concatenate(a.scores).astype(np.float32),
-                                     np.concatenate(a.ns).astype(np.int64), np.concatenate(a.nt).astype(np.int64))
-        if c.name == s3_config:
-            result[c.name + ".frames"] = a.frames
-    return result
+    preds = {c.name: Predictions(ids, labels, np.concatenate(acc[c.name].scores).astype(np.float32),
+                                 np.concatenate(acc[c.name].ns).astype(np.int64),
+                                 np.concatenate(acc[c.name].nt).astype(np.int64)) for c in configs}
+    return preds, (acc[s3_config].frames if s3_config in acc else [])
 
 
 def _s3_frames(predictor, out, inputs, times, local_off, labels) -> list:
@@ -180,15 +179,15 @@ def run(p: dict, args) -> None:
     cache = FeatureCache()
     predictor = Predictor.load(p, device)
     s3 = p["sweep"]["s3_config"]
-    result = sweep(predictor, cache, chosen, p["sweep"]["batch_videos"], device, s3_config=s3,
-                   progress=not runtime.progress_disabled())
+    preds, s3_rows = sweep(predictor, cache, chosen, p["sweep"]["batch_videos"], device, s3_config=s3,
+                           progress=not runtime.progress_disabled())
     for group in dict.fromkeys(c.group for c in chosen):
         remove_stale_temps(PRED_ROOT / group)
         with atomic_dir(PRED_ROOT / group) as tmp:
             for c in (c for c in chosen if c.group == group):
-                write_predictions(tmp / f"{c.name}.npz", result[c.name])
+                write_predictions(tmp / f"{c.name}.npz", preds[c.name])
                 if c.name == s3:
-                    rows = _frames_json(result[s3 + ".frames"], cache.index, framestore.load_manifest(p),
+                    rows = _frames_json(s3_rows, cache.index, framestore.load_manifest(p),
                                         list(framestore.load_classes(p)))
                     (tmp / f"{c.name}.frames.json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
     print(f"sweep: {len(chosen)} configurations x {len(cache)} videos -> {PRED_ROOT}/")
