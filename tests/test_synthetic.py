@@ -1,0 +1,319 @@
+"""The synthetic dataset generator: pure specs and renderer, and `dkp synthesize` end to end."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from dkp.synthetic import annotations, classes, render, spec
+
+decord = pytest.importorskip("decord")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _default_params(repo: Path) -> dict:
+    with open(repo / "params.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def _specs(p: dict) -> list[spec.VideoSpec]:
+    return spec.make_specs(p["data"]["synthetic"], p["data"]["train_subset"], p["data"]["val_subset"])
+
+
+def _synthesize(workdir: Path, params: dict, *extra: str) -> subprocess.CompletedProcess:
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return subprocess.run(["dkp", "synthesize", "--params", "params.yaml", *extra], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)
+
+
+# ---------------------------------------------------------------- classes
+
+
+def test_class_tiles_are_distinct_under_shift_rotation_and_flip():
+    tiles = [classes.tile(c) for c in range(classes.NUM_CLASSES)]
+    assert all(t.sum() == 8 for t in tiles)  # same density: the mean colour says nothing
+    for a, b in itertools.combinations(range(classes.NUM_CLASSES), 2):
+        d = classes.tile_distance(tiles[a], tiles[b])
+        same_shape = classes.class_parts(a)[0] == classes.class_parts(b)[0]
+        assert d >= (4 if same_shape else 2), (classes.class_name(a), classes.class_name(b), d)
+
+
+def test_class_order_mixes_shapes_and_variants():
+    parts = [classes.class_parts(c) for c in range(classes.NUM_CLASSES)]
+    assert len(set(parts)) == classes.NUM_CLASSES
+    names = [classes.class_name(c) for c in range(classes.NUM_CLASSES)]
+    assert len(set(names)) == classes.NUM_CLASSES and names[0] == "disk-weave-a"
+    first4 = parts[:4]
+    assert {s for s, _ in first4} == set(range(4)) and len({v for _, v in first4}) == 4
+
+
+# ---------------------------------------------------------------- specs on the default parameters
+
+
+def test_default_specs_lengths_coverage_and_balance(repo):
+    p = _default_params(repo)
+    syn = p["data"]["synthetic"]
+    specs = _specs(p)
+    assert len(specs) == syn["num_classes"] * (syn["train_per_class"] + syn["val_per_class"])
+    dur = np.array([s.duration for s in specs])
+    assert dur.min() >= syn["min_duration"] and dur.max() <= syn["max_duration"]
+    assert dur.max() / dur.min() >= 8
+    med = np.median(dur)
+    assert med - dur.min() < 0.5 * (dur.max() - med)  # long tail: median far nearer the shortest
+    for s in specs:
+        assert syn["min_coverage"] <= s.coverage <= syn["max_coverage"], s
+        assert 1 <= len(s.segments) <= 2
+        bounds = [x for seg in s.segments for x in seg]
+        assert bounds == sorted(bounds) and bounds[0] >= 0 and bounds[-1] <= s.n_frames
+        assert all(e > b for b, e in s.segments)
+        if len(s.segments) == 2:
+            assert s.segments[1][0] > s.segments[0][1]  # background between the two
+    assert 0.2 < np.mean([len(s.segments) == 2 for s in specs]) < 0.8
+    for subset, per_class in ((p["data"]["train_subset"], syn["train_per_class"]),
+                              (p["data"]["val_subset"], syn["val_per_class"])):
+        counts = np.bincount([s.class_index for s in specs if s.subset == subset], minlength=syn["num_classes"])
+        assert counts.tolist() == [per_class] * syn["num_classes"]
+    ids = [s.vid for s in specs]
+    assert len(set(ids)) == len(ids) and all(len(i) == 11 and i[0].isalnum() for i in ids)
+
+
+def test_annotation_document_is_activitynet_v13(repo):
+    p = _default_params(repo)
+    syn = p["data"]["synthetic"]
+    specs = _specs(p)
+    doc = annotations.build(specs, syn["num_classes"])
+    assert set(doc) == {"version", "taxonomy", "database"} and doc["version"] == "VERSION 1.3"
+    nodes = doc["taxonomy"]
+    assert all(set(n) == {"nodeId", "nodeName", "parentId", "parentName"} for n in nodes)
+    parents = {n["parentId"] for n in nodes}
+    leaves = [n["nodeName"] for n in nodes if n["nodeId"] not in parents]
+    assert leaves == [classes.class_name(c) for c in range(syn["num_classes"])]
+    by_id = {n["nodeId"]: n for n in nodes}
+    assert all(n["parentId"] is None or by_id[n["parentId"]]["nodeName"] == n["parentName"] for n in nodes)
+    assert sorted(doc["database"]) == [s.vid for s in specs]
+    for s in specs:
+        e = doc["database"][s.vid]
+        assert set(e) == {"subset", "duration", "resolution", "url", "annotations"}
+        assert e["resolution"] == f"{syn['size']}x{syn['size']}" and e["url"].endswith(s.vid)
+        assert all(a["label"] == s.label for a in e["annotations"])
+        covered = sum(b - a for a, b in (x["segment"] for x in e["annotations"]))
+        assert syn["min_coverage"] - 1e-9 <= covered / e["duration"] <= syn["max_coverage"] + 1e-9
+        assert all(0 <= a < b <= e["duration"] for a, b in (x["segment"] for x in e["annotations"]))
+
+
+def test_specs_follow_the_seed(repo):
+    syn = _default_params(repo)["data"]["synthetic"]
+    assert spec.make_specs(syn) == spec.make_specs(dict(syn))
+    other = spec.make_specs({**syn, "seed": syn["seed"] + 1})
+    assert [s.vid for s in other] != [s.vid for s in spec.make_specs(syn)]
+
+
+# ---------------------------------------------------------------- the pure renderer
+
+
+@pytest.fixture(scope="module")
+def render_specs() -> list[spec.VideoSpec]:
+    """Three of the shortest default videos: with an occluder, with two segments, with neither."""
+    specs = sorted(_specs(_default_params(REPO)), key=lambda s: (s.n_frames, s.vid))
+    return [next(s for s in specs if s.occluder), next(s for s in specs if len(s.segments) == 2),
+            next(s for s in specs if not s.occluder and len(s.segments) == 1)]
+
+
+def test_frame_is_a_pure_function_of_spec_and_index(render_specs):
+    for s in render_specs:
+        video = render.render_frames(s, np.arange(s.n_frames))
+        assert video.shape == (s.n_frames, s.size, s.size, 3) and video.dtype == np.uint8
+        for k in (0, s.segments[0][0], s.n_frames - 1):
+            assert np.array_equal(render.render_frames(s, [k])[0], video[k])
+        assert not np.array_equal(video[0], video[1])  # noise and motion: frames are not copies
+
+
+def test_background_frames_are_the_scene_without_the_object(render_specs):
+    """Outside the object's visible pixels an activity frame equals the same frame with no activity."""
+    for s in render_specs:
+        frames = np.arange(s.n_frames)
+        act = s.active(frames)
+        mask = render.object_mask(s, frames)
+        assert not mask[~act].any()  # no object outside the segments
+        assert (mask[act].reshape(act.sum(), -1).sum(1) > 0.05 * s.size ** 2).all()  # visible inside
+        empty = dataclasses.replace(s, segments=())
+        with_obj, without = render.render_frames(s, frames), render.render_frames(empty, frames)
+        assert np.array_equal(with_obj[~act], without[~act])
+        outside = (mask == 0)[..., None].repeat(3, -1)
+        assert np.array_equal(with_obj[act][outside[act]], without[act][outside[act]])
+        inside = (mask > 0.99)[..., None].repeat(3, -1)
+        assert (with_obj[inside] != without[inside]).mean() > 0.5
+
+
+def test_renderer_rejects_frames_outside_the_video(render_specs):
+    s = render_specs[0]
+    with pytest.raises(ValueError, match="outside"):
+        render.render_frames(s, [s.n_frames])
+
+
+# ---------------------------------------------------------------- dkp synthesize end to end
+
+
+def _decode(path: Path, idx) -> np.ndarray:
+    return decord.VideoReader(str(path)).get_batch(list(idx)).asnumpy()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The tiny dataset (size 64 so frames are realistic) generated in two independent folders."""
+    with open(REPO / "tests" / "params-tiny.yaml") as fh:
+        p = yaml.safe_load(fh)
+    p["data"]["synthetic"]["size"] = 64
+    dirs = []
+    for name in ("a", "b"):
+        d = tmp_path_factory.mktemp(name)
+        res = _synthesize(d, p)
+        assert res.returncode == 0, res.stderr
+        dirs.append(d)
+    return p, dirs
+
+
+def test_same_seed_gives_identical_annotations_and_frames(two_runs):
+    p, (a, b) = two_runs
+    ann = Path(p["data"]["annotations"])
+    assert (a / ann).read_bytes() == (b / ann).read_bytes()
+    videos = sorted((a / p["data"]["videos"]).iterdir())
+    assert [v.name for v in videos] == sorted(v.name for v in (b / p["data"]["videos"]).iterdir())
+    for v in videos[:3]:
+        n = len(decord.VideoReader(str(v)))
+        idx = [0, n // 2, n - 1]
+        assert np.array_equal(_decode(v, idx), _decode(b / p["data"]["videos"] / v.name, idx))
+        assert v.read_bytes() == (b / p["data"]["videos"] / v.name).read_bytes()
+
+
+def test_output_is_activitynet_and_nothing_else(two_runs):
+    p, (a, _) = two_runs
+    root = a / "data" / "synthetic"
+    files = sorted(str(f.relative_to(root)) for f in root.rglob("*") if f.is_file())
+    ann = str(Path(p["data"]["annotations"]).relative_to("data/synthetic"))
+    assert ann in files and all(f == ann or (f.startswith("videos/v_") and f.endswith(".mp4")) for f in files)
+    assert not list((a / "data").glob(".*"))  # no temporaries left beside it
+    doc = json.loads((a / p["data"]["annotations"]).read_text())
+    assert len(files) == len(doc["database"]) + 1
+
+
+def test_videos_decode_with_the_annotated_duration_and_size(two_runs):
+    p, (a, _) = two_runs
+    syn = p["data"]["synthetic"]
+    doc = json.loads((a / p["data"]["annotations"]).read_text())
+    for vid, e in doc["database"].items():
+        vr = decord.VideoReader(str(a / p["data"]["videos"] / f"v_{vid}.mp4"))
+        assert abs(vr.get_avg_fps() - syn["fps"]) < 1e-6
+        assert abs(len(vr) / vr.get_avg_fps() - e["duration"]) <= 1 / syn["fps"] + 1e-6
+        assert vr[0].shape == (syn["size"], syn["size"], 3)
+        assert e["resolution"] == f"{syn['size']}x{syn['size']}"
+
+
+def test_decoded_frames_match_the_renderer(two_runs):
+    """What the pipeline reads back is the rendered frame, up to H.264 loss (checked on luma)."""
+    p, (a, _) = two_runs
+    specs = {s.vid: s for s in _specs(p)}
+    vid = sorted(specs)[0]
+    s = specs[vid]
+    idx = np.arange(s.n_frames)
+    decoded = _decode(a / p["data"]["videos"] / f"v_{vid}.mp4", idx).astype(np.float64)
+    rendered = render.render_frames(s, idx).astype(np.float64)
+    luma = np.array([0.299, 0.587, 0.114])
+    err = (decoded - rendered) @ luma
+    psnr = 10 * np.log10(255 ** 2 / np.mean(err ** 2))
+    assert psnr > 30, psnr
+
+
+def test_different_seed_changes_annotations_and_frames(two_runs, tmp_path):
+    p, (a, _) = two_runs
+    q = json.loads(json.dumps(p))
+    q["data"]["synthetic"]["seed"] += 1
+    res = _synthesize(tmp_path, q)
+    assert res.returncode == 0, res.stderr
+    ann = Path(p["data"]["annotations"])
+    doc_a, doc_c = (json.loads((d / ann).read_text()) for d in (a, tmp_path))
+    assert doc_a != doc_c and set(doc_a["database"]).isdisjoint(doc_c["database"])
+    va = sorted((a / p["data"]["videos"]).iterdir())[0]
+    vc = sorted((tmp_path / p["data"]["videos"]).iterdir())[0]
+    assert not np.array_equal(_decode(va, [0]), _decode(vc, [0]))
+
+
+def test_real_source_writes_only_the_marker(tiny_workdir, tiny_params):
+    real = tiny_workdir / "anet"
+    (real / "videos").mkdir(parents=True)
+    (real / "anet.json").write_text("{}")
+    old = tiny_workdir / "data" / "synthetic" / "keep.txt"
+    old.parent.mkdir(parents=True)
+    old.write_text("untouched")
+    p = dict(tiny_params)
+    p["data"] = {**p["data"], "source": "activitynet", "annotations": "anet/anet.json", "videos": "anet/videos"}
+    res = _synthesize(tiny_workdir, p)
+    assert res.returncode == 0, res.stderr
+    marker = tiny_workdir / "data" / "synthetic" / "SOURCE.txt"
+    assert "activitynet" in marker.read_text() and old.read_text() == "untouched"
+    assert sorted(f.name for f in (tiny_workdir / "data" / "synthetic").iterdir()) == ["SOURCE.txt", "keep.txt"]
+    assert sorted(f.name for f in real.rglob("*")) == ["anet.json", "videos"]
+
+
+def test_odd_frame_size_is_one_line_parameter_error(tiny_workdir, tiny_params):
+    tiny_params["data"]["synthetic"]["size"] = 33
+    res = _synthesize(tiny_workdir, tiny_params)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "data.synthetic.size" in res.stderr
+    assert not (tiny_workdir / "data" / "synthetic").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, sig):
+    """Ctrl-C or a scheduler's SIGTERM mid-run: exit 130, old data intact, no temporaries, no workers left."""
+    res = _synthesize(tiny_workdir, tiny_params)
+    assert res.returncode == 0, res.stderr
+    ann = tiny_workdir / tiny_params["data"]["annotations"]
+    before = ann.read_bytes()
+    big = json.loads(json.dumps(tiny_params))
+    big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
+    # SIGINT back to default in the child: a shell running the tests in the background ignores it
+    proc = subprocess.Popen(["dkp", "synthesize"], cwd=tiny_workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while not list((tiny_workdir / "data").glob(".synthetic.*.tmp/videos/*.mp4")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    workers = _children(proc.pid)
+    assert workers, "expected worker processes"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert ann.read_bytes() == before
+    assert not list((tiny_workdir / "data").glob(".synthetic.*"))
+    deadline = time.time() + 10
+    while [w for w in workers if _alive(w)] and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], "worker processes outlived the stage"
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a container's init may not reap orphans)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
