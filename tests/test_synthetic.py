@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import av  # noqa: F401  before decord: decord's FFmpeg loaded first breaks PyAV's libvpx-vp9 encoder (test_ingest)
 import numpy as np
 import pytest
 import yaml
