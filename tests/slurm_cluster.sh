@@ -8,12 +8,16 @@
 #   tests/slurm_cluster.sh env      print `export SLURM_CONF=...` for sbatch/squeue/snakemake
 #
 # Idempotent: `start` twice leaves one set of daemons, `stop` without `start` is a no-op.
-# Everything lives under $DKP_SLURM_DIR (default /tmp/dkp-slurm); /etc/slurm is not touched,
-# so clients find the cluster through SLURM_CONF. Exit 3 = cannot run here (the reason on stderr).
+# State, logs and slurm.conf live under $DKP_SLURM_DIR (default /tmp/dkp-slurm).
+# /etc/slurm/slurm.conf becomes a symlink to that slurm.conf (removed again by `stop`): the
+# executor plugin's job step drops SLURM_CONF from the environment of the srun it calls, so
+# clients inside jobs only find the default path. A real slurm.conf there is never touched:
+# then the script refuses. Exit 3 = cannot run here (the reason on stderr).
 set -euo pipefail
 
 DIR=${DKP_SLURM_DIR:-/tmp/dkp-slurm}
 CONF=$DIR/slurm.conf
+ETC_CONF=/etc/slurm/slurm.conf
 PARTITION=dkp
 NODE_WAIT_S=${DKP_SLURM_WAIT_S:-60}
 
@@ -77,6 +81,20 @@ EOF
     mv "$CONF.tmp" "$CONF"
 }
 
+link_conf() {
+    if [[ -L $ETC_CONF ]]; then
+        local target
+        target=$(readlink "$ETC_CONF")
+        if [[ $target != "$CONF" && -e $target ]] && SLURM_CONF=$target sinfo >/dev/null 2>&1; then
+            unavailable "$ETC_CONF points to another running test cluster ($target)"
+        fi
+    elif [[ -e $ETC_CONF ]]; then
+        unavailable "a real Slurm configuration exists at $ETC_CONF; not replacing it"
+    fi
+    mkdir -p "$(dirname "$ETC_CONF")"
+    ln -sfn "$CONF" "$ETC_CONF"
+}
+
 start_munge() {
     # A munged we did not start (e.g. a real cluster's) is used as it is, and never stopped by us.
     if munge -n </dev/null >/dev/null 2>&1; then return 0; fi
@@ -101,6 +119,7 @@ start() {
         say "already running ($CONF)"
     else
         write_conf
+        link_conf
         start_munge
         # -c: clear saved state, so a rerun never inherits jobs or a DOWN node from an older run.
         alive "$DIR/slurmctld.pid" || /usr/sbin/slurmctld -c -f "$CONF" || unavailable "slurmctld did not start; see $DIR/slurmctld.log"
@@ -127,6 +146,7 @@ stop() {
         rm -f "$pidfile"
         say "stopped ${name%.started} ($pid)"
     done
+    if [[ -L $ETC_CONF && $(readlink "$ETC_CONF") == "$CONF" ]]; then rm -f "$ETC_CONF"; fi
 }
 
 status() {

@@ -22,17 +22,18 @@ CPU_ONLY = ["--set-resources", "train_teacher:gpu=0", "train_student:gpu=0", "fe
 
 
 @pytest.fixture(scope="module")
-def slurm_conf(tmp_path_factory):
-    state = tmp_path_factory.mktemp("slurm")
-    env = {"DKP_SLURM_DIR": str(state)}
-    proc = sh([str(SCRIPT), "start"], REPO, timeout=900, check=False, extra_env=env)
+def slurm_conf():
+    """A running single-node Slurm; stopped afterwards unless it was running before."""
+    was_running = sh([str(SCRIPT), "status"], REPO, check=False).returncode == 0
+    proc = sh([str(SCRIPT), "start"], REPO, timeout=900, check=False)
     if proc.returncode == 3:
         pytest.skip(proc.stderr.strip().splitlines()[-1])
     assert proc.returncode == 0, proc.stderr
     try:
-        yield {"SLURM_CONF": str(state / "slurm.conf")}
+        yield {"SLURM_CONF": sh([str(SCRIPT), "env"], REPO).stdout.split("=", 1)[1].strip()}
     finally:
-        sh([str(SCRIPT), "stop"], REPO, check=False, extra_env=env)
+        if not was_running:
+            sh([str(SCRIPT), "stop"], REPO, check=False)
 
 
 def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_conf, tmp_path_factory):
