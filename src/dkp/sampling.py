@@ -73,12 +73,15 @@ def sample(times: np.ndarray, duration: float, strategy: str,
     return nearest_indices(times, segment_centres(duration, count))
 
 
-def positions(times: np.ndarray, duration: float) -> np.ndarray:
-    """Temporal positions in [0, 1] (timestamp / L) for the DKP position encoding."""
+def positions(times: np.ndarray, duration) -> np.ndarray:
+    """Temporal positions in [0, 1] (timestamp / L) for the DKP position encoding.
+
+    `duration` is a scalar or one value per timestamp; a non-positive duration gives 0.
+    """
     times = np.asarray(times, dtype=np.float64)
-    if duration <= 0:
-        return np.zeros_like(times, dtype=np.float32)
-    return np.clip(times / duration, 0.0, 1.0).astype(np.float32)
+    d = np.broadcast_to(np.asarray(duration, dtype=np.float64), times.shape)
+    safe = np.where(d > 0, d, 1.0)
+    return np.where(d > 0, np.clip(times / safe, 0.0, 1.0), 0.0).astype(np.float32)
 
 
 def role_counts(config, duration: float) -> tuple[int, int]:

@@ -1,11 +1,13 @@
 """`dkp sweep [--group G]`: every sampling configuration, scored from the feature cache.
 
 Work is batched across configurations: for each batch of `sweep.batch_videos`
-videos the cached feature rows of those videos (contiguous in the cache) are
-read once and moved to the device once; every configuration then samples its
-frames from that block (per-video sample indices are memoised by frame count,
-since both strategies reduce to "n segment centres") and runs only the DKP
-heads. Memory holds one block at a time, so it stays flat as videos grow.
+videos (grouped by duration, so fixed-interval batches need little padding) the
+cached feature rows of those videos are read once and moved to the device once;
+every configuration then samples its frames from that block (per-video sample
+indices are memoised by frame count, since both strategies reduce to "n segment
+centres") and runs only the heads (Predictor.predict). Configurations that feed
+one method the same frames are computed once. Memory holds one block at a time,
+so it stays flat as videos grow.
 
 Writes results/predictions/<group>/<config>.npz (dkp.predictions) per group,
 each group's folder atomically, and for `sweep.s3_config`
@@ -17,7 +19,6 @@ student frame from method "student" and from "dste" on the same frames.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,109 +44,124 @@ def select(p: dict, group: str | None) -> list:
     return chosen
 
 
-@dataclass
-class _Acc:
-    scores: list = field(default_factory=list)
-    ns: list = field(default_factory=list)
-    nt: list = field(default_factory=list)
-    frames: list = field(default_factory=list)  # s3 only: per video (times, student, dste)
+def _signature(c, roles: dict) -> tuple:
+    """Configurations with equal signatures feed the same method the same frames: same scores
+    (e.g. dste_adaptive-4_nt5, dste_nt5_ns20 and dste_ns20_nt5), so they are computed once."""
+    s, t = "s" in roles, "t" in roles
+    return (c.method, c.strategy, c.ns if s else None, c.nt if t else None, c.rs if s else None, c.rt if t else None)
+
+
+def _batches(durations: np.ndarray, batch_videos: int) -> list[np.ndarray]:
+    """Video batches by duration (stable), so fixed-interval counts, hence padding, vary little
+    inside a batch."""
+    order = np.argsort(durations, kind="stable")
+    return [order[i:i + batch_videos] for i in range(0, len(order), batch_videos)]
 
 
 def _role_batch(block, times, durations, local_off, idx_lists, device):
-    """Padded (feats (B, n, D), pos (B, n), mask (B, n)) for one role of one configuration."""
+    """Padded (feats (B, n, D), pos (B, n), mask (B, n)) for one role of one configuration.
+
+    Padded slots repeat the block's first row; the mask (True = valid) keeps them out."""
     import torch
 
-    counts = np.array([len(i) for i in idx_lists])
-    n = int(counts.max())
-    gather = np.zeros((len(idx_lists), n), dtype=np.int64)
-    mask = np.zeros((len(idx_lists), n), dtype=bool)
-    pos = np.zeros((len(idx_lists), n), dtype=np.float32)
-    for b, idx in enumerate(idx_lists):
-        rows = local_off[b] + idx
-        gather[b, :len(idx)] = rows
-        mask[b, :len(idx)] = True
-        pos[b, :len(idx)] = sampling.positions(times[rows], durations[b])
-    g = torch.from_numpy(gather).to(device)
-    m = torch.from_numpy(mask).to(device)
-    feats = block[g] * m.unsqueeze(-1).to(block.dtype)  # padded slots zeroed; the mask hides them anyway
-    return feats, torch.from_numpy(pos).to(device), m
+    counts = np.fromiter(map(len, idx_lists), dtype=np.int64, count=len(idx_lists))
+    mask = np.arange(int(counts.max()))[None, :] < counts[:, None]
+    rows = np.concatenate(idx_lists) + np.repeat(local_off, counts)
+    gather = np.zeros(mask.shape, dtype=np.int64)
+    gather[mask] = rows  # row-major fill: video by video, in frame order
+    pos = np.zeros(mask.shape, dtype=np.float32)
+    pos[mask] = sampling.positions(times[rows], np.repeat(durations, counts))
+    feats = block[torch.from_numpy(gather).to(device)]
+    return feats, torch.from_numpy(pos).to(device), torch.from_numpy(mask).to(device)
+
+
+def _load_block(cache, names, vids, offsets, nframes, device):
+    """The cached rows of some videos, read once for every configuration: per-backbone
+    tensors, timestamps and each video's first row in them."""
+    import torch
+
+    spans = [slice(int(offsets[v]), int(offsets[v] + nframes[v])) for v in vids]
+    blocks = {name: torch.from_numpy(np.concatenate([cache.arrays[name][sp] for sp in spans])).to(device)
+              for name in names}
+    times = np.concatenate([np.asarray(cache.times[sp], dtype=np.float64) for sp in spans])
+    local_off = np.concatenate([[0], np.cumsum(nframes[vids])[:-1]]).astype(np.int64)
+    return blocks, times, local_off
 
 
 def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str | None = None,
           progress: bool = True) -> tuple[dict[str, Predictions], list]:
     """Run configurations over all cached videos.
 
-    Returns (name -> Predictions, s3 rows): the rows, one per video, are (student frame
-    times, ground-truth probability per frame from "student", from s3_config's method);
-    empty unless s3_config is among the configurations."""
+    Returns (name -> Predictions, s3 rows): the rows, one per video in cache order, are
+    (student frame times, ground-truth probability per frame from "student", from
+    s3_config's method); empty unless s3_config is among the configurations."""
     import torch
     from tqdm import tqdm
 
     roles = {c.name: predictor.roles(c.method) for c in configs}
     needed = sorted({name for r in roles.values() for name in r.values()})
     cache.require(needed)
+    unique: dict[tuple, list] = {}
+    for c in configs:
+        unique.setdefault(_signature(c, roles[c.name]), []).append(c)
     index = cache.index
     offsets = index["offset"].to_numpy(np.int64)
     nframes = index["n_frames"].to_numpy(np.int64)
     durations = index["duration"].to_numpy(np.float64)
     labels = index["label_index"].to_numpy(np.int64)
-    acc = {c.name: _Acc() for c in configs}
-    n_videos = len(index)
-    bar = tqdm(total=n_videos * len(configs), unit="video-config", desc="sweep", disable=not progress)
+    n_videos, n_classes = len(index), predictor.num_classes
+    out = {sig: {"scores": np.zeros((n_videos, n_classes), np.float32), "ns": np.zeros(n_videos, np.int64),
+                 "nt": np.zeros(n_videos, np.int64)} for sig in unique}
+    s3_rows: list = [None] * n_videos
+    bar = tqdm(total=n_videos * len(unique), unit="video-config", desc="sweep", disable=not progress)
     with torch.inference_mode():
-        for b0 in range(0, n_videos, batch_videos):
-            b1 = min(b0 + batch_videos, n_videos)
-            r0, r1 = int(offsets[b0]), int(offsets[b1 - 1] + nframes[b1 - 1])
-            blocks = {name: torch.from_numpy(np.array(cache.arrays[name][r0:r1])).to(device)
-                      for name in needed}
-            times = np.asarray(cache.times[r0:r1], dtype=np.float64)
-            local_off = offsets[b0:b1] - r0
-            dur = durations[b0:b1]
-            memo: list[dict[int, np.ndarray]] = [{} for _ in range(b1 - b0)]
+        for vids in _batches(durations, batch_videos):
+            blocks, times, local_off = _load_block(cache, needed, vids, offsets, nframes, device)
+            dur = durations[vids]
+            memo: list[dict[int, np.ndarray]] = [{} for _ in vids]
 
-            def indices(v: int, count: int) -> np.ndarray:
-                if count not in memo[v]:
-                    t = times[local_off[v]:local_off[v] + nframes[b0 + v]]
-                    memo[v][count] = sampling.nearest_indices(t, sampling.segment_centres(dur[v], count))
-                return memo[v][count]
+            def indices(b: int, count: int) -> np.ndarray:  # both strategies: `count` segment centres
+                if count not in memo[b]:
+                    t = times[local_off[b]:local_off[b] + nframes[vids[b]]]
+                    memo[b][count] = sampling.nearest_indices(t, sampling.segment_centres(dur[b], count))
+                return memo[b][count]
 
-            for c in configs:
-                counts = [sampling.role_counts(c, d) for d in dur]
-                inputs = {}
+            for sig, group in unique.items():
+                c = group[0]
+                counts = np.array([sampling.role_counts(c, d) for d in dur], dtype=np.int64).reshape(-1, 2)
+                inputs, idx = {}, {}
                 for role, name in roles[c.name].items():
                     k = 0 if role == "s" else 1
-                    if any(cnt[k] < 1 for cnt in counts):
+                    if counts[:, k].min() < 1:
                         raise DkpError(f"configuration {c.name}: method {c.method} uses role {role!r} "
                                        f"but the configuration gives it no frames")
-                    idx = [indices(v, cnt[k]) for v, cnt in enumerate(counts)]
-                    inputs[role] = (idx, _role_batch(blocks[name], times, dur, local_off, idx, device))
-                out = predictor.predict(c.method, **{r: x[1] for r, x in inputs.items()})
-                a = acc[c.name]
-                a.scores.append(out["video"].float().cpu().numpy())
-                a.ns.append([len(i) for i in inputs["s"][0]] if "s" in inputs else [0] * (b1 - b0))
-                a.nt.append([len(i) for i in inputs["t"][0]] if "t" in inputs else [0] * (b1 - b0))
-                if c.name == s3_config:
-                    a.frames += _s3_frames(predictor, out, inputs, times, local_off, labels[b0:b1])
-                bar.update(b1 - b0)
+                    idx[role] = [indices(b, int(n)) for b, n in enumerate(counts[:, k])]
+                    inputs[role] = _role_batch(blocks[name], times, dur, local_off, idx[role], device)
+                    out[sig]["ns" if role == "s" else "nt"][vids] = counts[:, k]
+                result = predictor.predict(c.method, **inputs)
+                out[sig]["scores"][vids] = result["video"].float().cpu().numpy()
+                if any(g.name == s3_config for g in group):
+                    rows = _s3_frames(predictor, result, inputs, idx, times, local_off, labels[vids])
+                    for b, row in zip(vids, rows):
+                        s3_rows[b] = row
+                bar.update(len(vids))
     bar.close()
     ids = index["id"].astype(str).to_numpy()
-    preds = {c.name: Predictions(ids, labels, np.concatenate(acc[c.name].scores).astype(np.float32),
-                                 np.concatenate(acc[c.name].ns).astype(np.int64),
-                                 np.concatenate(acc[c.name].nt).astype(np.int64)) for c in configs}
-    return preds, (acc[s3_config].frames if s3_config in acc else [])
+    preds = {c.name: Predictions(ids, labels, o["scores"], o["ns"], o["nt"])
+             for sig, o in out.items() for c in unique[sig]}
+    return {c.name: preds[c.name] for c in configs}, (s3_rows if s3_config in preds else [])
 
 
-def _s3_frames(predictor, out, inputs, times, local_off, labels) -> list:
+def _s3_frames(predictor, out, inputs, idx, times, local_off, labels) -> list:
     """Per video: student frame times and the ground-truth probability per student frame
     from "student" and from the configuration's own method on the same frames."""
     if "s" not in inputs or out.get("frames") is None:
         raise DkpError("sweep.s3_config must name a configuration whose method gives per-frame "
                        "probabilities on student frames (dste or dkp)")
-    idx, s = inputs["s"]
-    student = predictor.predict("student", s=s)["frames"].float().cpu().numpy()
+    student = predictor.predict("student", s=inputs["s"])["frames"].float().cpu().numpy()
     own = out["frames"].float().cpu().numpy()
     rows = []
-    for b, i in enumerate(idx):
+    for b, i in enumerate(idx["s"]):
         n, y = len(i), int(labels[b])
         rows.append((times[local_off[b] + i], student[b, :n, y], own[b, :n, y]))
     return rows
