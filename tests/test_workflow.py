@@ -176,6 +176,39 @@ def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     assert unlisted == [], f"{stage}'s code names files that are neither its deps nor its outs: {unlisted}"
 
 
+MUTATIONS = [
+    ("unknown key", lambda p: p["run"].update(seedd=1)),
+    ("missing key", lambda p: p["frames"].pop("fps")),
+    ("wrong type", lambda p: p["sweep"]["s1"].update(ratios="4")),
+    ("out of range", lambda p: p["dkp"].update(dropout=1.0)),
+    ("not in enum", lambda p: p["run"].update(device="tpu")),
+    ("bad list item", lambda p: p["sweep"]["s2"]["nt5_ns"].append(0)),
+    ("null where required", lambda p: p["figures"].update(dpi=None)),
+]
+
+
+@pytest.mark.parametrize("what,change", [("valid", lambda p: None)] + MUTATIONS)
+def test_snakemake_and_dkp_validate_params_alike(what, change):
+    """The Snakefile validates with Snakemake's validator (JSON Schema 2020-12), dkp with
+    Draft 7: the same schema must accept and reject the same files."""
+    import copy
+
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema_path = REPO / "workflow" / "schemas" / "params.schema.yaml"
+    params = yaml.safe_load(TINY.read_text())
+    change(params)
+    dkp_ok = not list(jsonschema.Draft7Validator(yaml.safe_load(schema_path.read_text())).iter_errors(params))
+    try:
+        validate(copy.deepcopy(params), str(schema_path))
+        smk_ok = True
+    except WorkflowError:
+        smk_ok = False
+    assert dkp_ok == smk_ok == (what == "valid")
+
+
 def test_snakemake_refuses_a_config_that_is_not_params_yaml(scratch, tmp_path):
     other = yaml.safe_load(TINY.read_text())
     other["run"]["seed"] = 1
@@ -196,6 +229,8 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
     print(f"\n[timing] dvc repro {dvc_s:.1f} s, snakemake --cores 2 {smk_s:.1f} s (tiny params)")
     for rel in ("results/metrics.json", "results/curves.csv"):
         assert (smk / rel).read_bytes() == (dvc_repo / rel).read_bytes(), rel
+    sh(["snakemake", "--report", "results/report.html"], smk)
+    assert b"s1.png" in (smk / "results" / "report.html").read_bytes()
 
     # cluster workflow: run with Snakemake, record with DVC; then nothing is left to do.
     # dvc commit rewrites cached outputs (new mtimes): --touch puts Snakemake's view back.
@@ -240,14 +275,16 @@ def test_dvc_metrics_and_plots_render(tmp_path_factory):
     repo, _ = dvc_reproduced(tmp_path_factory)
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
     assert metrics, "dvc metrics show found no metrics"
-    plots = json.loads(sh(["dvc", "plots", "show", "--json"], repo).stdout)
+    plots = json.loads(sh(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
     for title, figure in [("S-1 (DSTE sampling strategies)", "s1"), ("S-2 (number of sampled frames)", "s2")]:
         (plot,) = plots[title]
         rows = plot["content"]["data"]["values"]
         assert any(r.get("figure") == figure for r in rows), title
         assert plot["content"]["transform"][0]["filter"].startswith(f"datum.figure == '{figure}'")
-    for log in ("results/train/teacher.csv", "results/train/student.csv"):
-        assert plots[log], log
+    for title in ("Training loss", "Training accuracy"):
+        rows = plots[title][0]["content"]["data"]["values"]
+        files = {r.get("filename", r.get("filename::field", "")).split("::")[0] for r in rows}
+        assert files == {"teacher.csv", "student.csv"}, title
 
 
 def _edit_params(repo: Path, change) -> None:
