@@ -8,11 +8,13 @@ Run from the project root after `dkp features` (and the training stages). Paths:
 - all:   the same code on every configuration of dkp.configs;
 - naive: every configuration, rerunning the backbones on the sampled frames read
          from data/frames (batched like the sweep): the reference the cache replaces.
-Each is timed two ways, medians over --repeat: in one process (Predictor and cache
-loaded once, not counted), and as a fresh process that imports, loads, sweeps and
-writes its .npz files (what `dkp sweep` costs; not for naive, which would take
-minutes per repeat). Ratios all/one (goal <= 1.3) and naive/all (goal >= 10) come
-from the same run. --rss V1,V2,... gives the sweep's peak resident memory on the
+Each is timed two ways: in one process (Predictor and cache loaded once, not
+counted), and as a fresh process that imports, loads, sweeps and writes its .npz
+files (what `dkp sweep` costs; not for naive, which takes minutes). one and all
+alternate --repeat times so they share the machine's load; reported: the fastest
+wall time and the median CPU time (user + system, this process or the children),
+which a busy shared machine disturbs far less. Ratios all/one (goal <= 1.3) and
+naive/all (goal >= 10) come from the same run. --rss V1,V2,... gives the sweep's peak resident memory on the
 first V videos, each in a fresh process (flat = the cache is read block by block).
 """
 from __future__ import annotations
@@ -68,13 +70,23 @@ def naive_sweep(p, predictor, index, configs, batch_videos, device) -> dict:
     return out
 
 
-def _median_time(fn, repeat: int) -> float:
-    times = []
+def _clock(fn, children: bool = False) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call; CPU of this process, or of the children it waits for."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    r0, t0 = resource.getrusage(who), time.perf_counter()
+    fn()
+    r1, t1 = resource.getrusage(who), time.perf_counter()
+    return t1 - t0, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def _interleaved(fns: dict, repeat: int, children: bool = False) -> dict:
+    """Run the paths in turn `repeat` times (so each sees the same machine load); per path
+    the fastest wall time (least disturbed run) and the median CPU time."""
+    runs = {k: [] for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            runs[k].append(_clock(fn, children))
+    return {k: (min(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
 
 
 def _setup(args):
@@ -165,16 +177,19 @@ def main() -> int:
     r = {"device": str(device), "threads": p["run"]["threads"], "videos": len(cache.index),
          "frames": int(cache.index["n_frames"].sum()), "configurations": len(configs), "one": one.name,
          "repeat": args.repeat, "setup_s": round(setup_s, 3)}
-    r["inproc_one_s"] = _median_time(lambda: run([one]), args.repeat)
-    r["inproc_all_s"] = _median_time(lambda: run(configs), args.repeat)
-    r["process_one_s"] = _median_time(lambda: _spawn(args, "one"), args.repeat)
-    r["process_all_s"] = _median_time(lambda: _spawn(args, "all"), args.repeat)
+    inproc = _interleaved({"one": lambda: run([one]), "all": lambda: run(configs)}, args.repeat)
+    proc = _interleaved({"one": lambda: _spawn(args, "one"), "all": lambda: _spawn(args, "all")}, args.repeat,
+                        children=True)
+    for kind, res in (("inproc", inproc), ("process", proc)):
+        for path, (wall, cpu) in res.items():
+            r[f"{kind}_{path}_wall_s"], r[f"{kind}_{path}_cpu_s"] = wall, cpu
+        r[f"ratio_all_over_one_{kind}_wall"] = res["all"][0] / res["one"][0]
+        r[f"ratio_all_over_one_{kind}_cpu"] = res["all"][1] / res["one"][1]
     if not args.skip_naive:
-        r["inproc_naive_s"] = _median_time(
-            lambda: naive_sweep(p, predictor, cache.index, configs, bv, device), 1)
-        r["ratio_naive_over_all"] = r["inproc_naive_s"] / r["inproc_all_s"]
-    r["ratio_all_over_one_process"] = r["process_all_s"] / r["process_one_s"]
-    r["ratio_all_over_one_inproc"] = r["inproc_all_s"] / r["inproc_one_s"]
+        wall, cpu = _clock(lambda: naive_sweep(p, predictor, cache.index, configs, bv, device))
+        r["inproc_naive_wall_s"], r["inproc_naive_cpu_s"] = wall, cpu
+        r["ratio_naive_over_all_wall"] = wall / inproc["all"][0]
+        r["ratio_naive_over_all_cpu"] = cpu / inproc["all"][1]
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, indent=1))
     return 0
 

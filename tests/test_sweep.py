@@ -291,3 +291,12 @@ def test_rerun_is_byte_identical_and_group_runs_alone(pipeline):
         res = subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=root, capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
     assert {f: f.read_bytes() for f in outputs} == before
+
+
+def test_skipped_counts_from_data_report():
+    from dkp.evaluate import _skipped_from_report
+
+    report = {"subsets": {"validation": {"videos": 10, "ok": 5, "missing": 2, "not_extracted": 1,
+                                         "unreadable_ingest": 1, "unreadable_extraction": 1}}}
+    assert _skipped_from_report(report, "validation") == {"missing": 3, "unreadable": 2}
+    assert _skipped_from_report(report, "testing") is None
