@@ -32,9 +32,15 @@ def env() -> dict:
 
 def sh(cmd: list[str] | str, cwd: Path, timeout: float = 600, check: bool = True,
        extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command; on failure raise with its output tail and the tails of logs/*.log."""
+    """Run a command; on failure raise with its output tail and the tails of logs/*.log.
+
+    In a scratch copy, `dkp` imports the copy's own src/ (not the checkout the .venv's
+    editable install points to), so edits made meanwhile in the checkout cannot leak in."""
+    run_env = env()
+    if (Path(cwd) / "src" / "dkp").is_dir() and Path(cwd).resolve() != REPO:
+        run_env["PYTHONPATH"] = str(Path(cwd).resolve() / "src")
     proc = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True, text=True,
-                          timeout=timeout, env=dict(env(), **(extra_env or {})))
+                          timeout=timeout, env=dict(run_env, **(extra_env or {})))
     if check and proc.returncode != 0:
         logs = "".join(f"\n--- {p.relative_to(cwd)}\n{p.read_text()[-1500:]}"
                        for p in sorted((cwd / "logs").rglob("*.log")) if p.stat().st_size)
