@@ -318,3 +318,20 @@ def _alive(pid: int) -> bool:
         return False
     return state != "Z"
 
+
+
+def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):
+    """Shots last shot_seconds; a new shot changes the background, never the class shape or tile."""
+    p = _default_params(repo)
+    lo, hi = p["data"]["synthetic"]["shot_seconds"]
+    specs = _specs(p)
+    s = max(specs, key=lambda v: v.n_frames)
+    starts = np.array(s.shot_starts)
+    assert starts[0] == 0 and len(starts) >= 2 and np.all(np.diff(starts) > 0)
+    lengths = np.diff(np.append(starts, s.n_frames))[:-1] / s.fps  # the last shot is cut by the video end
+    assert np.all((lengths >= lo - 1 / s.fps) & (lengths <= hi + 1 / s.fps))
+    a, b = render.build_scene(s, 0), render.build_scene(s, 1)
+    assert not np.allclose(a.background, b.background)
+    assert a.shape == b.shape and np.array_equal(a.tile, b.tile)
+    k = int(starts[1])  # frames either side of a cut come from different scenes
+    assert np.array_equal(s.shot_of([k - 1, k]), [0, 1])

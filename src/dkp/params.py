@@ -89,6 +89,10 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
     if syn["min_coverage"] > syn["max_coverage"]:
         raise ParamError(f"data.synthetic.min_coverage: expected <= max_coverage ({syn['max_coverage']}), "
                          f"found {syn['min_coverage']}")
+    lo, hi = syn["shot_seconds"]
+    if lo > hi:
+        raise ParamError(f"data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, "
+                         f"found {[lo, hi]}")
     for name in ("ns_range", "nt_range"):
         lo, hi = p["train"]["student"][name]
         if lo > hi:

@@ -1,6 +1,6 @@
 """Frame rendering: a pure function of (video spec, frame index), vectorised over frames.
 
-Frame k shows time t = k / fps: the background layer cropped at the pan
+Frame k shows time t = k / fps in its camera shot's scene: the background layer cropped at the pan
 position for t; inside the labelled segments the textured object is drawn over
 it; a static occluder (if any) over both; then a per-frame gain, bias and
 Gaussian noise. Per-frame randomness comes from a generator seeded by
@@ -83,10 +83,26 @@ def _background(spec: VideoSpec, scene: Scene, t: np.ndarray) -> np.ndarray:
     return scene.background[rows, cols]
 
 
+def _by_shot(spec: VideoSpec, frames: np.ndarray, scene: Scene | None):
+    """(positions, scene) per camera shot present in frames; a given scene serves all frames."""
+    if scene is not None:
+        yield np.arange(frames.size), scene
+        return
+    shots = spec.shot_of(frames)
+    for shot in np.unique(shots):
+        yield np.flatnonzero(shots == shot), build_scene(spec, int(shot))
+
+
 def object_mask(spec: VideoSpec, frames, scene: Scene | None = None) -> np.ndarray:
     """Visible alpha of the labelled object, (T, S, S) float32; all zero outside the segments."""
     frames = _check(spec, frames)
-    scene = scene or build_scene(spec)
+    out = np.zeros((frames.size, spec.size, spec.size), dtype=np.float32)
+    for pos, shot_scene in _by_shot(spec, frames, scene):
+        out[pos] = _object_mask(spec, frames[pos], shot_scene)
+    return out
+
+
+def _object_mask(spec: VideoSpec, frames: np.ndarray, scene: Scene) -> np.ndarray:
     out = np.zeros((frames.size, spec.size, spec.size), dtype=np.float32)
     act = spec.active(frames)
     if act.any():
@@ -120,8 +136,9 @@ def _render_chunk(spec: VideoSpec, scene: Scene, frames: np.ndarray) -> np.ndarr
 def render_frames(spec: VideoSpec, frames, scene: Scene | None = None) -> np.ndarray:
     """uint8 RGB frames (T, S, S, 3) for the given frame indices of the video."""
     frames = _check(spec, frames)
-    scene = scene or build_scene(spec)
     out = np.empty((frames.size, spec.size, spec.size, 3), dtype=np.uint8)
-    for start in range(0, frames.size, CHUNK):
-        out[start:start + CHUNK] = _render_chunk(spec, scene, frames[start:start + CHUNK])
+    for pos, shot_scene in _by_shot(spec, frames, scene):
+        for start in range(0, pos.size, CHUNK):
+            sel = pos[start:start + CHUNK]
+            out[sel] = _render_chunk(spec, shot_scene, frames[sel])
     return out

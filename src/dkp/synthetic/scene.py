@@ -137,9 +137,14 @@ class Scene:
     occluder_colour: np.ndarray | None
 
 
-def build_scene(spec: VideoSpec) -> Scene:
-    """The scene of a video: a pure function of the spec (its render_seed and sizes)."""
-    rng = np.random.default_rng([spec.render_seed, 0])
+def build_scene(spec: VideoSpec, shot: int = 0) -> Scene:
+    """The scene of one camera shot of a video: a pure function of the spec and the shot number.
+
+    Every shot redraws colours, background, pose and texture phase while the class
+    (shape and tile) stays: like the shot changes of real videos, and it makes
+    per-video appearance useless for telling classes apart.
+    """
+    rng = np.random.default_rng([spec.render_seed, 0, shot])
     size, scale = spec.size, spec.size / 64.0
     margin = int(round(PAN_MARGIN * size))
     background = background_layer(rng, size + 2 * margin, scale)

@@ -33,6 +33,11 @@ class VideoSpec:
     occluder: bool
     noise: float
     render_seed: int
+    shot_starts: tuple[int, ...] = (0,)  # first frame of each camera shot
+
+    def shot_of(self, frames) -> np.ndarray:
+        """Camera shot number of each frame index."""
+        return np.searchsorted(np.asarray(self.shot_starts), np.asarray(frames), side="right") - 1
 
     @property
     def label(self) -> str:
@@ -106,6 +111,16 @@ def make_segments(rng: np.random.Generator, n_frames: int, lo: float, hi: float)
     return ((g0, g0 + n_act),)
 
 
+def make_shots(rng: np.random.Generator, n_frames: int, fps: float, lo: float, hi: float) -> tuple[int, ...]:
+    """Shot start frames: shot lengths uniform in [lo, hi] seconds (at least one frame)."""
+    starts, k = [0], 0
+    while True:
+        k += max(1, round(rng.uniform(lo, hi) * fps))
+        if k >= n_frames:
+            return tuple(starts)
+        starts.append(k)
+
+
 def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "validation") -> list[VideoSpec]:
     """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic."""
     rng = np.random.default_rng([syn["seed"], 0x5EC])
@@ -121,8 +136,10 @@ def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "val
     for (c, subset), vid, sec in zip(rows, ids, seconds):
         n_frames = int(np.clip(round(sec * fps), lo_frames, hi_frames))
         segments = make_segments(rng, n_frames, syn["min_coverage"], syn["max_coverage"])
+        occluder, render_seed = bool(rng.random() < syn["occluder_prob"]), int(rng.integers(2**62))
+        shots = make_shots(np.random.default_rng([render_seed, 0x5407]), n_frames, fps, *syn["shot_seconds"])
         specs.append(VideoSpec(
             vid=vid, subset=subset, class_index=c, fps=fps, size=syn["size"], n_frames=n_frames,
-            segments=segments, occluder=bool(rng.random() < syn["occluder_prob"]), noise=float(syn["noise"]),
-            render_seed=int(rng.integers(2**62))))
+            segments=segments, occluder=occluder, noise=float(syn["noise"]),
+            render_seed=render_seed, shot_starts=shots))
     return sorted(specs, key=lambda s: s.vid)
