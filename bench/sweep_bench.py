@@ -100,6 +100,8 @@ def _setup(args):
     p = params.load(args.params)
     if args.threads:
         p["run"]["threads"] = args.threads
+    if args.batch_videos:
+        p["sweep"]["batch_videos"] = args.batch_videos
     device = runtime.setup(p)
     predictor, cache = Predictor.load(p, device), FeatureCache()
     n = args.videos or args.rss_child
@@ -133,6 +135,8 @@ def _spawn(args, mode: str, extra: list[str] = ()) -> subprocess.CompletedProces
         cmd += ["--videos", str(args.videos)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.batch_videos:
+        cmd += ["--batch-videos", str(args.batch_videos)]
     return subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 
@@ -142,6 +146,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--videos", type=int, default=None, help="use only the first N evaluated videos")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default run.threads)")
+    ap.add_argument("--batch-videos", type=int, default=None, help="videos per batch (default sweep.batch_videos)")
     ap.add_argument("--one", default=None, help="configuration of the 'one' path (default sweep.s3_config)")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--rss", default=None, help="comma-separated video counts: peak memory of the sweep per count")

@@ -128,13 +128,13 @@ def test_cache_layout_and_rows(cached):
     assert idx["offset"].tolist() == np.concatenate([[0], np.cumsum(videos["n_frames"])[:-1]]).tolist()
     assert idx["duration"].tolist() == videos["duration"].tolist()  # exact round trip through the csv
     for name, dim in (("student", 6), ("teacher", 4)):
-        arr = cache.arrays[name]
+        arr = cache.array(name)
         assert arr.dtype == np.float32 and arr.shape == (videos["n_frames"].sum(), dim)
     for _, v in idx.iterrows():
         frames, times = framestore.load(p, v["id"])
         rows = slice(v["offset"], v["offset"] + v["n_frames"])
         np.testing.assert_array_equal(cache.times[rows], times)
-        np.testing.assert_allclose(cache.arrays["teacher"][rows], predictor.embed("teacher", frames).numpy(),
+        np.testing.assert_allclose(cache.array("teacher")[rows], predictor.embed("teacher", frames).numpy(),
                                    atol=1e-6)
 
 

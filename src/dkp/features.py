@@ -132,7 +132,12 @@ def run(p: dict, args) -> None:
 
 
 class FeatureCache:
-    """Read side of data/features/: memory-mapped feature arrays plus the per-video index."""
+    """Read side of data/features/: the per-video index and memory-mapped feature arrays.
+
+    `rows` maps a feature file only for the duration of one read, so the pages it
+    touched leave the process with the map: resident memory stays one block, however
+    large the cache (a map held open would keep every page read so far resident).
+    """
 
     def __init__(self, folder: str | Path = FEATURES_DIR):
         folder = Path(folder)
@@ -142,14 +147,27 @@ class FeatureCache:
 
         self.folder = folder
         self.meta = json.loads((folder / "meta.json").read_text())
+        self.dims = {name: int(d) for name, d in self.meta["backbones"].items()}
         self.index = pd.read_csv(folder / "index.csv", dtype={"id": str})
-        self.times = np.load(folder / "times.npy", mmap_mode="r")
-        self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in self.meta["backbones"]}
+        self.times = np.load(folder / "times.npy")  # 8 bytes a frame: small enough to hold
         if len(self.times) != int(self.index["n_frames"].sum()):
             raise DkpError(f"feature cache {folder}/ is inconsistent (times.npy vs index.csv); rerun `dkp features`")
 
+    def array(self, name: str) -> np.ndarray:
+        """The whole (N_frames_total, D) float32 array of a backbone, memory-mapped read-only."""
+        self.require([name])
+        return np.load(self.folder / f"{name}.npy", mmap_mode="r")
+
+    def rows(self, name: str, spans: list[slice]) -> np.ndarray:
+        """A copy of the rows of `spans` (slices of the frame axis), concatenated."""
+        arr = self.array(name)
+        try:
+            return np.concatenate([arr[s] for s in spans]) if spans else np.zeros((0, arr.shape[1]), np.float32)
+        finally:
+            del arr  # unmaps: the pages read are released with it
+
     def require(self, names) -> None:
-        missing = sorted(set(names) - set(self.arrays))
+        missing = sorted(set(names) - set(self.dims))
         if missing:
             raise DkpError(f"feature cache {self.folder}/ lacks backbones {missing}; rerun `dkp features`")
 

@@ -81,9 +81,8 @@ def _load_block(cache, names, vids, offsets, nframes, device):
     import torch
 
     spans = [slice(int(offsets[v]), int(offsets[v] + nframes[v])) for v in vids]
-    blocks = {name: torch.from_numpy(np.concatenate([cache.arrays[name][sp] for sp in spans])).to(device)
-              for name in names}
-    times = np.concatenate([np.asarray(cache.times[sp], dtype=np.float64) for sp in spans])
+    blocks = {name: torch.from_numpy(cache.rows(name, spans)).to(device) for name in names}
+    times = np.concatenate([cache.times[sp] for sp in spans])
     local_off = np.concatenate([[0], np.cumsum(nframes[vids])[:-1]]).astype(np.int64)
     return blocks, times, local_off
 
