@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -300,3 +301,18 @@ def test_skipped_counts_from_data_report():
                                          "unreadable_ingest": 1, "unreadable_extraction": 1}}}
     assert _skipped_from_report(report, "validation") == {"missing": 3, "unreadable": 2}
     assert _skipped_from_report(report, "testing") is None
+
+
+def test_non_finite_features_fail_with_one_line(cached):
+    p, videos, predictor, cache = cached
+
+    class Broken(StandInPredictor):
+        def embed(self, name, frames):
+            out = super().embed(name, frames)
+            return out * float("nan") if name == "student" else out
+
+    from dkp.errors import DkpError
+
+    with pytest.raises(DkpError, match="backbone student gives non-finite features"):
+        build_cache(p, videos, Broken(), "data/features2")
+    assert not list(Path("data").glob(".features2*"))  # the temporary folder went with the failure

@@ -86,6 +86,8 @@ def load_all(p: dict) -> dict[str, Predictions]:
     preds = {c.name: read_predictions(path_for(PRED_ROOT, c.group, c.name)) for c in configs_mod.build(p)}
     ref = next(iter(preds.values()))
     for name, pred in preds.items():
+        if not np.isfinite(pred.scores).all():
+            raise DkpError(f"predictions of {name} hold non-finite scores; rerun `dkp sweep`")
         if not np.array_equal(pred.video_ids, ref.video_ids):
             raise DkpError(f"predictions of {name} cover other videos than the rest; rerun `dkp sweep`")
     return preds

@@ -100,6 +100,9 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = F
                 for name in names:
                     out = predictor.embed(name, frames)
                     out = out.detach().float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
+                    if not np.isfinite(out).all():
+                        raise DkpError(f"backbone {name} gives non-finite features (frames {start}..{stop - 1} of "
+                                       f"the cache): its checkpoint holds NaN/inf weights; rerun its training")
                     if name not in feats:  # the feature size is known only after a first forward pass
                         feats[name] = np.lib.format.open_memmap(
                             tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(total, out.shape[1]))

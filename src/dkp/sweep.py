@@ -138,7 +138,11 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                     inputs[role] = _role_batch(blocks[name], times, dur, local_off, idx[role], device)
                     out[sig]["ns" if role == "s" else "nt"][vids] = counts[:, k]
                 result = predictor.predict(c.method, **inputs)
-                out[sig]["scores"][vids] = result["video"].float().cpu().numpy()
+                scores = result["video"].float().cpu().numpy()
+                if not np.isfinite(scores).all():
+                    raise DkpError(f"configuration {c.name}: method {c.method} gives non-finite scores "
+                                   f"(NaN/inf in the cached features or the checkpoints)")
+                out[sig]["scores"][vids] = scores
                 if any(g.name == s3_config for g in group):
                     rows = _s3_frames(predictor, result, inputs, idx, times, local_off, labels[vids])
                     for b, row in zip(vids, rows):
