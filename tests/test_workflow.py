@@ -153,11 +153,38 @@ def _leaves(params: dict, key: str) -> set[str]:
     return {key}
 
 
+def test_audit_sees_reads_through_aliases_loops_get_and_calls():
+    import ast
+
+    code = """
+from . import helper
+X = Path("results") / "x.csv"
+def run(p, args):
+    s = p["sweep"]
+    for net in ("teacher", "student"):
+        use(p[net]["arch"])
+    if p["frames"]["fps"] > 30:
+        raise ParamError(p["frames"]["size"])
+    helper.go(p["figures"], s["s1"]["ratios"], p["dkp"].get("heads"))
+    return X, p[args.key]
+def unused(p):
+    return p["train"]
+"""
+    scan = audit._ModuleScan("dkp.fake", False)
+    scan.visit(ast.parse(code))
+    info = scan.info
+    assert info.reads["run"] == {"teacher.arch", "student.arch", "figures", "sweep.s1.ratios", "dkp.heads"}
+    assert info.reads["unused"] == {"train"}
+    assert any("<all>[?]" in d for d in info.dynamic["run"])
+    assert ("helper", "go") in info.refs["run"] and info.consts == {"X": "results/x.csv"}
+
+
 @pytest.mark.parametrize("stage", audit.PIPELINE_STAGES)
 def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     sys.path.insert(0, str(REPO / "src"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     found = audit.stage_audit(stage)
+    assert found.keys and found.files, f"{stage}: the audit found nothing (analysis broken?)"
     assert not found.dynamic, f"{stage}: parameter keys computed at run time: {found.dynamic}"
     st = dvc_stages(REPO)[stage]
     declared = {leaf for k in st["params"] for leaf in _leaves(params, k)}

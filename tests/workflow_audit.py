@@ -1,13 +1,17 @@
-"""Static audit of what each pipeline stage reads: its dkp modules and its parameter keys.
+"""Static audit of what each pipeline stage uses: its code, its parameter keys, its files.
 
-Used by tests/test_workflow.py to check that every dvc.yaml stage lists exactly the code
-and the params it depends on, so `dvc status` names exactly the stages a change invalidates.
-Run directly (`python tests/workflow_audit.py`) to print the lists a stage should declare.
+tests/test_workflow.py checks every dvc.yaml stage against it, so `dvc status` names
+exactly the stages an edit invalidates. `python tests/workflow_audit.py [stage ...]` prints
+what each stage should declare.
 
-Parameter reads are found in the AST: subscript chains rooted at a function argument named
-`p` or `params` (`p["sweep"]["s1"]`), through local aliases (`s = p["sweep"]; s["s1"]`) and
-`.get("key")`. A chain used whole (passed on, iterated) reads its whole subtree; a subscript
-with a computed key is reported as dynamic, so it cannot slip by unnoticed.
+- Code: the stage module and every dkp module it imports, transitively (CORE excluded).
+- Parameters: from the stage's `run` function, every function, class and constant it can
+  reach (calls resolved through imports), the subscript chains on an argument named `p` or
+  `params` (`p["sweep"]["s1"]`), through local aliases (`s = p["sweep"]`), loops over literal
+  key tuples and `.get("key")`. A chain used whole (passed on) reads its whole subtree; a
+  computed key is reported as dynamic so it cannot slip by; a read that only feeds an
+  `if ...: raise` check shapes no output and is not counted.
+- Files: the data/, models/ and results/ paths its reachable code names.
 """
 from __future__ import annotations
 
@@ -27,7 +31,6 @@ CORE = {"dkp", "dkp.cli", "dkp.params", "dkp.errors", "dkp.atomic"}
 NOT_TRACKED = {
     "frames.workers": "number of decoding processes; each video is decoded by one process either way",
 }
-# Parameters an internal helper reads for validation only (CLI-level), never for outputs.
 PIPELINE_STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student",
                    "features", "sweep", "evaluate", "figures"]
 
@@ -101,7 +104,7 @@ class ModuleInfo:
     consts: dict[str, str] = field(default_factory=dict)         # module constant -> project path
 
 
-class _ParamReads(ast.NodeVisitor):
+class _ModuleScan(ast.NodeVisitor):
     """Paths are sets of key tuples: `for net in ("teacher", "student"): p[net]` reads two."""
 
     def __init__(self, module: str, is_pkg: bool):
@@ -288,7 +291,7 @@ _INFO: dict[str, ModuleInfo] = {}
 def module_info(name: str) -> ModuleInfo:
     if name not in _INFO:
         path = module_path(name)
-        visitor = _ParamReads(name, path.name == "__init__.py")
+        visitor = _ModuleScan(name, path.name == "__init__.py")
         visitor.visit(ast.parse(path.read_text(), str(path)))
         _INFO[name] = visitor.info
     return _INFO[name]
