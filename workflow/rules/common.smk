@@ -57,7 +57,9 @@ def tracked(stage):
 
 def raw_data():
     """The data stage's inputs: the generator's folder for synthetic data (which holds
-    data.annotations and data.videos), else the configured paths as well."""
+    data.annotations and data.videos), else the configured paths. For a real source the
+    folder holds only synthesize's marker; asking for it keeps `rule all` producing every
+    dvc.yaml output, so `dvc commit -f` finds them all."""
     if config["data"]["source"] == "synthetic":
         return [SYNTHETIC]
     return [SYNTHETIC, config["data"]["annotations"], config["data"]["videos"]]
