@@ -30,7 +30,6 @@ from .errors import DkpError
 from .predictions import Predictions, write as write_predictions
 
 PRED_ROOT = Path("results/predictions")
-ROLE_FIELD = {"s": "ns", "t": "nt"}
 
 
 def select(p: dict, group: str | None) -> list:
