@@ -12,6 +12,7 @@ Tensors are on the CPU; files are written atomically and byte-identical for iden
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import torch
@@ -46,8 +47,12 @@ def backbone_entry(model: nn.Module, net: dict) -> dict:
 
 
 def save(path: str | Path, payload: dict) -> None:
+    # Through a buffer: torch.save names the zip's root folder after the file, and the
+    # temporary name is random, so saving to it directly would change the bytes run to run.
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def read(path: str | Path, kind: str) -> dict:

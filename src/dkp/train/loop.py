@@ -41,16 +41,18 @@ def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, ep
     """Run epochs [last saved, epochs) of one phase; checkpoint after each; return all log rows.
 
     stateful: name -> object with state_dict()/load_state_dict() (model, optimiser, scheduler).
-    The caller seeds (runtime.seed_everything(seed)) before building these objects, so a
-    fresh phase starts from the same state whatever ran before it; a resumed one then
-    overwrites them from its checkpoint, RNG states included.
+    The caller seeds (runtime.seed_everything(seed)) before building these objects so they
+    start the same whatever ran before; a fresh phase reseeds before its first epoch, a
+    resumed one overwrites them from its checkpoint, RNG states included.
     epoch_fn(epoch, rng) -> dict of logged values for that epoch.
     """
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     start = 0
     saved = checkpointing.load(folder, tag)
-    if saved is not None:
+    if saved is None:
+        runtime.seed_everything(seed)  # the first epoch starts from a known state, whatever ran before
+    else:
         for name, obj in stateful.items():
             obj.load_state_dict(saved["state"][name])
         checkpointing.set_rng_states(saved["rng"], rng)

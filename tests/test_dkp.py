@@ -1,0 +1,218 @@
+"""DKP cross-attention, the DSTE gate, the video score, the losses and the inference API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dkp.inference import ROLES, Predictor
+from dkp.models import build_backbone, preprocess
+from dkp.models.dkp import DKP, dkp_losses, sinusoid, video_score
+
+C = 6
+
+
+def make_dkp(ds=12, dt=10, heads=2, dim=8, pos="sinusoidal", weight=1.0, seed=0) -> DKP:
+    torch.manual_seed(seed)
+    m = DKP(ds, dt, C, heads, dim, pos, 1.0, 0.0, weight)
+    m.init_heads(torch.nn.Linear(dt, C), torch.nn.Linear(ds, C))
+    return m.eval()
+
+
+def inputs(B=3, ns=7, nt=4, ds=12, dt=10, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    f, gt = torch.randn(B, ns, ds, generator=g), torch.randn(B, nt, dt, generator=g)
+    u, v = torch.rand(B, ns, generator=g), torch.rand(B, nt, generator=g)
+    return f, u, gt, v
+
+
+@pytest.mark.parametrize("pos", ["sinusoidal", "learned", "none"])
+def test_shapes_and_attention_rows_sum_to_one(pos):
+    m = make_dkp(pos=pos)
+    f, u, g, v = inputs()
+    out = m(f, u, g, v)
+    assert out["z"].shape == (3, 7, 10)
+    assert out["attn"].shape == (3, 2, 7, 4)
+    assert out["s"].shape == out["t"].shape == out["p"].shape == (3, 7, C)
+    assert out["w"].shape == (3, 7)
+    assert out["video"].shape == (3, C)
+    torch.testing.assert_close(out["attn"].sum(-1), torch.ones(3, 2, 7))
+    assert (out["attn"] >= 0).all()
+
+
+def test_key_mask_gives_padded_teacher_frames_no_weight():
+    m = make_dkp()
+    f, u, g, v = inputs(nt=5)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False], [True] * 3 + [False] * 2])
+    attn = m(f, u, g, v, g_mask=mask)["attn"].detach()
+    assert float(attn[1, :, :, 2:].abs().max()) == 0.0
+    assert float(attn[2, :, :, 3:].abs().max()) == 0.0
+    torch.testing.assert_close(attn.sum(-1), torch.ones_like(attn.sum(-1)))
+
+
+def test_padding_does_not_change_scores():
+    """A video alone equals the same video padded with masked frames beside a longer one."""
+    m = make_dkp()
+    f, u, g, v = inputs(B=1, ns=5, nt=3)
+    alone = m(f, u, g, v)
+    pad_f = torch.cat([f, torch.randn(1, 4, 12)], 1)
+    pad_u = torch.cat([u, torch.rand(1, 4)], 1)
+    pad_g = torch.cat([g, torch.randn(1, 2, 10)], 1)
+    pad_v = torch.cat([v, torch.rand(1, 2)], 1)
+    fm = torch.tensor([[True] * 5 + [False] * 4])
+    gm = torch.tensor([[True] * 3 + [False] * 2])
+    padded = m(pad_f, pad_u, pad_g, pad_v, fm, gm)
+    torch.testing.assert_close(padded["video"], alone["video"])
+    torch.testing.assert_close(padded["p"][:, :5], alone["p"])
+    noens = m(pad_f, pad_u, pad_g, pad_v, fm, gm, ensemble=False)["video"]
+    torch.testing.assert_close(noens, m(f, u, g, v, ensemble=False)["video"])
+
+
+def test_gate_keeps_probabilities_valid_even_with_extreme_gates():
+    m = make_dkp()
+    f, u, g, v = inputs()
+    for bias in (-50.0, 0.0, 50.0):
+        with torch.no_grad():
+            m.gate.weight.normal_(0, 5.0)
+            m.gate.bias.fill_(bias)
+        out = m(f * 10, u, g, v)
+        assert ((out["w"] >= 0) & (out["w"] <= 1)).all()
+        assert ((out["p"] >= 0) & (out["p"] <= 1)).all()
+        torch.testing.assert_close(out["p"].sum(-1), torch.ones(3, 7))
+        torch.testing.assert_close(out["video"].sum(-1), torch.ones(3))
+    with torch.no_grad():  # a saturated gate picks one side exactly
+        m.gate.weight.zero_()
+        m.gate.bias.fill_(100.0)
+    out = m(f, u, g, v)
+    torch.testing.assert_close(out["p"], out["s"].softmax(-1))
+
+
+def test_sharp_attention_on_a_coincident_frame_propagates_the_teacher_feature():
+    """Hand-set weights: queries and keys are the position encoding alone, made sharp by its
+    gain; values and output are identities. A student frame at a teacher frame's time then
+    receives exactly that teacher frame's feature."""
+    dt = 16
+    m = DKP(ds=5, dt=dt, num_classes=C, heads=2, dim=dt, pos_encoding="sinusoidal")
+    with torch.no_grad():
+        for lin in (m.wq, m.wk, m.wv, m.wo):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        m.wv.weight.copy_(torch.eye(dt))
+        m.wo.weight.copy_(torch.eye(dt))
+        m.pos.gain.fill_(30.0)
+    m.eval()
+    g = torch.randn(1, 5, dt)
+    v = torch.tensor([[0.1, 0.3, 0.5, 0.7, 0.9]])
+    u = torch.tensor([[0.5, 0.1, 0.9]])
+    z, attn = m.propagate(torch.randn(1, 3, 5), u, g, v)
+    torch.testing.assert_close(z[0, 0], g[0, 2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(z[0, 1], g[0, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(z[0, 2], g[0, 4], atol=1e-5, rtol=0)
+    assert float(attn[0, :, 0, 2].min()) > 0.999
+
+
+def test_position_encoding_separates_nearby_times():
+    a, b = sinusoid(torch.tensor([0.50]), 64), sinusoid(torch.tensor([0.52]), 64)
+    assert float((a * a).sum()) > float((a * b).sum()) + 1.0
+
+
+def test_teacher_frame_weight():
+    f, u, g, v = inputs()
+    zero = make_dkp(weight=0.0)(f, u, g, v)
+    torch.testing.assert_close(zero["video"], zero["p"].mean(1))
+    m = make_dkp(weight=2.0)
+    out = m(f, u, g, v)
+    q = out["teacher_logits"].softmax(-1)
+    torch.testing.assert_close(out["video"], (out["p"].sum(1) + 2.0 * q.sum(1)) / (7 + 2.0 * 4))
+    torch.testing.assert_close(video_score(out["p"], None, q, None, 2.0), out["video"])
+
+
+def test_losses_train_everything_but_the_frozen_teacher_head():
+    m = make_dkp().train()
+    f, u, g, v = inputs()
+    f.requires_grad_(True)
+    out = m(f, u, g, v)
+    kd_logits = torch.randn(3, 7, C, requires_grad=True)
+    target = torch.randn(3, 7, 10)
+    terms = dkp_losses(out, kd_logits, torch.tensor([0, 3, 5]), target, m.teacher_head(target), None, 0.5, 2.0, 4.0)
+    assert set(terms) == {"ce_s", "ce_p", "feat", "kd", "ce_kd", "kd_kd", "total"}
+    assert all(torch.isfinite(t) for t in terms.values())
+    expect = (terms["ce_s"] + terms["ce_p"] + 0.5 * terms["feat"] + 2.0 * terms["kd"] + terms["ce_kd"]
+              + 2.0 * terms["kd_kd"])
+    torch.testing.assert_close(terms["total"], expect)
+    terms["total"].backward()
+    assert m.teacher_head.weight.grad is None
+    for name in ("wq", "wk", "wv", "wo", "student_head", "gate"):
+        assert getattr(m, name).weight.grad is not None, name
+    assert f.grad is not None and kd_logits.grad is not None
+    torch.testing.assert_close(terms["feat"], ((out["z"] - target) ** 2).mean())
+
+
+# ---------------------------------------------------------------- inference API
+
+def tiny_predictor(seed=0) -> Predictor:
+    torch.manual_seed(seed)
+    entries = {"teacher": {"arch": "resnet18", "width": 0.125, "input_size": 32, "normalize": "per_image"},
+               "student": {"arch": "mobilenet_v2", "width": 0.25, "input_size": 24, "normalize": "per_image"},
+               "student_plain": {"arch": "mobilenet_v2", "width": 0.25, "input_size": 24, "normalize": "per_image"}}
+    nets = {n: build_backbone(e, C).eval() for n, e in entries.items()}
+    dkp = DKP(nets["student"].feature_dim, nets["teacher"].feature_dim, C, 2, 16, "sinusoidal", 1.0, 0.1, 1.0)
+    dkp.init_heads(nets["teacher"].head, nets["student"].head)
+    return Predictor(nets, entries, dkp.eval(), [f"c{i}" for i in range(C)], "cpu")
+
+
+def test_predict_on_embedded_features_equals_the_full_networks():
+    pred = tiny_predictor()
+    rng = np.random.default_rng(0)
+    fs = rng.integers(0, 256, (2, 6, 40, 48, 3), dtype=np.uint8)  # non-square: centre crop, resize
+    ft = rng.integers(0, 256, (2, 3, 40, 48, 3), dtype=np.uint8)
+    u, v = torch.rand(2, 6), torch.rand(2, 3)
+    ones_s, ones_t = torch.ones(2, 6, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)
+    with torch.no_grad():
+        def direct(name, frames):
+            e = pred.entries[name]
+            x = preprocess(torch.from_numpy(frames.reshape(-1, 40, 48, 3)), e["input_size"], e["normalize"])
+            return pred.backbones[name].embed(x).view(2, -1, pred.backbones[name].feature_dim)
+
+        f, g = direct("student", fs), direct("teacher", ft)
+        full = {"dste": pred.dkp(f, u, g, v)["video"],
+                "dkp": pred.dkp(f, u, g, v, ensemble=False)["video"],
+                "teacher": pred.backbones["teacher"].classify(g).softmax(-1).mean(1),
+                "student": pred.backbones["student_plain"].classify(direct("student_plain", fs)).softmax(-1).mean(1),
+                "student-kd": pred.backbones["student"].classify(f).softmax(-1).mean(1)}
+    for method, expected in full.items():
+        roles = pred.roles(method)
+        kw = {}
+        if "s" in roles:
+            emb = pred.embed(roles["s"], fs.reshape(-1, 40, 48, 3), batch=5).view(2, 6, -1)
+            kw["s"] = (emb, u, ones_s)
+        if "t" in roles:
+            kw["t"] = (pred.embed("teacher", ft.reshape(-1, 40, 48, 3), batch=4).view(2, 3, -1), v, ones_t)
+        out = pred.predict(method, **kw)
+        torch.testing.assert_close(out["video"], expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(out["video"].sum(-1), torch.ones(2))
+        assert out["frames"].shape[:2] == ((2, 3) if method == "teacher" else (2, 6))
+
+
+def test_roles_cover_every_method_and_name_cached_backbones():
+    from dkp.configs import METHODS
+
+    pred = tiny_predictor()
+    assert set(ROLES) == set(METHODS)
+    for method in METHODS:
+        assert set(pred.roles(method).values()) <= set(pred.backbone_names)
+    assert pred.roles("student") == {"s": "student_plain"}
+    assert pred.roles("student-kd") == {"s": "student"}
+    assert pred.roles("teacher") == {"t": "teacher"}
+
+
+def test_predict_errors_are_one_line():
+    from dkp.errors import DkpError
+
+    pred = tiny_predictor()
+    with pytest.raises(DkpError, match="needs t="):
+        pred.predict("dste", s=(torch.zeros(1, 2, 8), torch.zeros(1, 2), None))
+    with pytest.raises(DkpError, match="unknown method"):
+        pred.roles("ensemble")
+    with pytest.raises(DkpError, match="unknown backbone"):
+        pred.embed("resnet", np.zeros((1, 8, 8, 3), dtype=np.uint8))

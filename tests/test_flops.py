@@ -1,0 +1,98 @@
+"""Costs measured with FlopCounterMode on the actual modules (MACs = FLOPs / 2)."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import torch
+import yaml
+
+from dkp.cli import main as dkp_main
+from dkp.flops import CostModel, backbone_macs, count_macs
+from dkp.models import build_backbone
+from dkp.models.dkp import DKP
+
+
+def printed_gflops(capsys, *argv) -> float:
+    assert dkp_main(["flops", *argv]) == 0
+    out = capsys.readouterr().out
+    return float(re.search(r": ([0-9.]+) GFLOPs per frame", out).group(1))
+
+
+@pytest.mark.parametrize("backbone,expected,tol", [("resnet50", 4.1, 0.1), ("resnet18", 1.8, 0.1),
+                                                   ("mobilenet_v2", 0.30, 0.02)])
+def test_field_figures_at_224(capsys, backbone, expected, tol):
+    assert abs(printed_gflops(capsys, "--backbone", backbone, "--size", "224") - expected) <= tol
+
+
+def test_width_and_size_change_the_measured_cost(capsys):
+    full = printed_gflops(capsys, "--backbone", "resnet18", "--size", "112")
+    half = printed_gflops(capsys, "--backbone", "resnet18", "--size", "112", "--width", "0.5")
+    assert 0.2 < half / full < 0.3  # conv MACs scale with channels squared, the stem linearly
+    assert printed_gflops(capsys, "--backbone", "resnet18", "--size", "224") == pytest.approx(4 * full, rel=0.1)
+
+
+def test_cli_prints_one_line_and_rejects_bad_sizes():
+    ok = subprocess.run(["dkp", "flops", "--backbone", "mobilenet_v2", "--size", "224", "--width", "1.0"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and len(ok.stdout.strip().splitlines()) == 1 and "multiply-accumulates" in ok.stdout
+    bad = subprocess.run(["dkp", "flops", "--backbone", "resnet18", "--size", "8"], capture_output=True, text=True)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "--size" in bad.stderr
+
+
+def test_default_pair_cost_ratio_is_that_of_the_real_pairs(repo):
+    """Teacher / student per-frame cost of the default params ~ ResNet-50 / MobileNetV2 (13.6x)."""
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    t = backbone_macs(build_backbone(p["teacher"], 20), p["teacher"]["input_size"])
+    s = backbone_macs(build_backbone(p["student"], 20), p["student"]["input_size"])
+    assert 9 <= t / s <= 18, (t, s)
+
+
+ROLES = {"dste": {"s": "student", "t": "teacher"}, "dkp": {"s": "student", "t": "teacher"},
+         "teacher": {"t": "teacher"}, "student": {"s": "plain"}, "student-kd": {"s": "student"}}
+
+
+@pytest.fixture(scope="module")
+def cost():
+    torch.manual_seed(0)
+    nets = {"teacher": (build_backbone({"arch": "resnet18", "width": 0.25}, 9), 32),
+            "student": (build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9), 32),
+            "plain": (build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9), 32)}
+    dkp = DKP(nets["student"][0].feature_dim, nets["teacher"][0].feature_dim, 9, 4, 32)
+    return CostModel.from_modules(nets, ROLES, dkp), nets, dkp
+
+
+@pytest.mark.parametrize("method", sorted(ROLES))
+def test_total_is_the_sum_of_measured_parts(cost, method):
+    model, nets, _ = cost
+    parts = model.parts(method, 20, 5)
+    assert model.gflops(method, 20, 5) == pytest.approx(sum(parts.values()), rel=1e-12)
+    per_frame = {n: backbone_macs(m, s) / 1e9 for n, (m, s) in nets.items()}
+    roles = ROLES[method]
+    assert parts["student"] == pytest.approx(20 * per_frame[roles["s"]] if "s" in roles else 0.0)
+    assert parts["teacher"] == pytest.approx(5 * per_frame[roles["t"]] if "t" in roles else 0.0)
+    assert parts["heads"] > 0
+    assert (parts["dkp"] > 0) == (method in ("dste", "dkp"))
+
+
+def test_dkp_cost_grows_as_ns_times_nt(cost):
+    """The attention's mixed second difference is a positive constant: a bilinear ns x nt term."""
+    model, _, dkp = cost
+    d = {(ns, nt): model.parts("dste", ns, nt)["dkp"] for ns in (4, 5, 20, 21) for nt in (3, 4, 10, 11)}
+    mixed = [d[(a + 1, b + 1)] - d[(a + 1, b)] - d[(a, b + 1)] + d[(a, b)] for a in (4, 20) for b in (3, 10)]
+    assert min(mixed) > 0
+    assert max(mixed) == pytest.approx(min(mixed), rel=1e-9)
+    assert mixed[0] == pytest.approx(2 * dkp.dim / 1e9)  # q.k and A.v: dim MACs each per (i, j)
+    assert model.parts("dste", 40, 10)["dkp"] > model.parts("dste", 20, 10)["dkp"] > model.parts("dste", 20, 5)["dkp"]
+
+
+def test_ensemble_heads_cost_more_than_dkp_alone(cost):
+    model, _, _ = cost
+    assert model.parts("dste", 20, 5)["heads"] > model.parts("dkp", 20, 5)["heads"]
+    assert model.gflops("teacher", None, 5) == pytest.approx(model.gflops("teacher", 20, 5))
+
+
+def test_count_macs_of_a_linear_layer():
+    lin = torch.nn.Linear(10, 4)
+    assert count_macs(lin, torch.zeros(3, 10)) == 3 * 10 * 4

@@ -1,0 +1,105 @@
+"""Backbones: torchvision key/shape compatibility, the embed/classify interface, preprocessing,
+ImageNet checkpoint loading."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dkp.errors import DkpError
+from dkp.models import build_backbone, load_pretrained, preprocess
+
+FIXTURE = Path(__file__).parent / "fixtures" / "torchvision_keys.json"
+TORCHVISION = json.loads(FIXTURE.read_text())
+
+
+def _arch(name: str) -> dict:
+    arch, _, width = name.partition("@")
+    return {"arch": arch, "width": float(width or 1.0)}
+
+
+@pytest.mark.parametrize("name", sorted(k for k in TORCHVISION if not k.startswith("_")))
+def test_state_dict_matches_torchvision_key_for_key(name):
+    """Same keys, same order, same shapes as torchvision's model of that name (1000 classes)."""
+    ours = [[k, list(v.shape)] for k, v in build_backbone(_arch(name), 1000).state_dict().items()]
+    theirs = TORCHVISION[name]
+    assert [k for k, _ in ours] == [k for k, _ in theirs]
+    mismatched = [(k, a, b) for (k, a), (_, b) in zip(ours, theirs) if a != b]
+    assert not mismatched, mismatched[:3]
+
+
+@pytest.mark.parametrize("arch,width,dim", [("resnet18", 1.0, 512), ("resnet34", 0.5, 256), ("resnet50", 0.25, 512),
+                                            ("mobilenet_v2", 0.5, 1280), ("mobilenet_v2", 1.5, 1920)])
+def test_embed_gives_one_pooled_feature_per_frame(arch, width, dim):
+    torch.manual_seed(0)
+    m = build_backbone({"arch": arch, "width": width}, 7).eval()
+    x = torch.randn(3, 3, 40, 40)
+    with torch.no_grad():
+        f = m.embed(x)
+        assert f.shape == (3, dim) == (3, m.feature_dim)
+        torch.testing.assert_close(m(x), m.classify(f))
+        torch.testing.assert_close(m.classify(f), m.head(f))
+    assert m.head.out_features == 7
+
+
+def test_width_scales_resnet_base_channels():
+    assert build_backbone({"arch": "resnet18", "width": 0.5}, 3).conv1.out_channels == 32
+    assert build_backbone({"arch": "resnet50", "width": 0.25}, 3).layer4[0].conv3.out_channels == 512
+
+
+def test_unknown_arch_is_one_line():
+    with pytest.raises(DkpError, match="unknown backbone 'vgg16'"):
+        build_backbone({"arch": "vgg16", "width": 1.0}, 3)
+
+
+def test_preprocess_per_image_standardises_each_channel():
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (4, 48, 64, 3), generator=g, dtype=torch.uint8)
+    frames[0] = 7  # a flat frame stays finite
+    x = preprocess(frames, 32, "per_image")
+    assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32
+    assert torch.isfinite(x).all()
+    torch.testing.assert_close(x[1:].mean(dim=(2, 3)), torch.zeros(3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x[1:].std(dim=(2, 3)), torch.ones(3, 3), atol=1e-2, rtol=0)
+
+
+def test_preprocess_centre_crops_then_imagenet_normalises():
+    frames = torch.zeros(1, 10, 30, 3, dtype=torch.uint8)
+    frames[:, :, 10:20] = 255  # the centre 10x10 square is white, the sides black
+    x = preprocess(frames, 10, "imagenet")
+    white = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(x[0].mean(dim=(1, 2)), white)
+    with pytest.raises(DkpError, match="normalize"):
+        preprocess(frames, 10, "zscore")
+
+
+def test_imagenet_checkpoint_loads_with_a_new_classifier(tmp_path, capsys):
+    """A torchvision-format state dict (1000 classes; keys as in the fixture) loads into a
+    20-class model: every trunk tensor copied, the classifier re-initialised, one line."""
+    for arch, head in (("resnet18", "fc"), ("mobilenet_v2", "classifier.1")):
+        torch.manual_seed(1)
+        imagenet = build_backbone({"arch": arch, "width": 1.0}, 1000)
+        path = tmp_path / f"{arch}.pth"
+        torch.save(imagenet.state_dict(), path)
+        torch.manual_seed(2)
+        ours = build_backbone({"arch": arch, "width": 1.0}, 20)
+        fresh_head = ours.head.weight.detach().clone()
+        line = load_pretrained(ours, str(path), "teacher")
+        assert "\n" not in line and "missing 0" in line and "unexpected 0" in line and head in line
+        src, dst = imagenet.state_dict(), ours.state_dict()
+        for k, v in dst.items():
+            if not k.startswith(head + "."):
+                assert torch.equal(v, src[k]), k
+        assert torch.equal(ours.head.weight, fresh_head) and ours.head.out_features == 20
+
+
+def test_pretrained_with_the_wrong_width_is_one_line(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": build_backbone({"arch": "resnet18", "width": 1.0}, 1000).state_dict()}, path)
+    with pytest.raises(DkpError, match="differ in shape"):
+        load_pretrained(build_backbone({"arch": "resnet18", "width": 0.5}, 5), str(path), "student")
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(DkpError, match="cannot read"):
+        load_pretrained(build_backbone({"arch": "resnet18", "width": 0.5}, 5), str(tmp_path / "junk.pth"))

@@ -1,0 +1,232 @@
+"""Training: sampling and schedule helpers, resumable epochs, and both stages end to end on the
+tiny params (a real kill -9 mid-run, then a resume that ends bit-identical)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dkp.train import batches, loop
+from dkp.train.data import VideoSet
+
+
+# ---------------------------------------------------------------- pure helpers
+
+def test_tsn_indices_take_one_frame_per_run_of_candidates():
+    rng = np.random.default_rng(0)
+    cand = np.arange(10, 50)
+    for _ in range(20):
+        idx = batches.tsn_indices(rng, cand, 4)
+        assert len(idx) == 4 and set(idx) <= set(cand)
+        assert [int((i - 10) // 10) for i in idx] == [0, 1, 2, 3]  # one from each quarter
+    few = batches.tsn_indices(rng, np.array([3, 7]), 5)
+    assert len(few) == 5 and set(few) <= {3, 7} and list(few) == sorted(few)
+
+
+def test_spread_even_and_centre_indices():
+    rng = np.random.default_rng(1)
+    idx = batches.spread_indices(rng, 100, 10)
+    assert list(idx // 10) == list(range(10))
+    assert list(batches.centre_indices(100, 4)) == [12, 37, 62, 87]
+    assert list(batches.centre_indices(3, 5)) == [0, 0, 1, 2, 2]
+    assert list(batches.even_indices(np.arange(5, 9), 8)) == [5, 6, 7, 8]
+    assert list(batches.even_indices(np.arange(0, 40), 4)) == [5, 15, 25, 35]
+
+
+def test_epoch_batches_cover_every_video_once():
+    parts = batches.epoch_batches(np.random.default_rng(2), 23, 8)
+    assert [len(b) for b in parts] == [8, 8, 7]
+    assert sorted(np.concatenate(parts)) == list(range(23))
+
+
+def test_augment_crops_and_flips_per_image():
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    assert torch.equal(batches.augment(x, np.random.default_rng(0), 0, False), x)
+    out = batches.augment(x, np.random.default_rng(0), 2, True)
+    assert out.shape == x.shape
+    a = batches.augment(x, np.random.default_rng(5), 2, True)
+    b = batches.augment(x, np.random.default_rng(5), 2, True)
+    assert torch.equal(a, b)
+    flips = [batches.augment(x[:1], np.random.default_rng(s), 0, True) for s in range(12)]
+    assert any(torch.equal(f, x[:1].flip(-1)) for f in flips) and any(torch.equal(f, x[:1]) for f in flips)
+
+
+def test_warmup_then_cosine_to_zero():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = loop.warmup_cosine(opt, 4, 20)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:5] == sorted(lrs[:5]) and lrs[4] == pytest.approx(1.0)
+    assert lrs[4:] == sorted(lrs[4:], reverse=True) and lrs[-1] < 0.01
+
+
+def test_activity_frames_and_positions():
+    times = [np.arange(10) + 0.5, np.arange(4) + 0.5]
+    vs = VideoSet(ids=["a", "b"], labels=np.array([0, 1]), durations=np.array([10.0, 4.0]),
+                  segments=[[[2, 4], [7, 8]], [[9, 12]]], frames=[None, None], times=times)
+    assert list(vs.activity(0)) == [2, 3, 7]
+    assert list(vs.activity(1)) == [0, 1, 2, 3]  # no frame inside: every frame
+    assert list(vs.offsets) == [0, 10, 14] and vs.n_frames(1) == 4
+    np.testing.assert_allclose(vs.positions(1, np.array([0, 3])), [0.125, 0.875])
+
+
+def _toy_phase(folder: Path, epochs: int) -> tuple[dict, list]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = loop.warmup_cosine(opt, 2, 12)
+    data = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(64) % 3
+
+    def epoch(e, rng):
+        for b in batches.epoch_batches(rng, 64, 16):
+            loss = torch.nn.functional.cross_entropy(model(data[b]), labels[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        return {"loss": float(loss.detach()), "draw": float(torch.rand(1)), "np": float(np.random.rand())}
+
+    rows = loop.run_phase(folder, "toy", epochs, 0, {"model": model, "opt": opt, "sched": sched}, epoch)
+    return model.state_dict(), rows
+
+
+def test_resumed_phase_equals_uninterrupted(tmp_path):
+    whole, rows = _toy_phase(tmp_path / "a", 3)
+    _toy_phase(tmp_path / "b", 1)  # "interrupted" after epoch 1
+    torch.manual_seed(123)  # a resumed run must not depend on the state it starts in
+    np.random.seed(7)
+    resumed, rows_b = _toy_phase(tmp_path / "b", 3)
+    for k in whole:
+        assert torch.equal(whole[k], resumed[k]), k
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in rows_b]
+
+
+# ---------------------------------------------------------------- both stages, end to end
+
+def dkp_cmd(workdir: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=workdir, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """The tiny dataset, generated and extracted once for this module."""
+    root = tmp_path_factory.mktemp("tiny-data")
+    shutil.copy(Path(__file__).parent / "params-tiny.yaml", root / "params.yaml")
+    for stage in ("synthesize", "data", "frames"):
+        res = dkp_cmd(root, stage)
+        assert res.returncode == 0, res.stderr
+    return root
+
+
+def workdir_with_data(tiny_data: Path, path: Path) -> Path:
+    path.mkdir()
+    shutil.copy(tiny_data / "params.yaml", path / "params.yaml")
+    os.symlink(tiny_data / "data", path / "data")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """Both stages run uninterrupted on the tiny params; returns the work dir and timings."""
+    work = workdir_with_data(tiny_data, tmp_path_factory.mktemp("trained") / "w")
+    seconds = {}
+    for stage in ("train-teacher", "train-student"):
+        t0 = time.perf_counter()
+        res = dkp_cmd(work, stage)
+        seconds[stage] = time.perf_counter() - t0
+        assert res.returncode == 0, res.stderr
+    return work, seconds
+
+
+@pytest.mark.slow
+def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params):
+    from dkp import checkpoints
+    from dkp.inference import Predictor
+
+    work, seconds = trained
+    assert max(seconds.values()) < 120, seconds
+    teacher_log = pd.read_csv(work / "results/train/teacher.csv")
+    assert list(teacher_log.columns) == ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
+    assert list(teacher_log["epoch"]) == list(range(1, tiny_params["train"]["teacher"]["epochs"] + 1))
+    student_log = pd.read_csv(work / "results/train/student.csv")
+    n_plain, n_dkp = tiny_params["train"]["plain_student"]["epochs"], tiny_params["train"]["student"]["epochs"]
+    assert list(student_log["phase"]) == ["plain"] * n_plain + ["dkp"] * n_dkp
+    assert student_log.loc[student_log["phase"] == "dkp", ["ce_s", "ce_p", "feat", "kd", "val_acc"]].notna().all().all()
+    assert ((student_log["val_acc"] >= 0) & (student_log["val_acc"] <= 1)).all()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        s = checkpoints.read(checkpoints.STUDENT, "student")
+        assert set(s["backbones"]) == {"student", "student_plain"}
+        pred = Predictor.load(tiny_params, "cpu")
+        assert pred.num_classes == tiny_params["data"]["synthetic"]["num_classes"]
+        frames = np.load(next((work / "data/frames").glob("shard-*/*[!t].npy")))
+        feats = {n: pred.embed(n, frames[:4]) for n in pred.backbone_names}
+        u = torch.linspace(0, 1, 4)[None]
+        mask = torch.ones(1, 4, dtype=torch.bool)
+        out = pred.predict("dste", s=(feats["student"][None], u, mask), t=(feats["teacher"][None], u, mask))
+        torch.testing.assert_close(out["video"].sum(-1), torch.ones(1))
+        assert pred.cost().gflops("dste", 20, 5) > pred.cost().gflops("student", 20, 5)
+    finally:
+        os.chdir(cwd)
+
+
+def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
+    """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists."""
+    proc = subprocess.Popen(["dkp", stage, "--params", "params.yaml"], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(workdir.glob(checkpoint_glob)):
+        assert proc.poll() is None, f"{stage} ended (rc {proc.returncode}) before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, f"{stage} finished before it could be killed"
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_ends_bit_identical(trained, tiny_data, tmp_path):
+    ref, _ = trained
+    work = workdir_with_data(tiny_data, tmp_path / "killed")
+    _kill_after(work, "train-teacher", ".dkp-cache/train/teacher/*/teacher.pt")
+    assert not (work / "models/teacher.pt").exists()
+    assert dkp_cmd(work, "train-teacher").returncode == 0
+    _kill_after(work, "train-student", ".dkp-cache/train/student/*/plain.pt")
+    _kill_after(work, "train-student", ".dkp-cache/train/student/*/dkp.pt")
+    assert not (work / "models/student.pt").exists()
+    res = dkp_cmd(work, "train-student")
+    assert res.returncode == 0, res.stderr
+    for name in ("teacher.pt", "student.pt"):
+        a = torch.load(ref / "models" / name, weights_only=True)
+        b = torch.load(work / "models" / name, weights_only=True)
+        for net in a["backbones"]:
+            sa, sb = a["backbones"][net]["state_dict"], b["backbones"][net]["state_dict"]
+            assert all(torch.equal(sa[k], sb[k]) for k in sa), (name, net)
+        if "dkp" in a:
+            assert all(torch.equal(a["dkp"]["state_dict"][k], b["dkp"]["state_dict"][k]) for k in a["dkp"]["state_dict"])
+        assert (ref / "models" / name).read_bytes() == (work / "models" / name).read_bytes(), name
+    log = pd.read_csv(work / "results/train/student.csv")
+    ref_log = pd.read_csv(ref / "results/train/student.csv")
+    pd.testing.assert_frame_equal(log.drop(columns="seconds"), ref_log.drop(columns="seconds"))
+
+
+@pytest.mark.slow
+def test_missing_teacher_is_one_line(tiny_data, tmp_path):
+    work = workdir_with_data(tiny_data, tmp_path / "w")
+    res = dkp_cmd(work, "train-student")
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0 and "train-teacher" in res.stderr
