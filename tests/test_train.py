@@ -59,6 +59,18 @@ def test_augment_crops_and_flips_per_image():
     assert any(torch.equal(f, x[:1].flip(-1)) for f in flips) and any(torch.equal(f, x[:1]) for f in flips)
 
 
+def test_rotations_and_channel_shuffles_only_rearrange_pixels():
+    x = torch.rand(1, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    rotations = [torch.rot90(x[0], k, (1, 2)) for k in range(4)]
+    seen = set()
+    for s in range(16):
+        out = batches.augment(x, np.random.default_rng(s), 0, False, rot90=True)[0]
+        seen.add(next(k for k, r in enumerate(rotations) if torch.equal(out, r)))
+        shuffled = batches.augment(x, np.random.default_rng(s), 0, False, channel_shuffle=True)[0]
+        assert sorted(shuffled.sum(dim=(1, 2)).tolist()) == sorted(x[0].sum(dim=(1, 2)).tolist())
+    assert seen == {0, 1, 2, 3}
+
+
 def test_warmup_then_cosine_to_zero():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = loop.warmup_cosine(opt, 4, 20)

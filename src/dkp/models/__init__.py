@@ -33,14 +33,18 @@ def build_backbone(cfg: dict, num_classes: int) -> nn.Module:
     raise DkpError(f"unknown backbone {arch!r}; expected one of {list(ARCHS)}")
 
 
-def preprocess(frames: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
-    """uint8 (N, H, W, 3) RGB -> float32 (N, 3, size, size): centre square crop, resize, standardise.
+def to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) in [0, 1]."""
+    return frames.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def prepare(x: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
+    """float (N, 3, H, W) in [0, 1] -> (N, 3, size, size): centre square crop, resize, standardise.
 
     normalize: `per_image` subtracts each image's per-channel mean and divides by its
     standard deviation (the synthetic data need it: without it training sits on the
     initial plateau); `imagenet` uses the ImageNet statistics (for pretrained weights).
     """
-    x = frames.permute(0, 3, 1, 2).float().div_(255.0)
     h, w = x.shape[-2:]
     side = min(h, w)
     if h != w:
@@ -57,6 +61,11 @@ def preprocess(frames: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
     raise DkpError(f"unknown normalize {normalize!r}; expected per_image or imagenet")
+
+
+def preprocess(frames: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
+    """uint8 (N, H, W, 3) RGB frames -> network input (N, 3, size, size); see `prepare`."""
+    return prepare(to_unit(frames), size, normalize)
 
 
 def autocast(device: torch.device):

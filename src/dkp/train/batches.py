@@ -46,18 +46,29 @@ def epoch_batches(rng: np.random.Generator, n_videos: int, batch: int) -> list[n
     return [order[i:i + batch] for i in range(0, n_videos, batch)]
 
 
-def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool) -> torch.Tensor:
-    """Random crop after zero padding by `pad` px, and random horizontal flip, per image.
+def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
+            rot90: bool = False, channel_shuffle: bool = False) -> torch.Tensor:
+    """Per image: random crop after padding by `pad` px (edge pixels repeated), random
+    horizontal flip, random multiple of 90 degrees, random order of the colour channels.
 
-    x: standardised (N, 3, S, S); zero padding is the image's mean after standardisation.
+    x: frames as float (N, 3, H, W) in [0, 1] (dkp.models.to_unit), before `prepare`, so
+    the student and the teacher can be shown the same augmented frame. rot90 and
+    channel_shuffle preserve the labels of the synthetic data (rotation-free shapes and
+    tiles, colours random per video), not those of real videos.
     """
     n, _, h, w = x.shape
     if pad > 0:
-        padded = F.pad(x, (pad, pad, pad, pad))
+        padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
         dy = rng.integers(0, 2 * pad + 1, n)
         dx = rng.integers(0, 2 * pad + 1, n)
         x = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
     if flip:
         mirror = torch.from_numpy(rng.random(n) < 0.5).to(x.device)
         x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+    if rot90:
+        turns = rng.integers(0, 4, n)
+        x = torch.stack([torch.rot90(x[i], int(turns[i]), (1, 2)) for i in range(n)])
+    if channel_shuffle:
+        order = torch.from_numpy(np.stack([rng.permutation(3) for _ in range(n)])).to(x.device)
+        x = torch.gather(x, 1, order[:, :, None, None].expand_as(x))
     return x

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import runtime
-from ..models import autocast, embed_frames, preprocess
+from ..models import autocast, embed_frames, prepare, to_unit
 from . import batches, loop
 from .data import VideoSet
 
@@ -53,8 +53,9 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
                    unit="batch", leave=False, disable=runtime.progress_disabled())
         for vids in bar:
             pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
-            x = preprocess(torch.from_numpy(train.gather(pairs)).to(device), size, norm)
-            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"])
+            x = to_unit(torch.from_numpy(train.gather(pairs)).to(device))
+            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"])
+            x = prepare(x, size, norm)
             y = torch.from_numpy(train.labels[[i for i, _ in pairs]]).to(device)
             with autocast(device):
                 logits = model(x)

@@ -6,9 +6,11 @@ the teacher. Phase 2 ("dkp"): a copy of it, the DKP module and the gate, trained
 the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each batch draws its
 numbers of student and teacher frames at random over train.student.ns_range / nt_range
 (one random frame per equal segment of the whole video), so one checkpoint serves every
-sampling configuration. The teacher's features of every training frame are computed
-once, un-augmented, and cached: they give both the teacher frames g_j and the targets
-T(x_i) on the (augmented) student frames, so the teacher never runs in the loop.
+sampling configuration. The frozen teacher runs in the loop (eval mode, no gradients) on
+the teacher frames (un-augmented, as at test time) for g_j, and on the student frames
+with the student's very augmentation for the targets T(x_i). Caching its features of
+every training frame once was measured and rejected: with a few epochs the loop shows
+the teacher far fewer frames than a video holds (teacher inference is ~10% of a step).
 
 Writes models/student.pt and results/train/student.csv (rows of both phases; `val_acc`
 is frame accuracy inside the labelled activity: of the plain student in phase 1, of
@@ -24,9 +26,8 @@ import torch
 from tqdm import tqdm
 
 from .. import checkpoints, framestore, runtime
-from ..atomic import atomic_path
 from ..errors import DkpError
-from ..models import autocast, build_backbone, embed_frames, load_pretrained, preprocess
+from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, to_unit
 from ..models.dkp import DKP, dkp_losses
 from . import batches, checkpointing, classifier, loop
 from .data import VideoSet, load_subset
@@ -45,22 +46,6 @@ def reads(p: dict) -> dict:
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
 
 
-def teacher_features(teacher, entry: dict, videos: VideoSet, path: Path, device) -> np.ndarray:
-    """Features of every frame of `videos` (rows at videos.offsets), cached at `path`."""
-    if path.exists():
-        return np.load(path, mmap_mode="r")
-    with atomic_path(path, suffix=".npy") as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                        shape=(videos.n_frames_total, teacher.feature_dim))
-        for i in tqdm(range(len(videos)), desc="teacher features", unit="video", leave=False,
-                      disable=runtime.progress_disabled()):
-            feats = embed_frames(teacher, videos.frames[i], entry["input_size"], entry["normalize"], device)
-            out[videos.offsets[i]:videos.offsets[i + 1]] = feats.numpy()
-        out.flush()
-        del out
-    return np.load(path, mmap_mode="r")
-
-
 def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
     """(B, n, D) features gathered from table, (B, n) positions, (B, n) mask for ragged row lists."""
     n = max(len(r) for r in rows)
@@ -72,13 +57,14 @@ def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
     return torch.from_numpy(feats), torch.from_numpy(where), torch.from_numpy(mask)
 
 
-def train_dkp(p: dict, student, dkp: DKP, train: VideoSet, tfeats: np.ndarray, val_eval, device,
+def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSet, val_eval, device,
               folder: Path) -> list[dict]:
     cfg, aug, net = p["train"]["student"], p["train"]["augment"], p["student"]
     steps = -(-len(train) // cfg["batch_videos"])
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     (ns_lo, ns_hi), (nt_lo, nt_hi) = cfg["ns_range"], cfg["nt_range"]
+    t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
         student.train()
@@ -87,21 +73,23 @@ def train_dkp(p: dict, student, dkp: DKP, train: VideoSet, tfeats: np.ndarray, v
         bar = tqdm(batches.epoch_batches(rng, len(train), cfg["batch_videos"]), desc=f"dkp {e + 1}/{cfg['epochs']}",
                    unit="batch", leave=False, disable=runtime.progress_disabled())
         for vids in bar:
+            B = len(vids)
             ns, nt = int(rng.integers(ns_lo, ns_hi + 1)), int(rng.integers(nt_lo, nt_hi + 1))
             s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
             t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
-            pairs = [(int(i), int(j)) for i, idx in zip(vids, s_idx) for j in idx]
-            x = preprocess(torch.from_numpy(train.gather(pairs)).to(device), net["input_size"], net["normalize"])
-            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"])
+            x = to_unit(torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, s_idx) for j in idx])).to(device))
+            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"])
+            y_frames = torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, t_idx) for j in idx])).to(device)
             u = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, s_idx)])).float().to(device)
             v = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, t_idx)])).float().to(device)
-            g = torch.from_numpy(tfeats[np.stack([train.offsets[i] + j for i, j in zip(vids, t_idx)])]).to(device)
-            target = torch.from_numpy(tfeats[np.stack([train.offsets[i] + j for i, j in zip(vids, s_idx)])]).to(device)
             y = torch.from_numpy(train.labels[vids]).to(device)
+            with torch.no_grad(), autocast(device):  # the frozen teacher: targets T(x_i) and frames g_j
+                target = teacher.embed(prepare(x, t_size, t_norm)).float().view(B, ns, -1)
+                g = teacher.embed(preprocess(y_frames, t_size, t_norm)).float().view(B, nt, -1)
             with autocast(device):
-                f = student.embed(x)
-                kd_logits = student.classify(f).view(len(vids), ns, -1)
-                out = dkp(f.view(len(vids), ns, -1), u, g, v)
+                f = student.embed(prepare(x, net["input_size"], net["normalize"]))
+                kd_logits = student.classify(f).view(B, ns, -1)
+                out = dkp(f.view(B, ns, -1), u, g, v)
             terms = dkp_losses(out, kd_logits, y, target, dkp.teacher_head(target), None,
                                cfg["lambda_feat"], cfg["lambda_kd"], cfg["tau"])
             opt.zero_grad(set_to_none=True)
@@ -111,7 +99,7 @@ def train_dkp(p: dict, student, dkp: DKP, train: VideoSet, tfeats: np.ndarray, v
             for k in sums:
                 sums[k] += float(terms[k].detach())
             hits += int((out["p"].argmax(-1) == y[:, None]).sum())
-            seen += out["p"].shape[0] * out["p"].shape[1]
+            seen += B * ns
             n_batches += 1
             bar.set_postfix(loss=f"{sums['total'] / n_batches:.3f}")
         row = {k: v / n_batches for k, v in sums.items()}
@@ -179,7 +167,6 @@ def run(p: dict, args) -> None:
     plain.eval()
 
     # Phase 2: DKP + gate + KD from the plain student, teacher frozen
-    tfeats = teacher_features(teacher, t_entry, train, folder / "teacher_features.npy", device)
     runtime.seed_everything(p["run"]["seed"] + SEED_OFFSET["dkp"])
     student = build_backbone(p["student"], len(classes))
     student.load_state_dict(plain.state_dict())
@@ -190,7 +177,7 @@ def run(p: dict, args) -> None:
     student.to(device)
     dkp.to(device)
     val_eval = dkp_validation(p, student, dkp, teacher, t_entry, val, val_frames, val_labels, val_pairs, device)
-    dkp_rows = train_dkp(p, student, dkp, train, tfeats, val_eval, device, folder)
+    dkp_rows = train_dkp(p, student, dkp, teacher, t_entry, train, val_eval, device, folder)
 
     student.eval()
     dkp.eval()
