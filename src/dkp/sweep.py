@@ -97,7 +97,9 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     from tqdm import tqdm
 
     roles = {c.name: predictor.roles(c.method) for c in configs}
-    needed = sorted({name for r in roles.values() for name in r.values()})
+    plain = predictor.roles("student")["s"]  # the Student baseline's backbone, for the S-3 comparison
+    needed = sorted({name for r in roles.values() for name in r.values()}
+                    | ({plain} if any(c.name == s3_config for c in configs) else set()))
     cache.require(needed)
     unique: dict[tuple, list] = {}
     for c in configs:
@@ -143,7 +145,11 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                                    f"(NaN/inf in the cached features or the checkpoints)")
                 out[sig]["scores"][vids] = scores
                 if any(g.name == s3_config for g in group):
-                    rows = _s3_frames(predictor, result, inputs, idx, times, local_off, labels[vids])
+                    if "s" not in inputs:
+                        raise DkpError("sweep.s3_config must name a configuration whose method gives "
+                                       "per-frame probabilities on student frames (dste or dkp)")
+                    student_in = _role_batch(blocks[plain], times, dur, local_off, idx["s"], device)
+                    rows = _s3_frames(predictor, result, student_in, idx, times, local_off, labels[vids])
                     for b, row in zip(vids, rows):
                         s3_rows[b] = row
                 bar.update(len(vids))
@@ -154,13 +160,14 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     return {c.name: preds[c.name] for c in configs}, (s3_rows if s3_config in preds else [])
 
 
-def _s3_frames(predictor, out, inputs, idx, times, local_off, labels) -> list:
+def _s3_frames(predictor, out, student_in, idx, times, local_off, labels) -> list:
     """Per video: student frame times and the ground-truth probability per student frame
-    from "student" and from the configuration's own method on the same frames."""
-    if "s" not in inputs or out.get("frames") is None:
+    from "student" (its own backbone's features, `student_in`) and from the configuration's
+    own method, both on the same frames."""
+    if out.get("frames") is None:
         raise DkpError("sweep.s3_config must name a configuration whose method gives per-frame "
                        "probabilities on student frames (dste or dkp)")
-    student = predictor.predict("student", s=inputs["s"])["frames"].float().cpu().numpy()
+    student = predictor.predict("student", s=student_in)["frames"].float().cpu().numpy()
     own = out["frames"].float().cpu().numpy()
     rows = []
     for b, i in enumerate(idx["s"]):
