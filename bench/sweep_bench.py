@@ -38,7 +38,6 @@ def naive_sweep(p, predictor, index, configs, batch_videos, device) -> dict:
     import torch
 
     from dkp import framestore, sampling
-    from dkp.sweep import _role_batch
 
     out = {}
     chunk = p["features"]["batch_frames"]
@@ -52,22 +51,32 @@ def naive_sweep(p, predictor, index, configs, batch_videos, device) -> dict:
                 inputs = {}
                 for role, name in roles.items():
                     k = 0 if role == "s" else 1
-                    picked, times, idx = [], [], []
+                    picked, pos = [], []
                     for (frames, t), dur in zip(loaded, rows["duration"]):
                         n = sampling.role_counts(c, float(dur))[k]
                         i = sampling.nearest_indices(t, sampling.segment_centres(float(dur), n))
                         picked.append(np.asarray(frames[i]))
-                        times.append(t[i])
-                        idx.append(np.arange(n))
+                        pos.append(sampling.positions(t[i], float(dur)))
                     frames = np.concatenate(picked)
                     feats = torch.cat([predictor.embed(name, frames[j:j + chunk])
                                        for j in range(0, len(frames), chunk)])
-                    local = np.concatenate([[0], np.cumsum([len(i) for i in idx])[:-1]])
-                    inputs[role] = _role_batch(feats.to(device), np.concatenate(times),
-                                               rows["duration"].to_numpy(), local, idx, device)
+                    inputs[role] = _padded(feats, pos, device)
                 scores.append(predictor.predict(c.method, **inputs)["video"].float().cpu().numpy())
             out[c.name] = np.concatenate(scores)
     return out
+
+
+def _padded(feats, pos: list[np.ndarray], device):
+    """(feats (B, n, D), pos (B, n), mask (B, n)) from the videos' rows in order."""
+    import torch
+
+    counts = [len(x) for x in pos]
+    mask = torch.arange(max(counts))[None, :] < torch.tensor(counts)[:, None]
+    padded = feats.new_zeros(*mask.shape, feats.shape[1])
+    padded[mask] = feats
+    pos_t = torch.zeros(mask.shape)
+    pos_t[mask] = torch.from_numpy(np.concatenate(pos))
+    return padded.to(device), pos_t.to(device), mask.to(device)
 
 
 def _clock(fn, children: bool = False) -> tuple[float, float]:

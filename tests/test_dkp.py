@@ -195,6 +195,60 @@ def test_predict_on_embedded_features_equals_the_full_networks():
         assert out["frames"].shape[:2] == ((2, 3) if method == "teacher" else (2, 6))
 
 
+def literal_dkp(m: DKP, f, u, g, v, ensemble: bool) -> dict:
+    """method.md 2-4 written out for one video (f (ns, ds), g (nt, dt)), head by head."""
+    q, k, val = m.wq(f) + m.pos(u), m.wk(g) + m.pos(v), m.wv(g)
+    d = m.dim // m.heads
+    mixed = torch.cat([(q[:, i:i + d] @ k[:, i:i + d].T / d ** 0.5).softmax(-1) @ val[:, i:i + d]
+                       for i in range(0, m.dim, d)], -1)
+    z = m.wo(mixed)
+    fz = torch.cat([f, z], -1)
+    s = m.student_head(fz)
+    if not ensemble:
+        return {"p": s.softmax(-1), "video": s.softmax(-1).mean(0)}
+    w = torch.sigmoid(m.gate(fz))
+    p = w * s.softmax(-1) + (1 - w) * m.teacher_head(z).softmax(-1)
+    lam = m.teacher_frame_weight
+    video = (p.sum(0) + lam * m.teacher_head(g).softmax(-1).sum(0)) / (len(f) + lam * len(g))
+    return {"p": p, "video": video}
+
+
+@pytest.mark.parametrize("method", ["dste", "dkp"])
+def test_terms_once_per_frame_then_per_config_equal_forward(method):
+    """The sweep's path: Predictor.terms on a block of rows, gathered per video (different
+    ns, nt in one batch, padded), then predict_terms; equals DKP.forward on the padded batch
+    and the method's formulas on each video alone."""
+    pred = tiny_predictor()
+    m, ensemble = pred.dkp, method == "dste"
+    with torch.no_grad():  # a gate off the even mix, so both of its halves matter
+        m.gate.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(2))
+    gen = torch.Generator().manual_seed(3)
+    block_f = 3 * torch.randn(40, m.wq.in_features, generator=gen)  # cached rows of a few videos
+    block_g = 3 * torch.randn(30, m.wk.in_features, generator=gen)
+    pos_f, pos_g = torch.rand(40, generator=gen), torch.rand(30, generator=gen)
+    s_rows = [[0, 3, 5, 9, 12], [20, 21], [30, 31, 35, 38, 39, 2, 1]]  # ns 5, 2, 7
+    t_rows = [[1, 4], [10, 11, 12, 13], [29]]                          # nt 2, 4, 1
+
+    def padded(rows):
+        mask = torch.tensor([[j < len(r) for j in range(max(map(len, rows)))] for r in rows])
+        return torch.tensor([r + [0] * (mask.shape[1] - len(r)) for r in rows]), mask
+
+    (si, fm), (ti, gm) = padded(s_rows), padded(t_rows)
+    s_terms, t_terms = pred.terms(method, "s", block_f, pos_f), pred.terms(method, "t", block_g, pos_g)
+    fast = pred.predict_terms(method, s=({k: x[si] for k, x in s_terms.items()}, fm),
+                              t=({k: x[ti] for k, x in t_terms.items()}, gm))
+    with torch.no_grad():
+        full = m(block_f[si], pos_f[si], block_g[ti], pos_g[ti], fm, gm, ensemble=ensemble)
+        alone = [literal_dkp(m, block_f[s], pos_f[s], block_g[t], pos_g[t], ensemble) for s, t in zip(s_rows, t_rows)]
+    exact = {"atol": 1e-5, "rtol": 0}
+    torch.testing.assert_close(fast["video"], full["video"], **exact)
+    torch.testing.assert_close(fast["frames"][fm], full["p"][fm], **exact)
+    for b, ref in enumerate(alone):
+        torch.testing.assert_close(fast["video"][b], ref["video"], **exact)
+        torch.testing.assert_close(fast["frames"][b, :len(s_rows[b])], ref["p"], **exact)
+    assert float(fast["video"].std(0).max()) > 1e-3  # the videos' scores differ: the check has teeth
+
+
 def test_roles_cover_every_method_and_name_cached_backbones():
     from dkp.configs import METHODS
 

@@ -47,17 +47,20 @@ class StandInPredictor:
         x = torch.from_numpy(np.array(frames)).float().mean(dim=(1, 2)) / 255.0
         return x @ self.proj[name]
 
-    def predict(self, method, s=None, t=None):
-        def frame_logits(name, x):
-            feats, pos, mask = x
-            return feats @ self.head[name] + 2.0 * pos.unsqueeze(-1), mask.unsqueeze(-1).float()
+    def terms_key(self, method, role):
+        return "logits", self.roles(method)[role]
 
+    def terms(self, method, role, feats, pos):  # per frame, like Predictor.terms
+        name = self.roles(method)[role]
+        return {"logits": feats @ self.head[name] + 2.0 * pos.unsqueeze(-1)}
+
+    def predict_terms(self, method, s=None, t=None):
         parts, frames = [], None
         if t is not None:
-            lt, mt = frame_logits("teacher", t)
+            lt, mt = t[0]["logits"], t[1].unsqueeze(-1).float()
             parts.append((lt.softmax(-1), mt))
         if s is not None:
-            ls, ms = frame_logits("student", s)
+            ls, ms = s[0]["logits"], s[1].unsqueeze(-1).float()
             if t is not None:  # "propagation": the teacher's masked mean logit reaches every student frame
                 ls = ls + ((lt * mt).sum(1, keepdim=True) / mt.sum(1, keepdim=True))
             frames = ls.softmax(-1)
@@ -65,6 +68,10 @@ class StandInPredictor:
         num = sum((p * m).sum(1) for p, m in parts)
         den = sum(m.sum(1) for _, m in parts)
         return {"video": num / den, "frames": frames}
+
+    def predict(self, method, s=None, t=None):
+        given = {r: (self.terms(method, r, x[0], x[1]), x[2]) for r, x in (("s", s), ("t", t)) if x is not None}
+        return self.predict_terms(method, **given)
 
     def cost(self):
         return _Cost()

@@ -1,8 +1,13 @@
 """The inference API the features, sweep and evaluate stages call: trained modules behind one object.
 
-Per-frame work (pixels -> pooled feature) happens in `embed`, all cross-frame work
-(DKP, gate, classifiers, video score) in `predict`, so predict() on cached embed()
-outputs equals running the full networks on the same frames.
+Three steps, each a function of the one before:
+  embed          pixels -> pooled feature, per frame;
+  terms          feature, position -> the method's per-frame terms (classifier probabilities,
+                 or DKP.student_terms / teacher_terms), still per frame;
+  predict_terms  the terms of the sampled frames -> frame and video scores (DKP.combine).
+`predict` = predict_terms(terms(...)), so predict() on cached embed() outputs equals running
+the full networks on the same frames, and the sweep may compute `terms` once per cached
+frame and `predict_terms` once per sampling configuration.
 
 Methods (dkp.configs.METHODS) and the backbones whose features they read:
   teacher     t: teacher         mean over teacher frames of softmax(C_t(g_j))
@@ -27,6 +32,14 @@ ROLES = {
     "teacher": {"t": "teacher"},
     "student": {"s": "student_plain"},
     "student-kd": {"s": "student"},
+}
+# the kind of per-frame terms each method reads from its roles: dste and dkp share theirs
+TERMS = {
+    "dste": {"s": "dkp-student", "t": "dkp-teacher"},
+    "dkp": {"s": "dkp-student", "t": "dkp-teacher"},
+    "teacher": {"t": "probs"},
+    "student": {"s": "probs"},
+    "student-kd": {"s": "probs"},
 }
 
 
@@ -72,36 +85,60 @@ class Predictor:
         e = self.entries[name]
         return embed_frames(self.backbones[name], frames_uint8, e["input_size"], e["normalize"], self.device, batch)
 
+    def terms_key(self, method: str, role: str) -> tuple[str, str]:
+        """(kind, backbone) of the per-frame terms `method` reads from `role`: methods whose
+        keys are equal read the same terms, so a caller computes them once."""
+        roles = self.roles(method)
+        if role not in roles:
+            raise DkpError(f"method {method} reads no {role}= frames; it reads {sorted(roles)}")
+        return TERMS[method][role], roles[role]
+
     @torch.no_grad()
-    def predict(self, method: str, s=None, t=None) -> dict:
-        """s, t: (feats (B, n, D), pos (B, n) in [0, 1], mask (B, n) bool) or None.
+    def terms(self, method: str, role: str, feats: torch.Tensor, pos: torch.Tensor) -> dict:
+        """Per-frame terms of `role`'s frames: feats (..., D) of backbone roles(method)[role],
+        pos (...) in [0, 1]; every output keeps the leading shape, so rows may be gathered."""
+        kind, name = self.terms_key(method, role)
+        feats, pos = feats.to(self.device, torch.float32), pos.to(self.device, torch.float32)
+        if kind == "dkp-student":
+            return self.dkp.student_terms(feats, pos)
+        if kind == "dkp-teacher":
+            return self.dkp.teacher_terms(feats, pos)
+        return {"probs": self.backbones[name].classify(feats).float().softmax(-1)}
+
+    @torch.no_grad()
+    def predict_terms(self, method: str, s=None, t=None) -> dict:
+        """s, t: (terms (B, n, .) of the sampled frames, mask (B, n) bool or None) or None.
 
         Returns {"video": (B, C) probabilities, "frames": per-frame probabilities of the
         method: (B, ns, C) on the student frames, (B, nt, C) for the teacher alone}.
         """
+        roles = self._check(method, s, t)
+        if method in ("dste", "dkp"):
+            (st, f_mask), (tt, g_mask) = s, t
+            out = self.dkp.combine(st, tt, self._mask(f_mask), self._mask(g_mask), ensemble=method == "dste",
+                                   fold_wo=True)
+            return {"video": out["video"], "frames": out["p"]}
+        terms, mask = s if "s" in roles else t
+        probs = terms["probs"]
+        return {"video": masked_mean(probs, self._mask(mask)), "frames": probs}
+
+    @torch.no_grad()
+    def predict(self, method: str, s=None, t=None) -> dict:
+        """s, t: (feats (B, n, D), pos (B, n) in [0, 1], mask (B, n) bool) or None; as predict_terms."""
+        self._check(method, s, t)
+        given = {role: (self.terms(method, role, x[0], x[1]), x[2]) for role, x in (("s", s), ("t", t))
+                 if x is not None and role in self.roles(method)}
+        return self.predict_terms(method, **given)
+
+    def _check(self, method: str, s, t) -> dict[str, str]:
         roles = self.roles(method)
         for role, given in (("s", s), ("t", t)):
             if role in roles and given is None:
                 raise DkpError(f"method {method} needs {role}= (features of backbone {roles[role]})")
-        if method == "teacher":
-            g, _, mask = self._inputs(t)
-            probs = self.backbones["teacher"].classify(g).float().softmax(-1)
-            return {"video": masked_mean(probs, mask), "frames": probs}
-        if method in ("student", "student-kd"):
-            f, _, mask = self._inputs(s)
-            probs = self.backbones[roles["s"]].classify(f).float().softmax(-1)
-            return {"video": masked_mean(probs, mask), "frames": probs}
-        f, u, f_mask = self._inputs(s)
-        g, v, g_mask = self._inputs(t)
-        out = self.dkp(f, u, g, v, f_mask, g_mask, ensemble=method == "dste")
-        return {"video": out["video"], "frames": out["p"]}
+        return roles
 
-    def _inputs(self, x):
-        feats, pos, mask = x
-        feats = feats.to(self.device, torch.float32)
-        pos = pos.to(self.device, torch.float32)
-        mask = None if mask is None else mask.to(self.device, torch.bool)
-        return feats, pos, mask
+    def _mask(self, mask):
+        return None if mask is None else mask.to(self.device, torch.bool)
 
     def cost(self):
         """dkp.flops.CostModel measured on these modules at their input sizes."""

@@ -3,11 +3,15 @@
 Work is batched across configurations: for each batch of `sweep.batch_videos`
 videos (grouped by duration, so fixed-interval batches need little padding) the
 cached feature rows of those videos are read once and moved to the device once;
-every configuration then samples its frames from that block (per-video sample
-indices are memoised by frame count, since both strategies reduce to "n segment
-centres") and runs only the heads (Predictor.predict). Configurations that feed
-one method the same frames are computed once. Memory holds one block at a time,
-so it stays flat as videos grow.
+the per-frame terms of every cached row of the block (Predictor.terms: the query,
+key and value projections, the f-halves of the heads, classifier probabilities)
+are computed once, on first use; every configuration then samples its frames
+from that block (per-video sample indices are memoised by frame count, since
+both strategies reduce to "n segment centres"), gathers their rows of the terms
+and runs only what couples the frames (Predictor.predict_terms: attention and
+the z-halves of the heads). Configurations that feed one method the same frames
+are computed once. Memory holds one block and its terms at a time, so it stays
+flat as videos grow.
 
 Writes results/predictions/<group>/<config>.npz (dkp.predictions) per group,
 each group's folder atomically, and for `sweep.s3_config`
@@ -57,33 +61,45 @@ def _batches(durations: np.ndarray, batch_videos: int) -> list[np.ndarray]:
     return [order[i:i + batch_videos] for i in range(0, len(order), batch_videos)]
 
 
-def _role_batch(block, times, durations, local_off, idx_lists, device):
-    """Padded (feats (B, n, D), pos (B, n), mask (B, n)) for one role of one configuration.
-
-    Padded slots repeat the block's first row; the mask (True = valid) keeps them out."""
+def _gather_index(local_off, idx_lists, device):
+    """(rows (B, n) into the block, mask (B, n) bool, True = valid) for one role of one
+    configuration; padded slots point at the block's first row, the mask keeps them out."""
     import torch
 
     counts = np.fromiter(map(len, idx_lists), dtype=np.int64, count=len(idx_lists))
     mask = np.arange(int(counts.max()))[None, :] < counts[:, None]
-    rows = np.concatenate(idx_lists) + np.repeat(local_off, counts)
     gather = np.zeros(mask.shape, dtype=np.int64)
-    gather[mask] = rows  # row-major fill: video by video, in frame order
-    pos = np.zeros(mask.shape, dtype=np.float32)
-    pos[mask] = sampling.positions(times[rows], np.repeat(durations, counts))
-    feats = block[torch.from_numpy(gather).to(device)]
-    return feats, torch.from_numpy(pos).to(device), torch.from_numpy(mask).to(device)
+    gather[mask] = np.concatenate(idx_lists) + np.repeat(local_off, counts)  # row-major: video by video
+    return torch.from_numpy(gather).to(device), torch.from_numpy(mask).to(device)
 
 
-def _load_block(cache, names, vids, offsets, nframes, device):
+def _load_block(cache, names, vids, offsets, nframes, durations, device):
     """The cached rows of some videos, read once for every configuration: per-backbone
-    tensors, timestamps and each video's first row in them."""
+    tensors, timestamps, positions (timestamp / duration, fixed per row) and each video's
+    first row in them."""
     import torch
 
     spans = [slice(int(offsets[v]), int(offsets[v] + nframes[v])) for v in vids]
     blocks = {name: torch.from_numpy(cache.rows(name, spans)).to(device) for name in names}
     times = np.concatenate([cache.times[sp] for sp in spans])
+    pos = torch.from_numpy(sampling.positions(times, np.repeat(durations[vids], nframes[vids]))).to(device)
     local_off = np.concatenate([[0], np.cumsum(nframes[vids])[:-1]]).astype(np.int64)
-    return blocks, times, local_off
+    return blocks, times, pos, local_off
+
+
+class _BlockTerms:
+    """Per-frame terms of one block, computed on first use and shared by every method that
+    reads the same ones (Predictor.terms_key)."""
+
+    def __init__(self, predictor, blocks, pos):
+        self.predictor, self.blocks, self.pos, self.memo = predictor, blocks, pos, {}
+
+    def take(self, method: str, role: str, rows) -> dict:
+        """The terms of the rows (B, n) of the block: each (B, n, ...)."""
+        key = self.predictor.terms_key(method, role)
+        if key not in self.memo:
+            self.memo[key] = self.predictor.terms(method, role, self.blocks[key[1]], self.pos)
+        return {k: v[rows] for k, v in self.memo[key].items()}
 
 
 def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str | None = None,
@@ -116,7 +132,8 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     bar = tqdm(total=n_videos * len(unique), unit="video-config", desc="sweep", disable=not progress)
     with torch.inference_mode():
         for vids in _batches(durations, batch_videos):
-            blocks, times, local_off = _load_block(cache, needed, vids, offsets, nframes, device)
+            blocks, times, pos, local_off = _load_block(cache, needed, vids, offsets, nframes, durations, device)
+            terms = _BlockTerms(predictor, blocks, pos)
             dur = durations[vids]
             memo: list[dict[int, np.ndarray]] = [{} for _ in vids]
 
@@ -129,16 +146,17 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
             for sig, group in unique.items():
                 c = group[0]
                 counts = np.array([sampling.role_counts(c, d) for d in dur], dtype=np.int64).reshape(-1, 2)
-                inputs, idx = {}, {}
-                for role, name in roles[c.name].items():
+                inputs, idx, where = {}, {}, {}
+                for role in roles[c.name]:
                     k = 0 if role == "s" else 1
                     if counts[:, k].min() < 1:
                         raise DkpError(f"configuration {c.name}: method {c.method} uses role {role!r} "
                                        f"but the configuration gives it no frames")
                     idx[role] = [indices(b, int(n)) for b, n in enumerate(counts[:, k])]
-                    inputs[role] = _role_batch(blocks[name], times, dur, local_off, idx[role], device)
+                    where[role] = _gather_index(local_off, idx[role], device)
+                    inputs[role] = (terms.take(c.method, role, where[role][0]), where[role][1])
                     out[sig]["ns" if role == "s" else "nt"][vids] = counts[:, k]
-                result = predictor.predict(c.method, **inputs)
+                result = predictor.predict_terms(c.method, **inputs)
                 scores = result["video"].float().cpu().numpy()
                 if not np.isfinite(scores).all():
                     raise DkpError(f"configuration {c.name}: method {c.method} gives non-finite scores "
@@ -148,7 +166,8 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                     if "s" not in inputs:
                         raise DkpError("sweep.s3_config must name a configuration whose method gives "
                                        "per-frame probabilities on student frames (dste or dkp)")
-                    student_in = _role_batch(blocks[plain], times, dur, local_off, idx["s"], device)
+                    rows_s, mask_s = where["s"]
+                    student_in = (terms.take("student", "s", rows_s), mask_s)  # the plain student's terms
                     rows = _s3_frames(predictor, result, student_in, idx, times, local_off, labels[vids])
                     for b, row in zip(vids, rows):
                         s3_rows[b] = row
@@ -162,12 +181,12 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
 
 def _s3_frames(predictor, out, student_in, idx, times, local_off, labels) -> list:
     """Per video: student frame times and the ground-truth probability per student frame
-    from "student" (its own backbone's features, `student_in`) and from the configuration's
-    own method, both on the same frames."""
+    from "student" (the terms of its own backbone's features, `student_in`) and from the
+    configuration's own method, both on the same frames."""
     if out.get("frames") is None:
         raise DkpError("sweep.s3_config must name a configuration whose method gives per-frame "
                        "probabilities on student frames (dste or dkp)")
-    student = predictor.predict("student", s=student_in)["frames"].float().cpu().numpy()
+    student = predictor.predict_terms("student", s=student_in)["frames"].float().cpu().numpy()
     own = out["frames"].float().cpu().numpy()
     rows = []
     for b, i in enumerate(idx["s"]):

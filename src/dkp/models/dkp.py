@@ -15,6 +15,12 @@ Read top to bottom; notation of docs/method.md ("Ours" 1-5):
   video = (sum_i p_i + lambda_T sum_j softmax(C_t(g_j))) / (ns + lambda_T nt)
 
 Masks (B, n) bool, True = a real frame, let videos with different ns, nt share a batch.
+
+Everything but A and what follows it is per frame: q_i, k_j, val_j, C_t(g_j) and, since
+C_s' and h are linear in concat(f_i, z_i), their f-halves. `student_terms` and
+`teacher_terms` compute those; `combine` does the rest on the terms of the sampled frames,
+and `forward` (training) is the two composed. The sweep computes the terms once per
+cached frame and calls `combine` per sampling configuration (dkp.inference.Predictor).
 """
 from __future__ import annotations
 
@@ -95,6 +101,10 @@ def video_score(probs: torch.Tensor, probs_mask, q: torch.Tensor | None, q_mask,
 # ---------------------------------------------------------------- DKP + DSTE
 
 class DKP(nn.Module):
+    """Built from per-frame terms (student_terms, teacher_terms: one frame at a time, so a
+    caller may compute them once per frame and reuse them for any set of sampled frames)
+    and `combine`, which couples the frames. forward = combine(student_terms, teacher_terms)."""
+
     def __init__(self, ds: int, dt: int, num_classes: int, heads: int, dim: int,
                  pos_encoding: str = "sinusoidal", pos_scale: float = 1.0, dropout: float = 0.0,
                  teacher_frame_weight: float = 1.0):
@@ -128,39 +138,96 @@ class DKP(nn.Module):
                 self.student_head.weight[:, ds:].copy_(teacher_fc.weight)
                 self.student_head.bias.copy_(student_fc.bias + teacher_fc.bias)
 
-    def propagate(self, f, u, g, v, g_mask=None):
-        """Cross-attention: z (B, ns, dt) and the attention A (B, heads, ns, nt)."""
-        B, ns, _ = f.shape
-        nt, h = g.shape[1], self.heads
-        q = self.wq(f) + self.pos(u).to(f.dtype)
-        k = self.wk(g) + self.pos(v).to(g.dtype)
-        val = self.wv(g)
-        q, k, val = (x.view(B, -1, h, self.dim // h).transpose(1, 2) for x in (q, k, val))  # (B, h, n, d)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim // h)                          # (B, h, ns, nt)
+    # ------------------------------------------------ per-frame terms
+    # concat(f, z) enters C_s' and h linearly, so each splits into an f-half (per student
+    # frame, biases included) and a z-half (applied after the attention).
+
+    def queries(self, f, u):
+        """q_i = Wq f_i + P(u_i)."""
+        return self.wq(f) + self.pos(u).to(f.dtype)
+
+    def keys_values(self, g, v):
+        """k_j = Wk g_j + P(v_j) and val_j = Wv g_j."""
+        return self.wk(g) + self.pos(v).to(g.dtype), self.wv(g)
+
+    def student_terms(self, f, u, ensemble: bool = True) -> dict:
+        """Per student frame (any leading shape): q_i and the f-halves of C_s' (and of h)."""
+        ds = f.shape[-1]
+        out = {"q": self.queries(f, u), "s": F.linear(f, self.student_head.weight[:, :ds], self.student_head.bias)}
+        if ensemble:
+            out["w"] = F.linear(f, self.gate.weight[:, :ds], self.gate.bias)
+        return out
+
+    def teacher_terms(self, g, v, ensemble: bool = True) -> dict:
+        """Per teacher frame (any leading shape): k_j, val_j (and C_t(g_j) with its softmax)."""
+        k, val = self.keys_values(g, v)
+        out = {"k": k, "val": val}
+        if ensemble:
+            out["logits"] = self.teacher_head(g)
+            out["probs"] = out["logits"].float().softmax(-1)
+        return out
+
+    # ------------------------------------------------ what couples the frames
+
+    def attend(self, q, k, val, g_mask=None):
+        """sum_j A_ij val_j (B, ns, dim), i.e. z_i before Wo, and A (B, heads, ns, nt)."""
+        B, ns, _ = q.shape
+        h = self.heads
+        q, k, val = (x.reshape(B, x.shape[1], h, self.dim // h).transpose(1, 2) for x in (q, k, val))  # (B, h, n, d)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim // h)                                    # (B, h, ns, nt)
         if g_mask is not None:
             scores = scores.masked_fill(~g_mask[:, None, None, :], torch.finfo(scores.dtype).min)
         attn = scores.softmax(dim=-1)
         mixed = (self.attn_drop(attn) @ val).transpose(1, 2).reshape(B, ns, self.dim)
+        return mixed, attn
+
+    def z_heads(self, ensemble: bool = True, fold_wo: bool = False):
+        """(weight, bias) of the z-halves stacked, [s | w | t] = weight z + bias (C_s' alone
+        without the ensemble). fold_wo composes them with Wo, so they take sum_j A_ij val_j
+        directly: the same outputs for inference, where z itself is not needed."""
+        ds = self.student_head.in_features - self.teacher_head.in_features
+        weight, bias = self.student_head.weight[:, ds:], torch.zeros_like(self.student_head.bias)
+        if ensemble:
+            weight = torch.cat([weight, self.gate.weight[:, ds:], self.teacher_head.weight])
+            bias = torch.cat([bias, torch.zeros_like(self.gate.bias), self.teacher_head.bias])
+        if fold_wo:
+            weight, bias = weight @ self.wo.weight, weight @ self.wo.bias + bias
+        return weight, bias
+
+    def combine(self, st: dict, tt: dict, f_mask=None, g_mask=None, ensemble: bool = True,
+                fold_wo: bool = False) -> dict:
+        """Per-frame outputs and the video score from the terms of the sampled frames
+        ((B, ns, .) and (B, nt, .)); fold_wo: see z_heads (then no "z" in the output)."""
+        mixed, attn = self.attend(st["q"], tt["k"], tt["val"], g_mask)
+        out = {"attn": attn}
+        if fold_wo:
+            x = mixed  # Wo is inside the folded z-halves
+        else:
+            x = out["z"] = self.wo(mixed)
+        by_z = F.linear(x, *self.z_heads(ensemble, fold_wo))  # [s | w | t] contributions of z
+        C = self.teacher_head.out_features
+        s = out["s"] = st["s"] + by_z[..., :C]
+        if not ensemble:
+            out["p"] = s.float().softmax(-1)
+            out["video"] = masked_mean(out["p"], f_mask)
+            return out
+        t = by_z[..., C + 1:]
+        w = torch.sigmoid(st["w"] + by_z[..., C:C + 1]).squeeze(-1).float()
+        p = w.unsqueeze(-1) * s.float().softmax(-1) + (1 - w).unsqueeze(-1) * t.float().softmax(-1)
+        video = video_score(p, f_mask, tt["probs"], g_mask, self.teacher_frame_weight)
+        out.update(t=t, w=w, p=p, teacher_logits=tt["logits"], video=video)
+        return out
+
+    def propagate(self, f, u, g, v, g_mask=None):
+        """Cross-attention alone: z (B, ns, dt) and the attention A (B, heads, ns, nt)."""
+        mixed, attn = self.attend(self.queries(f, u), *self.keys_values(g, v), g_mask)
         return self.wo(mixed), attn
 
     def forward(self, f, u, g, v, f_mask=None, g_mask=None, ensemble: bool = True) -> dict:
         """All per-frame outputs and the video score. ensemble=False is "DKP without the
         ensemble": the video score is the mean of softmax(s_i) over the student frames."""
-        z, attn = self.propagate(f, u, g, v, g_mask)
-        fz = torch.cat([f, z.to(f.dtype)], dim=-1)
-        s = self.student_head(fz)
-        out = {"z": z, "attn": attn, "s": s}
-        if not ensemble:
-            out["p"] = s.float().softmax(-1)
-            out["video"] = masked_mean(out["p"], f_mask)
-            return out
-        t = self.teacher_head(z)
-        w = torch.sigmoid(self.gate(fz)).squeeze(-1).float()
-        p = w.unsqueeze(-1) * s.float().softmax(-1) + (1 - w).unsqueeze(-1) * t.float().softmax(-1)
-        teacher_logits = self.teacher_head(g)
-        video = video_score(p, f_mask, teacher_logits.float().softmax(-1), g_mask, self.teacher_frame_weight)
-        out.update(t=t, w=w, p=p, teacher_logits=teacher_logits, video=video)
-        return out
+        return self.combine(self.student_terms(f, u, ensemble), self.teacher_terms(g, v, ensemble),
+                            f_mask, g_mask, ensemble)
 
 
 # ---------------------------------------------------------------- training losses (method.md 5)
