@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -85,6 +86,27 @@ def test_dkp_cost_grows_as_ns_times_nt(cost):
     assert max(mixed) == pytest.approx(min(mixed), rel=1e-9)
     assert mixed[0] == pytest.approx(2 * dkp.dim / 1e9)  # q.k and A.v: dim MACs each per (i, j)
     assert model.parts("dste", 40, 10)["dkp"] > model.parts("dste", 20, 10)["dkp"] > model.parts("dste", 20, 5)["dkp"]
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_bilinear_form_equals_a_direct_count(cost, ensemble):
+    """The form fitted on four counts gives exactly what FlopCounterMode counts elsewhere."""
+    model, _, _ = cost
+    rng = np.random.default_rng(0)
+    pairs = [(7, 3), (50, 5), (20, 20), (1, 9), *(tuple(int(x) for x in rng.integers(1, 80, 2)) for _ in range(3))]
+    for ns, nt in pairs:
+        assert model.dkp_macs(ensemble, ns, nt) == model.measure_dkp(ensemble, ns, nt), (ns, nt)
+
+
+def test_bilinear_form_follows_the_module():
+    """Coefficients are counted on the module given: a wider attention costs more per pair."""
+    nets = {"s": build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9),
+            "t": build_backbone({"arch": "resnet18", "width": 0.25}, 9)}
+    ds, dt = nets["s"].feature_dim, nets["t"].feature_dim
+    narrow, wide = (CostModel({}, {}, ROLES, DKP(ds, dt, 9, 4, dim)) for dim in (32, 64))
+    pair = [m.dkp_macs(True, 21, 5)[0] - m.dkp_macs(True, 20, 5)[0] - m.dkp_macs(True, 21, 4)[0]
+            + m.dkp_macs(True, 20, 4)[0] for m in (narrow, wide)]
+    assert pair == [2 * 32, 2 * 64]
 
 
 def test_ensemble_heads_cost_more_than_dkp_alone(cost):

@@ -7,8 +7,6 @@ torch.utils.flop_counter.FlopCounterMode's total (which counts a multiply-add as
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
-
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -43,7 +41,8 @@ class CostModel:
 
     per_frame: backbone name -> MACs per frame (pooled feature); classifier: backbone
     name -> MACs of its classifier per frame; roles: method -> {"s"/"t": backbone name}
-    (dkp.inference.ROLES); dkp: the DKP module, measured at each (ns, nt) asked for.
+    (dkp.inference.ROLES); dkp: the DKP module, measured at four (ns, nt) per variant and
+    extended by its exact bilinear form (dkp_macs).
     """
 
     def __init__(self, per_frame: dict[str, int], classifier: dict[str, int], roles: dict, dkp: nn.Module):
@@ -51,7 +50,7 @@ class CostModel:
         self.classifier = dict(classifier)
         self.roles = roles
         self._dkp = copy.deepcopy(dkp).cpu().float().eval()
-        self._measure = lru_cache(maxsize=None)(self._measure_dkp)
+        self._forms = {}  # ensemble -> (attention, heads) bilinear coefficients, fitted on first use
 
     @classmethod
     def from_modules(cls, backbones: dict[str, tuple[nn.Module, int]], roles: dict, dkp: nn.Module) -> "CostModel":
@@ -59,16 +58,24 @@ class CostModel:
         return cls({n: backbone_macs(m, s) for n, (m, s) in backbones.items()},
                    {n: classifier_macs(m) for n, (m, _) in backbones.items()}, roles, dkp)
 
-    def _measure_dkp(self, ensemble: bool, ns: int, nt: int) -> tuple[int, int]:
-        """(attention MACs, head MACs) of the DKP module on one video of ns x nt frames."""
+    def measure_dkp(self, ensemble: bool, ns: int, nt: int) -> tuple[int, int]:
+        """(attention MACs, head MACs) of the DKP module on one video of ns x nt frames, counted."""
         d = self._dkp
-        ds = d.wq.in_features
-        dt = d.wk.in_features
-        f, u = torch.zeros(1, ns, ds), torch.linspace(0, 1, ns)[None]
-        g, v = torch.zeros(1, nt, dt), torch.linspace(0, 1, nt)[None]
+        f, u = torch.zeros(1, ns, d.wq.in_features), torch.linspace(0, 1, ns)[None]
+        g, v = torch.zeros(1, nt, d.wk.in_features), torch.linspace(0, 1, nt)[None]
         attention = count_macs(d.propagate, f, u, g, v)
         total = count_macs(d, f, u, g, v, ensemble=ensemble)
         return attention, total - attention
+
+    def dkp_macs(self, ensemble: bool, ns: int, nt: int) -> tuple[int, int]:
+        """measure_dkp from its bilinear form: every DKP product is per student frame, per
+        teacher frame or per pair (A = q k^T, A val), so MACs = a ns nt + b ns + c nt + d
+        exactly; the coefficients come from counts at (1, 1), (2, 1), (1, 2), (2, 2)."""
+        if ensemble not in self._forms:
+            m = {(i, j): self.measure_dkp(ensemble, i, j) for i in (1, 2) for j in (1, 2)}
+            self._forms[ensemble] = [_bilinear(*(m[ij][part] for ij in ((1, 1), (2, 1), (1, 2), (2, 2))))
+                                     for part in (0, 1)]
+        return tuple(a * ns * nt + b * ns + c * nt + d for a, b, c, d in self._forms[ensemble])
 
     def parts(self, method: str, ns: int | None, nt: int | None) -> dict[str, float]:
         """GMACs per video by component: student, teacher, dkp (attention), heads."""
@@ -82,7 +89,7 @@ class CostModel:
             out["teacher"] = nt * self.per_frame[roles["t"]] / 1e9
         if method in ("dkp", "dste"):
             if ns and nt:
-                attention, heads = self._measure(method == "dste", ns, nt)
+                attention, heads = self.dkp_macs(method == "dste", ns, nt)
                 out["dkp"], out["heads"] = attention / 1e9, heads / 1e9
         elif "s" in roles:
             out["heads"] = ns * self.classifier[roles["s"]] / 1e9
@@ -93,6 +100,13 @@ class CostModel:
     def gflops(self, method: str, ns: int | None, nt: int | None) -> float:
         """GMACs per video (the field's 'GFLOPs'): the sum of parts()."""
         return sum(self.parts(method, ns, nt).values())
+
+
+def _bilinear(m11: int, m21: int, m12: int, m22: int) -> tuple[int, int, int, int]:
+    """(a, b, c, d) of M(ns, nt) = a ns nt + b ns + c nt + d through the four counts."""
+    a = m22 - m21 - m12 + m11
+    b, c = m21 - m11 - a, m12 - m11 - a
+    return a, b, c, m11 - a - b - c
 
 
 def run(params, args) -> None:
