@@ -84,12 +84,17 @@ def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
 
 def presentation_times(reader) -> tuple[np.ndarray, float]:
     """(start time of every frame, end of the last frame) in seconds; from the frame rate where the
-    container's timestamps are unusable (not finite or not increasing)."""
+    container's timestamps are unusable (not finite or not increasing). Raises VideoError when
+    both are (a broken time-to-sample table: every frame at 0 s, frame rate NaN)."""
+    from .ingest.videos import VideoError
+
     n = len(reader)
     ts = reader.get_frame_timestamp(list(range(n))).astype(np.float64)
     pts, end = ts[:, 0], float(ts[-1, 1])
     if not (np.all(np.isfinite(ts)) and np.all(np.diff(pts) > 0) and end > pts[-1] >= 0):
         fps = reader.get_avg_fps()
+        if not (math.isfinite(fps) and fps > 0):
+            raise VideoError(f"invalid frame rate {fps}")  # the reason ingest's probe gives
         pts, end = np.arange(n) / fps, n / fps
     return np.round(pts, 6), end
 

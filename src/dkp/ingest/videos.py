@@ -20,6 +20,9 @@ PREFIXES = ("v_", "")  # ActivityNet downloads are v_<id>.mp4; other mirrors dro
 POOL_MIN = 64  # below this many files a process pool costs more than it saves
 _LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 _CHECK_FAILED = re.compile(r"Check failed: .*\(-?\d+ vs\. -?\d+\) (.+)$")
+_READ_FAILED = re.compile(r"av_read_frame failed with (-?\d+)")
+# FFmpeg error codes decord prints as bare numbers (negated AVERROR tags), as av_strerror words them
+_AVERROR = {1094995529: "Invalid data found when processing input", 541478725: "End of file"}
 
 
 def index_folder(folder: str | os.PathLike) -> dict[str, str]:
@@ -73,6 +76,11 @@ def clean_reason(message: str, path: str | None = None) -> str:
     for ln in lines:  # "ERROR opening: <file>, Invalid data found when processing input"
         if ln.startswith("ERROR opening:"):
             return "cannot open: " + ln.split(",", 1)[-1].strip()
+    for ln in lines:  # "Error: av_read_frame failed with 1094995529": packet data cut short or corrupt
+        found = _READ_FAILED.search(ln)
+        if found:
+            code = abs(int(found.group(1)))
+            return "cannot read packets: " + _AVERROR.get(code, f"FFmpeg error {code}")
     for ln in lines:  # "Check failed: <C++ condition> (-22 vs. 0) Cannot create buffer source"
         found = _CHECK_FAILED.search(ln)
         if found:
