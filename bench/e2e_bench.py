@@ -43,7 +43,8 @@ def clone(dest: Path, params: Path | None) -> Path:
 
 
 def env(repo: Path) -> dict:
-    out = dict(os.environ, DVC_NO_ANALYTICS="1", DKP_NO_PROGRESS="1", PYTHONPATH=str(repo / "src"))
+    out = dict(os.environ, DVC_NO_ANALYTICS="1", DKP_NO_PROGRESS="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(repo / "src"))
     out["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{out['PATH']}"
     return out
 
