@@ -12,11 +12,6 @@ import sys
 
 from .errors import DkpError, ParamError
 
-# Bit-identical reruns on a busy machine: MKL may otherwise use fewer threads than
-# torch.set_num_threads asks for when the cores are loaded, which changes how its GEMMs
-# split their sums (last-bit differences seen only under load). Set before torch loads MKL.
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-
 # stage name -> (module, one-line help)
 STAGES = {
     "validate-params": ("dkp.params", "validate params.yaml against the schema and exit"),
