@@ -6,8 +6,9 @@ backbones. Layout of data/features/ (written as one atomic folder):
 - times.npy: float64 (N_frames_total,) frame timestamps in seconds;
 - index.csv: id, offset, n_frames, duration, label_index (sorted by id);
 - meta.json: backbone names and feature sizes, counts.
-Feature files are filled in place through np.lib.format.open_memmap, a batch of
-`features.batch_frames` frames at a time, so frames never sit in memory all at once.
+Feature files are filled in place, a batch of `features.batch_frames` frames at a time,
+each write through a memory map opened for that batch only, so neither the frames nor the
+features written sit in memory all at once.
 """
 from __future__ import annotations
 
@@ -78,6 +79,16 @@ def build_index(videos: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _write_rows(path: Path, start: int, stop: int, rows: np.ndarray) -> None:
+    """rows -> rows start..stop-1 of the .npy array at path, through a map opened for this write only
+    (maps kept open for the whole run kept every page written counted in resident memory: the
+    stage's peak grew with the size of the cache)."""
+    arr = np.load(path, mmap_mode="r+")
+    arr[start:stop] = rows
+    arr.flush()
+    del arr
+
+
 def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = FEATURES_DIR,
                 progress: bool = False) -> dict[str, int]:
     """Embed every frame of `videos` with each of predictor.backbone_names into `folder`
@@ -91,8 +102,9 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = F
     folder = Path(folder)
     remove_stale_temps(folder)
     with atomic_dir(folder) as tmp:
-        feats: dict[str, np.memmap] = {}
-        times = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,))
+        dims: dict[str, int] = {}
+        del_map = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,))
+        del del_map  # the file exists with its header; batches write through _write_rows
         bar = tqdm(total=total, unit="frame", desc="features", disable=not progress)
         with torch.inference_mode():
             for start, frames, t in _frame_batches(p, videos, p["features"]["batch_frames"]):
@@ -103,17 +115,15 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = F
                     if not np.isfinite(out).all():
                         raise DkpError(f"backbone {name} gives non-finite features (frames {start}..{stop - 1} of "
                                        f"the cache): its checkpoint holds NaN/inf weights; rerun its training")
-                    if name not in feats:  # the feature size is known only after a first forward pass
-                        feats[name] = np.lib.format.open_memmap(
+                    if name not in dims:  # the feature size is known only after a first forward pass
+                        dims[name] = int(out.shape[1])
+                        del_map = np.lib.format.open_memmap(
                             tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(total, out.shape[1]))
-                    feats[name][start:stop] = out
-                times[start:stop] = t
+                        del del_map
+                    _write_rows(tmp / f"{name}.npy", start, stop, out)
+                _write_rows(tmp / "times.npy", start, stop, t)
                 bar.update(len(frames))
         bar.close()
-        dims = {name: int(arr.shape[1]) for name, arr in feats.items()}
-        for arr in (*feats.values(), times):
-            arr.flush()
-        del feats, times  # close the memory maps before the folder is renamed
         index.to_csv(tmp / "index.csv", index=False, lineterminator="\n")  # repr floats: exact round trip
         write_json(tmp / "meta.json", {"backbones": dims, "videos": len(index), "frames": total})
     return dims

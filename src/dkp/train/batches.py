@@ -5,9 +5,10 @@ every resume checkpoint) plus torch's global generator (dropout).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def tsn_indices(rng: np.random.Generator, candidates: np.ndarray, segments: int) -> np.ndarray:
@@ -46,6 +47,15 @@ def epoch_batches(rng: np.random.Generator, n_videos: int, batch: int) -> list[n
     return [order[i:i + batch] for i in range(0, n_videos, batch)]
 
 
+@functools.lru_cache(maxsize=8)
+def _turned_grids(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """(8, 2, H*W): for each 4 * flip + turns, the crop-window row and column of every output
+    pixel (flat, row-major in the output), made with the very ops the augmentation names."""
+    grid = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))  # (2, H, W)
+    return torch.stack([torch.rot90(grid.flip(-1) if f else grid, k, (1, 2)).reshape(2, h * w)
+                        for f in (0, 1) for k in range(4)]).to(device)
+
+
 def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
             rot90: bool = False, channel_shuffle: bool = False) -> torch.Tensor:
     """Per image: random crop after padding by `pad` px (edge pixels repeated), random
@@ -55,20 +65,47 @@ def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
     the student and the teacher can be shown the same augmented frame. rot90 and
     channel_shuffle preserve the labels of the synthetic data (rotation-free shapes and
     tiles, colours random per video), not those of real videos.
+
+    Every step only moves pixels, so they are composed into one source index per output
+    value (the crop with edge repeat as clamped coordinates, the flip and the turns as a
+    fixed permutation of the output grid) and the batch is read with one gather: the same
+    values as padding, cropping, flipping, turning and shuffling image by image, from the
+    same random draws in the same order, without a Python loop over the images.
     """
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
+    if not (pad > 0 or rot90 or channel_shuffle):  # a flip alone (or nothing): one select, x's layout kept
+        if flip:
+            mirror = torch.from_numpy(rng.random(n) < 0.5).to(x.device)
+            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+        return x
+    dev = x.device
+    rows, cols = torch.arange(h, device=dev).expand(n, h), torch.arange(w, device=dev).expand(n, w)
     if pad > 0:
-        padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-        dy = rng.integers(0, 2 * pad + 1, n)
-        dx = rng.integers(0, 2 * pad + 1, n)
-        x = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+        dy = torch.from_numpy(rng.integers(0, 2 * pad + 1, n)).to(dev)
+        dx = torch.from_numpy(rng.integers(0, 2 * pad + 1, n)).to(dev)
+        rows = (dy[:, None] - pad + rows).clamp_(0, h - 1)  # (N, H): padded row dy + i = image row dy + i - pad
+        cols = (dx[:, None] - pad + cols).clamp_(0, w - 1)
+    combo = torch.zeros(n, dtype=torch.int64)
     if flip:
-        mirror = torch.from_numpy(rng.random(n) < 0.5).to(x.device)
-        x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+        combo += 4 * torch.from_numpy(rng.random(n) < 0.5)
+    oh, ow = h, w
     if rot90:
-        turns = rng.integers(0, 4, n)
-        x = torch.stack([torch.rot90(x[i], int(turns[i]), (1, 2)) for i in range(n)])
+        turns = torch.from_numpy(rng.integers(0, 4, n))
+        combo += turns
+        odd = set((turns % 2).tolist())
+        if h != w and len(odd) > 1:
+            raise RuntimeError(f"augment: quarter and half turns of {h}x{w} frames do not stack "
+                               f"(rot90 needs square frames)")
+        if h != w and odd == {1}:
+            oh, ow = w, h
+    grid = _turned_grids(h, w, dev)[combo.to(dev)]  # (N, 2, OH*OW): crop-window row and column of each pixel
+    src = torch.gather(rows, 1, grid[:, 0]) * w + torch.gather(cols, 1, grid[:, 1])
     if channel_shuffle:
-        order = torch.from_numpy(np.stack([rng.permutation(3) for _ in range(n)])).to(x.device)
-        x = torch.gather(x, 1, order[:, :, None, None].expand_as(x))
-    return x
+        order = torch.from_numpy(np.stack([rng.permutation(3) for _ in range(n)])).to(dev)
+    else:
+        order = torch.arange(c, device=dev).expand(n, c)
+    if x.permute(0, 2, 3, 1).is_contiguous():  # (N, H, W, 3) in memory, as dkp.models.to_unit leaves it
+        flat, index = x.permute(0, 2, 3, 1).reshape(n, h * w * c), src[:, None, :] * c + order[:, :, None]
+    else:
+        flat, index = x.reshape(n, c * h * w), order[:, :, None] * (h * w) + src[:, None, :]
+    return torch.gather(flat, 1, index.reshape(n, c * oh * ow)).view(n, c, oh, ow)

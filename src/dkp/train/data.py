@@ -1,6 +1,7 @@
 """The videos a training stage reads: labels, durations, labelled segments, frames (memory-mapped)."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,7 @@ from ..errors import DkpError
 class VideoSet:
     """One subset's usable videos (ok in the manifest and the frame index), sorted by id.
 
-    frames[i]: uint8 (T, H, W, 3) array-like (a memmap from dkp.framestore);
+    frames[i]: uint8 (T, H, W, 3) array-like (a memmap from dkp.framestore, through MappedFrames);
     times[i]: float64 (T,) seconds; segments[i]: [[start, end], ...] of the video's label.
     """
 
@@ -53,8 +54,56 @@ class VideoSet:
         return np.clip(self.times[i][idx] / d, 0.0, 1.0) if d > 0 else np.zeros(len(idx))
 
     def gather(self, pairs) -> np.ndarray:
-        """uint8 (N, H, W, 3) frames for (video, frame index) pairs, in order."""
-        return np.stack([np.asarray(self.frames[i][j]) for i, j in pairs])
+        """uint8 (N, H, W, 3) frames for (video, frame index) pairs, in order.
+
+        Each frame is copied out as soon as it is read, so no view keeps a video's map
+        (and its file descriptor) alive after MappedFrames has let it go."""
+        pairs = list(pairs)
+        if not pairs:
+            return np.stack([])  # ValueError, as ever
+        i, j = pairs[0]
+        first = self.frames[i][j]
+        out = np.empty((len(pairs), *first.shape), dtype=first.dtype)
+        for k, (i, j) in enumerate(pairs):
+            out[k] = self.frames[i][j]
+        return out
+
+
+class MappedFrames:
+    """The frames of a list of videos, memory-mapped through dkp.framestore when first read, at
+    most `keep` of them mapped at a time (the least recently used is unmapped first).
+
+    Every map holds a file descriptor (numpy's memmap keeps its own), so mapping every video
+    for the whole run stopped training with "Too many open files" past `ulimit -n` videos
+    (1024 on many systems: a tenth of ActivityNet's training set). keep defaults to a quarter
+    of the soft limit (the training and validation sets together take at most half), so a
+    set that fits keeps every map, as before, and a larger one re-maps on a miss (~0.3 ms).
+    """
+
+    def __init__(self, p: dict, ids: list[str], keep: int | None = None):
+        import resource
+
+        if keep is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            keep = len(ids) if soft == resource.RLIM_INFINITY or soft < 0 else max(8, soft // 4)
+        self._p, self._ids, self._keep = p, list(ids), keep
+        self._open: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        frames = self._open.get(i)
+        if frames is None:
+            from .. import framestore
+
+            frames = framestore.load(self._p, self._ids[i])[0]
+            self._open[i] = frames
+            if len(self._open) > self._keep:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(i)
+        return frames
 
 
 def load_subset(p: dict, subset: str, num_classes: int) -> VideoSet:
@@ -68,13 +117,13 @@ def load_subset(p: dict, subset: str, num_classes: int) -> VideoSet:
     labels = videos["label_index"].to_numpy(np.int64)
     if labels.min() < 0 or labels.max() >= num_classes:
         raise DkpError(f"subset {subset!r}: label_index outside 0..{num_classes - 1} (rerun `dkp data`)")
-    frames, times = [], []
-    for vid in videos["id"]:
-        f, t = framestore.load(p, vid)
+    ids = [str(v) for v in videos["id"]]
+    times = []
+    for vid in ids:
+        f, t = framestore.load(p, vid)  # checked once here, mapped again when read (MappedFrames)
         if len(f) != len(t) or len(f) == 0:
             raise DkpError(f"frames of {vid}: {len(f)} frames but {len(t)} timestamps (rerun `dkp frames`)")
-        frames.append(f)
+        del f
         times.append(np.asarray(t, dtype=np.float64))
-    return VideoSet(ids=[str(v) for v in videos["id"]], labels=labels,
-                    durations=videos["duration"].to_numpy(np.float64),
-                    segments=[list(s) for s in videos["segments"]], frames=frames, times=times)
+    return VideoSet(ids=ids, labels=labels, durations=videos["duration"].to_numpy(np.float64),
+                    segments=[list(s) for s in videos["segments"]], frames=MappedFrames(p, ids), times=times)
