@@ -63,6 +63,11 @@ def test_preprocess_per_image_standardises_each_channel():
     assert torch.isfinite(x).all()
     torch.testing.assert_close(x[1:].mean(dim=(2, 3)), torch.zeros(3, 3), atol=1e-5, rtol=0)
     torch.testing.assert_close(x[1:].std(dim=(2, 3)), torch.ones(3, 3), atol=1e-2, rtol=0)
+    # the hand-written two-pass deviation is Tensor.std's (unbiased), up to rounding
+    side = torch.nn.functional.interpolate(frames[..., 8:56, :].permute(0, 3, 1, 2).float() / 255, size=(32, 32),
+                                           mode="bilinear", align_corners=False, antialias=True)
+    ref = (side - side.mean(dim=(2, 3), keepdim=True)) / (side.std(dim=(2, 3), keepdim=True) + 1e-3)
+    torch.testing.assert_close(x, ref, atol=1e-5, rtol=1e-5)
 
 
 def test_preprocess_centre_crops_then_imagenet_normalises():

@@ -53,9 +53,11 @@ def prepare(x: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
     if side != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
     if normalize == "per_image":
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        std = x.std(dim=(2, 3), keepdim=True)
-        return (x - mean) / (std + 1e-3)  # eps: flat frames (fades, blank backgrounds) stay finite
+        # two-pass standard deviation (unbiased, as Tensor.std) by hand: Tensor.std over the
+        # strided H, W of channels-last frames was 3x slower, a fifth of a student step
+        centred = x - x.mean(dim=(2, 3), keepdim=True)
+        std = (centred * centred).sum(dim=(2, 3), keepdim=True).div_(x.shape[-2] * x.shape[-1] - 1).sqrt_()
+        return centred / (std + 1e-3)  # eps: flat frames (fades, blank backgrounds) stay finite
     if normalize == "imagenet":
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
