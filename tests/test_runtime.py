@@ -21,8 +21,7 @@ print(int(torch.equal(x.sin(), x.sin())))
 def test_first_split_sin_of_a_process_equals_the_later_ones():
     # Without runtime.warm_up_vector_math about 1 process in 10 disagreed (4 of 40 measured), so
     # 24 processes catch a regression with probability ~0.9.
-    code = FIRST_CALL
-    procs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    procs = [subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True, timeout=120)
              for _ in range(24)]
     assert all(p.returncode == 0 for p in procs), [p.stderr for p in procs if p.returncode]
     assert [p.stdout.strip() for p in procs] == ["1"] * 24
