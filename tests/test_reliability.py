@@ -369,16 +369,37 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
+def _stopped(pid: int) -> bool:
+    """Every thread of pid is stopped (state T) or the process is gone."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return all(s in ("T", "t", "Z", "X") for s in states)
+
+
 def _kill_9_when(workdir: Path, stage: str, ready, timeout: float = 300) -> tuple[int, list[int]]:
-    """Start `dkp <stage>`, SIGKILL its process (kill -9 <pid>) as soon as ready() is true. Returns its exit
-    status (-9 unless it finished first) and the pids of its children at that moment."""
+    """Start `dkp <stage>`, SIGKILL its process (kill -9 <pid>) at a moment when ready() is true. Returns its
+    exit status (-9 unless it finished first) and the pids of its children at that moment.
+
+    ready() is seen true by polling, and by the time a kill lands the stage may have moved on (a group's
+    temporary renamed, say). So the stage is frozen with SIGSTOP first, ready() is asked again while nothing
+    can change, and only then is the kill sent; otherwise it is let go on and polling resumes."""
     proc = subprocess.Popen(["dkp", stage, "--params", "params.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
-    while not ready():
+    while True:
         if proc.poll() is not None:
             return proc.returncode, []
         assert time.monotonic() < deadline, f"dkp {stage}: kill point not reached"
+        if ready():
+            proc.send_signal(signal.SIGSTOP)
+            while not _stopped(proc.pid):
+                time.sleep(0.0002)
+            if ready():
+                break
+            proc.send_signal(signal.SIGCONT)
         time.sleep(0.0005)
     children = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
@@ -438,7 +459,7 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
 
     reference = _tree(root / "results" / "predictions")
     ref_groups = {Path(k).parts[0] for k in reference}
-    # the groups are written in tens of milliseconds: try again when the kill misses that window
+    # the kill lands mid-write unless the sweep writes its last group first: then try again
     for attempt in range(8):
         shutil.rmtree(work / "results", ignore_errors=True)
         rc, _children = _kill_9_when(work, "sweep", writing)
