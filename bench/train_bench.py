@@ -11,12 +11,14 @@ Per training phase (teacher = `dkp train-teacher`; plain and dkp = the two phase
   dkp.train.student.train_dkp, captured by replacing loop.run_phase, so nothing is
   checkpointed and the per-epoch validation gets no frames): the VideoSet of
   data/frames read through dkp.framestore (memory-mapped), TSN / spread sampling,
-  gather, to_unit, augment, prepare, forward, loss, backward, SGD step, schedule step;
+  gather, augment, unit, prepare, forward, loss, backward, SGD step, schedule step;
 - raw: a second copy of the same networks (same arch, width, input size, optimiser and
-  schedule) stepping on random tensors already in memory, already at the networks'
-  input size and standardised, with exactly the batch shapes the real round used
-  (recorded by a forward pre-hook: for dkp, the (B, n_s, n_t) of every step), so both
-  do the same arithmetic; the same loss bookkeeping (loss.item, argmax) as the real loop.
+  schedule) stepping through the stages' own step functions (classifier.classifier_step,
+  student.dkp_step: forward, loss, backward, optimiser and schedule step, bookkeeping)
+  on random tensors already in memory, already at the networks' input size and
+  standardised, with exactly the batch shapes the real round used (recorded by a
+  forward pre-hook: for dkp, the (B, n_s, n_t) of every step), so both do the same
+  arithmetic.
 Rounds alternate real, raw, real, raw, ... (after one untimed warm-up round of each),
 each round at least --steps optimiser steps (whole epochs). Reported per phase and
 path: frames per second from the fastest round (least disturbed by other jobs) and
@@ -25,7 +27,7 @@ ratio real / raw of frames per second (goal: >= 0.85). Frames = the frames the t
 network sees per step (teacher, plain: batch_videos x segments; dkp: batch_videos x
 n_s student frames; the frozen teacher additionally embeds n_s + n_t frames a video).
 --breakdown runs one more real round per phase with timers on the data-path functions
-(VideoSet.gather, to_unit, augment, prepare/preprocess): milliseconds per step and their
+(VideoSet.gather, augment, unit, prepare/preprocess): milliseconds per step and their
 share of the step. --profile PHASE runs one extra real round of that phase under cProfile
 and prints the top functions by cumulative and by own time (to stderr).
 On a shared machine use --threads 1: two OpenMP threads on two busy cores spin and the
@@ -47,7 +49,6 @@ os.environ.setdefault("DKP_NO_PROGRESS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 PHASES = ("teacher", "plain", "dkp")
 
@@ -87,9 +88,9 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     """(real round fn, raw round fn, frames-per-shape fn, steps per epoch) for one phase."""
     from dkp import runtime
     from dkp.models import build_backbone
-    from dkp.models.dkp import DKP, dkp_losses
+    from dkp.models.dkp import DKP
     from dkp.train import classifier, loop
-    from dkp.train.student import train_dkp
+    from dkp.train.student import dkp_step, train_dkp
 
     empty_frames = np.zeros((0, 1, 1, 3), np.uint8)
     empty_labels = np.zeros(0, np.int64)
@@ -113,15 +114,7 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
             if n not in cache:  # random, standardised-like inputs at the network's input size, made once
                 cache[n] = (torch.randn(n, 3, size, size, generator=gen).to(device),
                             torch.randint(0, num_classes, (n,), generator=gen).to(device))
-            x, y = cache[n]
-            logits = raw_model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg["label_smoothing"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            float(loss.detach())
-            int((logits.argmax(-1) == y).sum())
+            classifier.classifier_step(raw_model, *cache[n], opt, sched, cfg["label_smoothing"], device)
 
         def raw_round(shapes):
             raw_model.train()
@@ -159,23 +152,9 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
 
     def raw_step(shape):
         B, ns, nt = shape
-        xt, gt, xs = pool[0][:B * ns], pool[1][:B * nt], pool[2][:B * ns]
         u, v, y = pool[3][:B, :ns].contiguous(), pool[4][:B, :nt].contiguous(), pool[5][:B]
-        with torch.no_grad():
-            target = teacher.embed(xt).float().view(B, ns, -1)
-            g = teacher.embed(gt).float().view(B, nt, -1)
-        f = student.embed(xs)
-        kd_logits = student.classify(f).view(B, ns, -1)
-        out = dkp(f.view(B, ns, -1), u, g, v)
-        terms = dkp_losses(out, kd_logits, y, target, dkp.teacher_head(target), None,
-                           cfg["lambda_feat"], cfg["lambda_kd"], cfg["tau"])
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt.step()
-        sched.step()
-        for t in terms.values():
-            float(t.detach())
-        int((out["p"].argmax(-1) == y[:, None]).sum())
+        dkp_step(student, dkp, teacher, pool[2][:B * ns], pool[0][:B * ns], pool[1][:B * nt], u, v, y, opt, sched,
+                 cfg, device)
 
     def raw_round(shapes):
         student.train()
@@ -195,8 +174,8 @@ def _clock(fn):
 
 def breakdown(real_round, train, state, frames_of) -> dict:
     """One more real round with the data-path functions wrapped in timers: milliseconds per
-    step in gather (VideoSet.gather: memory-mapped frames to one uint8 array), to_unit,
-    augment, prepare/preprocess (per-network resize and standardisation), and the rest."""
+    step in gather (VideoSet.gather: memory-mapped frames to one uint8 array), augment,
+    unit, prepare/preprocess (per-network resize and standardisation), and the rest."""
     from dkp.train import batches, classifier, student
 
     spent: dict[str, float] = {}
@@ -210,7 +189,7 @@ def breakdown(real_round, train, state, frames_of) -> dict:
                 spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
         return wrapper
 
-    saved = [(batches, "augment"), (classifier, "to_unit"), (classifier, "prepare"), (student, "to_unit"),
+    saved = [(batches, "augment"), (classifier, "unit"), (classifier, "prepare"), (student, "unit"),
              (student, "prepare"), (student, "preprocess")]
     originals = [getattr(m, n) for m, n in saved]
     for (m, n), fn in zip(saved, originals):

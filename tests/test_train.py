@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from dkp.models import to_unit, unit
 from dkp.train import batches, loop
 from dkp.train.data import VideoSet
 
@@ -69,6 +70,16 @@ def test_rotations_and_channel_shuffles_only_rearrange_pixels():
         shuffled = batches.augment(x, np.random.default_rng(s), 0, False, channel_shuffle=True)[0]
         assert sorted(shuffled.sum(dim=(1, 2)).tolist()) == sorted(x[0].sum(dim=(1, 2)).tolist())
     assert seen == {0, 1, 2, 3}
+
+
+def test_augmenting_bytes_then_converting_equals_converting_then_augmenting():
+    """The loops augment the uint8 frames and convert after: the same floats, bit for bit, as converting first."""
+    frames = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (9, 8, 8, 3), dtype=np.uint8))
+    for pad, flip, rot, shuffle in [(2, True, True, True), (0, True, False, False), (3, False, False, True)]:
+        a = batches.augment(to_unit(frames), np.random.default_rng(7), pad, flip, rot, shuffle)
+        b = unit(batches.augment(frames.permute(0, 3, 1, 2), np.random.default_rng(7), pad, flip, rot, shuffle))
+        assert b.dtype == torch.float32 and torch.equal(a, b)
+        assert not torch.equal(a, to_unit(frames))  # each setting moves some pixel
 
 
 def test_warmup_then_cosine_to_zero():

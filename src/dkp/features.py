@@ -117,9 +117,9 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = F
                                        f"the cache): its checkpoint holds NaN/inf weights; rerun its training")
                     if name not in dims:  # the feature size is known only after a first forward pass
                         dims[name] = int(out.shape[1])
-                        del_map = np.lib.format.open_memmap(
-                            tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(total, out.shape[1]))
-                        del del_map
+                        # creates the full-size file; the map is dropped at once, rows are written per batch
+                        np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.float32,
+                                                  shape=(total, out.shape[1]))
                     _write_rows(tmp / f"{name}.npy", start, stop, out)
                 _write_rows(tmp / "times.npy", start, stop, t)
                 bar.update(len(frames))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import checkpoints
+from . import checkpoints, runtime
 from .errors import DkpError
 from .models import embed_frames
 from .models.dkp import masked_mean
@@ -58,6 +58,7 @@ class Predictor:
     @classmethod
     def load(cls, p: dict, device) -> "Predictor":
         """From models/teacher.pt and models/student.pt (paths relative to the project root)."""
+        runtime.warm_up_vector_math()  # as runtime.setup does, for callers that build a Predictor outside a stage
         t = checkpoints.read(checkpoints.TEACHER, "teacher")
         s = checkpoints.read(checkpoints.STUDENT, "student")
         if s.get("teacher_sha256") != checkpoints.file_digest(checkpoints.TEACHER):

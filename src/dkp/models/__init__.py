@@ -35,7 +35,12 @@ def build_backbone(cfg: dict, num_classes: int) -> nn.Module:
 
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) in [0, 1]."""
-    return frames.permute(0, 3, 1, 2).float().div_(255.0)
+    return unit(frames.permute(0, 3, 1, 2))
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 values -> float32 in [0, 1], shape and layout kept."""
+    return x.float().div_(255.0)
 
 
 def prepare(x: torch.Tensor, size: int, normalize: str) -> torch.Tensor:

@@ -61,8 +61,10 @@ def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
     """Per image: random crop after padding by `pad` px (edge pixels repeated), random
     horizontal flip, random multiple of 90 degrees, random order of the colour channels.
 
-    x: frames as float (N, 3, H, W) in [0, 1] (dkp.models.to_unit), before `prepare`, so
-    the student and the teacher can be shown the same augmented frame. rot90 and
+    x: frames (N, 3, H, W) of any dtype, before `prepare`, so the student and the teacher
+    can be shown the same augmented frame. The training loops pass the uint8 frames (a
+    channels-last view) and convert after (dkp.models.unit): moving pixels commutes with
+    the conversion, and moving bytes is cheaper than moving floats. rot90 and
     channel_shuffle preserve the labels of the synthetic data (rotation-free shapes and
     tiles, colours random per video), not those of real videos.
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import runtime
-from ..models import autocast, embed_frames, prepare, to_unit
+from ..models import autocast, embed_frames, prepare, unit
 from . import batches, loop
 from .data import VideoSet
 
@@ -27,6 +27,20 @@ def validation_frames(val: VideoSet, per_video: int) -> tuple[np.ndarray, np.nda
     pairs = [(i, int(j)) for i in range(len(val)) for j in batches.even_indices(val.activity(i), per_video)]
     labels = np.array([val.labels[i] for i, _ in pairs], dtype=np.int64)
     return val.gather(pairs), labels, pairs
+
+
+def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, sched, label_smoothing: float,
+                    device: torch.device) -> tuple[float, int]:
+    """One optimiser step on network-ready frames x (N, 3, S, S) with labels y (N,).
+    Returns (mean loss, frames classified right)."""
+    with autocast(device):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach()), int((logits.argmax(-1) == y).sum())
 
 
 def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, train: VideoSet,
@@ -53,19 +67,13 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
                    unit="batch", leave=False, disable=runtime.progress_disabled())
         for vids in bar:
             pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
-            x = to_unit(torch.from_numpy(train.gather(pairs)).to(device))
-            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"])
+            x = torch.from_numpy(train.gather(pairs)).to(device).permute(0, 3, 1, 2)
+            x = unit(batches.augment(x, rng, aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"]))
             x = prepare(x, size, norm)
             y = torch.from_numpy(train.labels[[i for i, _ in pairs]]).to(device)
-            with autocast(device):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg["label_smoothing"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(y)
-            hits += int((logits.argmax(-1) == y).sum())
+            loss, hit = classifier_step(model, x, y, opt, sched, cfg["label_smoothing"], device)
+            total += loss * len(y)
+            hits += hit
             seen += len(y)
             bar.set_postfix(loss=f"{total / seen:.3f}")
         model.eval()  # BN statistics and the classifier's dropout in inference mode

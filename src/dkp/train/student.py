@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .. import checkpoints, framestore, runtime
 from ..errors import DkpError
-from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, to_unit
+from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
 from . import batches, checkpointing, classifier, loop
 from .data import VideoSet, load_subset
@@ -57,6 +57,28 @@ def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
     return torch.from_numpy(feats), torch.from_numpy(where), torch.from_numpy(mask)
 
 
+def dkp_step(student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: dict, device) -> tuple[dict, int]:
+    """One optimiser step of phase 2 on network-ready inputs for B videos: xs (B*n_s, 3, S, S) the
+    augmented student frames at the student's input, xt the same frames at the teacher's input
+    (targets T(x_i)), gt (B*n_t, ...) the teacher frames (g_j), u (B, n_s) and v (B, n_t) their
+    positions, y (B,) the labels. Returns (each loss term as a float, student frames DSTE gets right)."""
+    B, ns, nt = u.shape[0], u.shape[1], v.shape[1]
+    with torch.no_grad(), autocast(device):  # the frozen teacher
+        target = teacher.embed(xt).float().view(B, ns, -1)
+        g = teacher.embed(gt).float().view(B, nt, -1)
+    with autocast(device):
+        f = student.embed(xs)
+        kd_logits = student.classify(f).view(B, ns, -1)
+        out = dkp(f.view(B, ns, -1), u, g, v)
+    terms = dkp_losses(out, kd_logits, y, target, dkp.teacher_head(target), None,
+                       cfg["lambda_feat"], cfg["lambda_kd"], cfg["tau"])
+    opt.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    opt.step()
+    sched.step()
+    return {k: float(t.detach()) for k, t in terms.items()}, int((out["p"].argmax(-1) == y[:, None]).sum())
+
+
 def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSet, val_eval, device,
               folder: Path) -> list[dict]:
     cfg, aug, net = p["train"]["student"], p["train"]["augment"], p["student"]
@@ -77,28 +99,19 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
             ns, nt = int(rng.integers(ns_lo, ns_hi + 1)), int(rng.integers(nt_lo, nt_hi + 1))
             s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
             t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
-            x = to_unit(torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, s_idx) for j in idx])).to(device))
-            x = batches.augment(x, rng, aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"])
+            x = torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, s_idx) for j in idx])).to(device)
+            x = unit(batches.augment(x.permute(0, 3, 1, 2), rng, aug["crop_pad"], aug["flip"], aug["rot90"],
+                                     aug["channel_shuffle"]))
             y_frames = torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, t_idx) for j in idx])).to(device)
             u = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, s_idx)])).float().to(device)
             v = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, t_idx)])).float().to(device)
             y = torch.from_numpy(train.labels[vids]).to(device)
-            with torch.no_grad(), autocast(device):  # the frozen teacher: targets T(x_i) and frames g_j
-                target = teacher.embed(prepare(x, t_size, t_norm)).float().view(B, ns, -1)
-                g = teacher.embed(preprocess(y_frames, t_size, t_norm)).float().view(B, nt, -1)
-            with autocast(device):
-                f = student.embed(prepare(x, net["input_size"], net["normalize"]))
-                kd_logits = student.classify(f).view(B, ns, -1)
-                out = dkp(f.view(B, ns, -1), u, g, v)
-            terms = dkp_losses(out, kd_logits, y, target, dkp.teacher_head(target), None,
-                               cfg["lambda_feat"], cfg["lambda_kd"], cfg["tau"])
-            opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            opt.step()
-            sched.step()
+            xt, gt = prepare(x, t_size, t_norm), preprocess(y_frames, t_size, t_norm)
+            xs = prepare(x, net["input_size"], net["normalize"])
+            terms, hit = dkp_step(student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, device)
             for k in sums:
-                sums[k] += float(terms[k].detach())
-            hits += int((out["p"].argmax(-1) == y[:, None]).sum())
+                sums[k] += terms[k]
+            hits += hit
             seen += B * ns
             n_batches += 1
             bar.set_postfix(loss=f"{sums['total'] / n_batches:.3f}")
