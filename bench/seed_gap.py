@@ -1,77 +1,81 @@
-"""The teacher / Student gap over seeds: validation frame accuracy of each, trained as the stages train them.
+"""The teacher / Student gap over seeds: validation frame accuracy of each, from the training stages themselves.
 
-    .venv/bin/python bench/seed_gap.py [--params params.yaml] [--seeds 0 1 2] [--nets teacher,plain]
-                                       [--threads 1] [--json out.json]
+    .venv/bin/python bench/seed_gap.py [--params params.yaml] [--seeds 0 1 2] [--threads T]
+                                       [--teacher-only] [--json out.json]
 
-Run from a project root where `dkp frames` has run. For each seed, `run.seed` is set
-to it and the network is trained by the stage's own function (dkp.train.classifier.
-train_classifier, with the seed offsets of `dkp train-teacher` and the Student phase
-of `dkp train-student`; checkpoints go to a temporary folder), then its final
-validation frame accuracy inside the labelled activity is printed, one JSON line per
-(net, seed). Seed 0 is the stage's default run. Run several at once (one per core,
-`--threads 1`) with disjoint --seeds or --nets: the figures do not depend on it.
+Run from a project root where `dkp frames` has run. For each seed, a scratch project
+(a copy of params.yaml with `run.seed` set to it, and `run.threads` to --threads when
+given; data/ linked, not copied) runs `dkp train-teacher` and then `dkp train-student`,
+and the final rows of their per-epoch logs give the validation frame accuracy inside
+the labelled activity of the teacher, of the Student baseline (phase "plain") and of
+DSTE (phase "dkp"). One JSON line per seed. Seed 0 with the default threads is the
+committed run. Several can run at once (one per core, --threads 1, disjoint --seeds).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("DKP_NO_PROGRESS", "1")
+import yaml
 
 
-def train_one(p: dict, net_name: str, seed: int) -> dict:
-    from dkp import framestore, runtime
-    from dkp.models import build_backbone
-    from dkp.train import classifier, loop, student, teacher
-    from dkp.train.data import load_subset
+def last_row(log: Path, phase: str | None = None) -> dict:
+    with log.open() as fh:
+        rows = [r for r in csv.DictReader(fh) if phase is None or r.get("phase") == phase]
+    return rows[-1]
 
-    p = {**p, "run": {**p["run"], "seed": seed}}
-    device = runtime.setup(p)
-    loop.make_deterministic(device)
-    classes = framestore.load_classes(p)
-    train = load_subset(p, p["data"]["train_subset"], len(classes))
-    val = load_subset(p, p["data"]["val_subset"], len(classes))
-    vf, vl, _ = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
-    if net_name == "teacher":
-        net, cfg, seed = p["teacher"], p["train"]["teacher"], seed + teacher.SEED_OFFSET
-    else:
-        net, cfg, seed = p["student"], p["train"]["plain_student"], seed + student.SEED_OFFSET["plain"]
-    runtime.seed_everything(seed)
-    model = build_backbone(net, len(classes)).to(device)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = classifier.train_classifier(model, net, cfg, p["train"]["augment"], train, vf, vl, device,
-                                           Path(tmp), net_name, seed)
-    return {"net": net_name, "seed": p["run"]["seed"], "train_videos": len(train), "val_frames": len(vl),
-            "val_acc": round(rows[-1]["val_acc"], 4), "train_acc": round(rows[-1]["train_acc"], 4),
-            "epochs": len(rows), "seconds": round(time.perf_counter() - t0, 1)}
+
+def run_seed(root: Path, p: dict, seed: int, threads: int | None, teacher_only: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="dkp-seed-") as tmp:
+        work = Path(tmp)
+        q = {**p, "run": {**p["run"], "seed": seed, **({"threads": threads} if threads else {})}}
+        (work / "params.yaml").write_text(yaml.safe_dump(q, sort_keys=False))
+        os.symlink(root / "data", work / "data")
+        env = {**os.environ, "DKP_NO_PROGRESS": "1"}
+        out = {"seed": seed, "threads": q["run"]["threads"]}
+        for stage in ["train-teacher"] + ([] if teacher_only else ["train-student"]):
+            t0 = time.perf_counter()
+            res = subprocess.run(["dkp", stage, "--params", "params.yaml"], cwd=work, env=env,
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SystemExit(f"seed {seed}: dkp {stage} failed: {res.stderr.strip().splitlines()[-1:]}")
+            out[f"{stage}_s"] = round(time.perf_counter() - t0, 1)
+        t = last_row(work / "results/train/teacher.csv")
+        out.update(teacher_val=float(t["val_acc"]), teacher_train=float(t["train_acc"]))
+        if not teacher_only:
+            s, d = last_row(work / "results/train/student.csv", "plain"), last_row(work / "results/train/student.csv", "dkp")
+            out.update(student_val=float(s["val_acc"]), student_train=float(s["train_acc"]),
+                       dste_val=float(d["val_acc"]), gap=round(float(t["val_acc"]) - float(s["val_acc"]), 4))
+        return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--nets", default="teacher,plain", help="comma-separated: teacher, plain")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (one per process on a shared machine)")
+    ap.add_argument("--threads", type=int, default=None, help="run.threads for the stages (default: params)")
+    ap.add_argument("--teacher-only", action="store_true", help="train the teacher alone")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from dkp import params
-
-    p = params.load(args.params)
-    p["run"]["threads"] = args.threads
+    if shutil.which("dkp") is None:
+        ap.error("`dkp` is not on PATH: run with .venv/bin on PATH (make install)")
+    root = Path.cwd()
+    if not (root / "data" / "frames").is_dir():
+        ap.error("no data/frames here: run `dvc repro frames` (or `dkp frames`) first")
+    p = yaml.safe_load(Path(args.params).read_text())
     out = []
-    for net_name in args.nets.split(","):
-        if net_name not in ("teacher", "plain"):
-            ap.error(f"--nets: unknown network {net_name!r} (teacher, plain)")
-        for seed in args.seeds:
-            out.append(train_one(p, net_name, seed))
-            print(json.dumps(out[-1]), flush=True)
+    for seed in args.seeds:
+        out.append(run_seed(root, p, seed, args.threads, args.teacher_only))
+        print(json.dumps(out[-1]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0
