@@ -27,10 +27,10 @@ from pathlib import Path
 import yaml
 
 
-def last_row(log: Path, phase: str | None = None) -> dict:
+def last_rows(log: Path) -> dict:
+    """The last row of a per-epoch log for each value of its `phase` column (None where it has none)."""
     with log.open() as fh:
-        rows = [r for r in csv.DictReader(fh) if phase is None or r.get("phase") == phase]
-    return rows[-1]
+        return {r.get("phase"): r for r in csv.DictReader(fh)}
 
 
 def run_seed(root: Path, p: dict, seed: int, threads: int | None, teacher_only: bool) -> dict:
@@ -48,10 +48,11 @@ def run_seed(root: Path, p: dict, seed: int, threads: int | None, teacher_only: 
             if res.returncode != 0:
                 raise SystemExit(f"seed {seed}: dkp {stage} failed: {res.stderr.strip().splitlines()[-1:]}")
             out[f"{stage}_s"] = round(time.perf_counter() - t0, 1)
-        t = last_row(work / "results/train/teacher.csv")
+        t = last_rows(work / "results/train/teacher.csv")[None]
         out.update(teacher_val=float(t["val_acc"]), teacher_train=float(t["train_acc"]))
         if not teacher_only:
-            s, d = last_row(work / "results/train/student.csv", "plain"), last_row(work / "results/train/student.csv", "dkp")
+            rows = last_rows(work / "results/train/student.csv")
+            s, d = rows["plain"], rows["dkp"]
             out.update(student_val=float(s["val_acc"]), student_train=float(s["train_acc"]),
                        dste_val=float(d["val_acc"]), gap=round(float(t["val_acc"]) - float(s["val_acc"]), 4))
         return out
