@@ -6,14 +6,15 @@ from fractions import Fraction
 
 import numpy as np
 
-# x264 options. No B-frames: with them, libx264 (as bundled with PyAV) wrote different
-# bytes for identical input depending on what the process had encoded before
-# (measured: 3 of 5 videos unstable over 6 re-encodes; 0 with bframes=0). Without
-# B-frames the output is a pure function of the frames, and decoders need no reordering.
+# x264 options. No B-frames, so decoders need no reordering. asm=0: x264's hand-written
+# kernels are not bit-exact with each other (the bytes depend on which instruction sets the
+# CPU has), and its AVX-512 kernels made the bytes depend on what the process had encoded
+# before (bench/README.md, "Encoder determinism"). The portable C path is a pure function
+# of the frames on every CPU, at about twice the encode time.
 X264_OPTIONS = {
     "crf": "23",           # x264 default: luma error far below the added noise, tile cells survive
     "preset": "veryfast",  # at 64 px about as small as slower presets, twice as fast
-    "x264-params": "bframes=0",
+    "x264-params": "bframes=0:asm=0",
 }
 
 # BT.601 limited range ("tv"), what decoders assume for untagged SD video.
