@@ -143,11 +143,20 @@ def read_chunks(path: str, reader, idx: np.ndarray):
 def extract_video(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray, str]:
     """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps, decoder "decord" or "pyav").
     Raises VideoError."""
-    import decord
-
-    from .ingest.videos import VideoError, captured_stderr, clean_reason, open_video
+    from .ingest.videos import open_video
 
     decoder, reader = open_video(path)
+    return (*decode(path, decoder, reader, fps, size, crop), decoder)
+
+
+def decode(path: str, decoder: str, reader, fps: float, size: int,
+           crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, timestamps) of an opened video; `reader` a decord.VideoReader (decoder "decord") or a
+    PyAVReader ("pyav"), read through the same sampling and resizing. Raises VideoError."""
+    import decord
+
+    from .ingest.videos import VideoError, captured_stderr, clean_reason
+
     pts, end = presentation_times(reader)
     idx = nearest_frames(pts, sample_times(end, fps))
     out, filled = None, 0
@@ -164,7 +173,7 @@ def extract_video(path: str, fps: float, size: int, crop: int | None) -> tuple[n
                              f"{clean_reason(str(exc) + chr(10) + read_log(), path)}") from None
         except VideoError as exc:  # PyAV's reason, already one clean line
             raise VideoError(f"decode failed after {filled} of {len(idx)} frames: {exc}") from None
-    return out, pts[idx], decoder
+    return out, pts[idx]
 
 
 def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
