@@ -45,16 +45,11 @@ def shard_dir(i: int) -> Path:
     return FRAMES / f"shard-{i}"
 
 
-def _read_csv(path: Path, columns: list[str], hint: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The CSV with exactly `columns`; trailing `optional` columns absent from an older file read as ""."""
+def _read_csv(path: Path, columns: list[str], hint: str) -> pd.DataFrame:
     if not path.exists():
         raise DkpError(f"{path} not found: run {hint} first")
     df = pd.read_csv(path, dtype={c: t for c, t in _STR.items() if c in columns},
                      keep_default_na=False, na_values={c: [""] for c in columns if c not in _STR})
-    missing = columns[len(df.columns):]
-    if list(df.columns) == columns[:len(df.columns)] and missing and set(missing) <= set(optional):
-        for c in missing:
-            df[c] = ""
     if list(df.columns) != columns:
         raise DkpError(f"{path}: expected columns {columns}, found {list(df.columns)} (rerun {hint})")
     return df
@@ -86,7 +81,7 @@ def read_index(p: dict) -> pd.DataFrame:
         path = shard_dir(i) / "index.csv"
         if not path.exists():
             raise DkpError(f"{path} not found: run dkp frames first")
-        df = _read_csv(path, INDEX_COLUMNS, "dkp frames", optional=("decoder",))  # older indexes lack it
+        df = _read_csv(path, INDEX_COLUMNS, "dkp frames")
         df["shard"] = i
         parts.append(df)
     return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
