@@ -56,8 +56,9 @@ class PyAVReader:
                 stream = container.streams.best("video")
                 if stream is None:
                     raise VideoError("no video stream")
+                if stream.codec_context is None:
+                    raise VideoError("cannot decode: no decoder for this codec in PyAV")
                 self.stream_index = stream.index
-                self.codec = stream.codec_context.codec.canonical_name
                 tb = stream.time_base
                 rate = stream.average_rate or stream.guessed_rate
                 packets = [(p.pts, p.duration) for p in container.demux(stream) if p.size]
