@@ -1,20 +1,27 @@
-"""`dkp frames` and `dkp data-report` on real videos decoded by decord; the sampling functions."""
+"""`dkp frames` and `dkp data-report` on real videos decoded by decord, and AV1 videos (MP4 and WebM)
+decoded by the PyAV fallback; the sampling functions."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import zlib
 
+import av
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from dkp import cli, framestore
 from dkp.errors import DkpError
-from dkp.frames import nearest_frames, output_shape, sample_times
+from dkp.frames import decode, nearest_frames, output_shape, sample_times
+from dkp.ingest.pyav_reader import PyAVReader
+from dkp.ingest.videos import open_video
 from fixtures import media as M
 
+AV1 = M.av1_encoder()
 # id -> (seconds, width, height, codec); native 2 fps
 VIDEOS = {
     "h264_wide": (12.3, 64, 48, "libx264"),
@@ -22,7 +29,13 @@ VIDEOS = {
     "mpeg4": (7.0, 64, 48, "mpeg4"),        # a different encoder (MPEG-4 Part 2)
     "tall": (5.0, 32, 48, "libx264"),
     "later_broken": (6.0, 64, 48, "libx264"),
+    "av1_mp4": (6.5, 64, 48, AV1),          # decord has no AV1 decoder: PyAV
+    "av1_webm": (5.0, 48, 32, AV1),
 }
+
+
+def _file(vid: str) -> str:
+    return f"v_{vid}.webm" if vid.endswith("webm") else f"v_{vid}.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +43,7 @@ def anet_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("anet_frames")
     db = []
     for k, (vid, (sec, w, h, codec)) in enumerate(sorted(VIDEOS.items())):
-        M.write_video(root / "videos" / f"v_{vid}.mp4", sec, width=w, height=h, codec=codec)
+        M.write_video(root / "videos" / _file(vid), sec, width=w, height=h, codec=codec)
         db.append((vid, M.entry("training" if k % 2 else "validation", sec, [("Run", 0.0, sec)])))
     M.write_bad_files(root / "videos")  # v_zero.mp4, v_text.mp4: unreadable at ingest
     db += [("zero", M.entry("training", 3.0, [("Run", 0.0, 1.0)])),
@@ -232,3 +245,78 @@ def test_data_report(workdir):
     assert report["classes"] == 2
     assert cli.main(["data-report", "--params", "params.yaml"]) == 0
     assert report_path.read_bytes() == first
+
+
+# ---- the PyAV fallback -----------------------------------------------------------------------
+
+def _reference(path, fps: float, size: int, crop: int) -> tuple[np.ndarray, list[float]]:
+    """An independent decode: every frame with PyAV, per 1/fps bin the frame nearest its centre
+    (ties: the earlier), short side to `size` with Pillow bilinear, centre crop."""
+    with av.open(str(path)) as container:
+        decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    t = np.array([time for time, _ in decoded])
+    end = t[-1] + (t[-1] - t[-2])  # constant frame rate: the last frame lasts as long as the others
+    centres = (np.arange(math.ceil(end * fps - 0.5)) + 0.5) / fps
+    out = []
+    for c in centres:
+        img = Image.fromarray(decoded[int(np.argmin(np.abs(t - c)))][1])  # argmin: the first of a tie
+        w, h = img.size
+        short = min(w, h)
+        img = img.resize((max(size, round(w * size / short)), max(size, round(h * size / short))),
+                         Image.Resampling.BILINEAR)
+        left, top = (img.size[0] - crop) // 2, (img.size[1] - crop) // 2
+        out.append(np.asarray(img.crop((left, top, left + crop, top + crop))))
+    return np.stack(out), [float(t[int(np.argmin(np.abs(t - c)))]) for c in centres]
+
+
+def test_av1_frames_equal_an_independent_pyav_decode(workdir):
+    root, p, _ = workdir
+    assert _frames() == 0
+    f = p["frames"]
+    for vid in ("av1_mp4", "av1_webm"):
+        frames, times = framestore.load(p, vid)
+        ref, ref_times = _reference(root / "videos" / _file(vid), f["fps"], f["size"], f["crop"])
+        assert times.tolist() == ref_times, vid
+        np.testing.assert_array_equal(frames, ref)  # pixel-equal
+
+
+def test_index_records_the_decoder_also_when_reused(workdir):
+    root, p, _ = workdir
+    expected = {vid: "pyav" if codec == AV1 else "decord" for vid, (*_, codec) in VIDEOS.items()}
+    assert _frames() == 0
+    assert framestore.read_index(p).set_index("id")["decoder"].to_dict() == expected
+    assert _frames() == 0  # every video reused: the decoder comes from the previous index
+    assert framestore.read_index(p).set_index("id")["decoder"].to_dict() == expected
+    for index in (root / "data" / "frames").glob("shard-*/index.csv"):
+        index.unlink()  # an interrupted run: the files are reused, each decoder chosen again
+    before = _snapshot(root)
+    assert _frames() == 0
+    assert framestore.read_index(p).set_index("id")["decoder"].to_dict() == expected
+    assert {k: v for k, v in _snapshot(root).items() if k.endswith(".npy")} == \
+        {k: v for k, v in before.items() if k.endswith(".npy")}
+
+
+@pytest.mark.parametrize("fps", [1.0, 3.0])  # 3 fps: above the native 2 fps, frames repeat
+def test_pyav_path_equals_the_decord_path(anet_dir, fps):
+    """Forced onto videos decord reads, the PyAV reader gives the same timestamps and frames: the
+    fallback shares the sampling and resizing, and decodes to the same pixels."""
+    for vid, (*_, codec) in VIDEOS.items():
+        if codec == AV1:
+            continue
+        path = str(anet_dir / "videos" / _file(vid))
+        decoder, reader = open_video(path)
+        assert decoder == "decord"
+        frames, times = decode(path, "decord", reader, fps, 32, 32)
+        got_frames, got_times = decode(path, "pyav", PyAVReader(path), fps, 32, 32)
+        np.testing.assert_array_equal(got_times, times)
+        np.testing.assert_array_equal(got_frames, frames, err_msg=vid)
+
+
+def test_undecodable_av1_is_unreadable_with_the_cause(workdir):
+    root, p, _ = workdir
+    M.write_scrambled(root / "videos" / _file("av1_mp4"), 6.5, codec=AV1)  # frame data garbled after ingest
+    assert _frames() == 0
+    row = framestore.read_index(p).set_index("id").loc["av1_mp4"]
+    assert (row["status"], row["n_frames"], row["decoder"]) == ("unreadable", 0, "")
+    assert row["reason"] == ("unsupported codec av1 in decord; PyAV failed: "
+                             "cannot decode: Invalid data found when processing input")

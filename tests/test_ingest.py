@@ -215,6 +215,51 @@ def test_kinetics_csv_with_class_list(tiny_params, tmp_path, monkeypatch):
                        ("line10", "invalid entry")}
 
 
+def test_av1_and_fallback_videos(tiny_params, tmp_path, monkeypatch):
+    """decord has no AV1 decoder: AV1 in MP4 and WebM are read with PyAV and ok, as is an MP4 without
+    a sync-sample table; a video no decoder reads is unreadable with the cause, not 'no video stream'."""
+    v, av1 = tmp_path / "videos", M.av1_encoder()
+    M.write_video(v / "v_av1_mp4.mp4", 8.0, width=64, height=48, codec=av1)
+    M.write_video(v / "v_av1_webm.webm", 8.0, width=64, height=48, codec=av1)
+    M.write_scrambled(v / "v_av1_bad.mp4", codec=av1)
+    M.write_broken_index(v / "v_nostss.mp4", "no-stss")
+    M.write_video(v / "v_h264.mp4", 4.0)
+    M.write_audio_only(v / "v_audio.mp4")
+    M.write_truncated(v / "v_cut.mp4", 8.0, codec=av1)  # the index (at the end) cut off
+    ids = ["av1_mp4", "av1_webm", "av1_bad", "nostss", "h264", "audio", "cut"]
+    M.write_activitynet(tmp_path / "anet.json", ["Run"], [(i, M.entry("training" if k % 2 else "validation", 8.0,
+                                                                      [("Run", 0.0, 2.0)])) for k, i in enumerate(ids)])
+    p = _params(tiny_params, tmp_path, source="activitynet", annotations="anet.json", videos="videos")
+    assert _run(tmp_path, monkeypatch) == 0
+    m = framestore.load_manifest(p).set_index("id")
+    assert {i for i in ids if m.loc[i, "status"] == "ok"} == {"av1_mp4", "av1_webm", "nostss", "h264"}
+    assert m.loc["av1_bad", "reason"] == ("unsupported codec av1 in decord; PyAV failed: "
+                                          "cannot decode: Invalid data found when processing input")
+    assert m.loc["audio", "reason"] == "no video stream"  # the one file that has none
+    assert m.loc["cut", "reason"] == "cannot open: the container lists no audio or video stream"
+
+
+def test_decoder_choice(tmp_path):
+    """decord where it reads the file right; PyAV for AV1 and for an MP4 whose index has no
+    sync-sample table. A fragmented MP4 keeps its keyframes in the fragments: decord. An MP4 of
+    keyframes only needs no table either, but cannot be told from a stripped one: PyAV, only slower."""
+    av1 = M.av1_encoder()
+    files = {
+        "decord": [M.write_video(tmp_path / "a.mp4", 4.0), M.write_video(tmp_path / "b.mp4", 4.0, faststart=True),
+                   M.write_video(tmp_path / "c.mkv", 4.0), M.write_video(tmp_path / "d.webm", 4.0, codec="libvpx-vp9"),
+                   M.write_video(tmp_path / "e.mp4", 4.0, fragmented=True),
+                   M.write_video(tmp_path / "f.mp4", 7.0, codec="mpeg4")],  # frame 8 is its first inter frame
+        "pyav": [M.write_video(tmp_path / "g.mp4", 4.0, codec=av1), M.write_video(tmp_path / "h.webm", 4.0, codec=av1),
+                 M.write_broken_index(tmp_path / "i.mp4", "no-stss", 4.0),
+                 M.write_video(tmp_path / "j.mp4", 4.0, codec="mpeg4")],  # 8 keyframes (flat colours change)
+    }
+    for decoder, paths in files.items():
+        for path in paths:
+            assert videos.open_video(str(path))[0] == decoder, path.name
+            assert videos.mp4_lacks_sync_table(str(path)) == (path.name in ("i.mp4", "j.mp4")), path.name
+            assert videos.probe(str(path)) == ("ok", "")
+
+
 @pytest.mark.slow
 def test_synthetic_data_goes_through_the_activitynet_reader(tiny_workdir, monkeypatch):
     """dkp synthesize then dkp data on the tiny parameters: every generated video ingests ok."""

@@ -152,19 +152,22 @@ def test_broken_index_mp4s_open_or_fail_as_documented(tmp_path):
         extract(str(tmp_path / "stss.mp4"), 1.0, 32, 32)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: with no sync-sample table every frame counts as a "
-                   "keyframe; decord seeks to inter-coded frames and returns wrong pictures, no error to record")
-def test_mp4_without_sync_sample_table_gives_the_source_frames_or_is_unreadable(tmp_path):
-    from dkp.frames import extract
-    from dkp.ingest.videos import VideoError, probe
+def test_mp4_without_sync_sample_table_gives_the_source_frames(tmp_path):
+    """With no sync-sample table every frame counts as a keyframe and decord, seeking by it, returns
+    wrong pictures without an error; the table's absence sends the file to PyAV, which decodes from
+    the start: the frames and times of the intact file."""
+    from dkp.frames import extract_video
+    from dkp.ingest.videos import probe
 
     path = M.write_broken_index(tmp_path / "no-stss.mp4", "no-stss")
+    intact = M.write_video(tmp_path / "intact.mp4", 10.0, faststart=True)
     assert probe(str(path)) == ("ok", "")
-    try:
-        frames, _ = extract(str(path), 1.0, 32, 32)
-    except VideoError:
-        return  # recorded unreadable at extraction: fine
+    frames, times, decoder = extract_video(str(path), 1.0, 32, 32)
+    ref_frames, ref_times, ref_decoder = extract_video(str(intact), 1.0, 32, 32)
+    assert (decoder, ref_decoder) == ("pyav", "decord")
     assert [M.decode_index(f) for f in frames] == [2 * k + 1 for k in range(10)]
+    np.testing.assert_array_equal(times, ref_times)
+    np.testing.assert_array_equal(frames, ref_frames)
 
 
 def test_mkv_with_damaged_cues_extracts_the_same_frames(tmp_path):

@@ -1,4 +1,4 @@
-"""`dkp frames [--shard i/N]`: decode each ok video of the manifest into uint8 frames with decord.
+"""`dkp frames [--shard i/N]`: decode each ok video of the manifest into uint8 frames.
 
 Sampling (documented in README): at `frames.fps` frames per second the video
 is cut into bins of 1/fps seconds and the frame whose presentation time is
@@ -9,11 +9,15 @@ it has). Stored timestamps are the kept frames' own presentation times.
 Each frame is resized (Pillow, bilinear with antialiasing) so its short side is
 `frames.size`, then centre-cropped to `frames.crop`.
 
-Decoding: one `get_batch` per chunk of wanted indices (CHUNK). Measured on this
-machine, get_batch beat reading every frame with `next()` and keeping the
-wanted ones (64x64 2 fps, 300 frames: 0.06-0.08 s vs 0.07-0.09 s; 320x240 30 fps,
-1800 frames: 1.55 s vs 1.69-1.80 s), because it skips the RGB conversion of the
-frames it passes over. decord's own width/height resize is not used: with
+Decoding: decord where it reads the file right, else PyAV (AV1; an MP4 without a
+sync-sample table), chosen by ingest.videos.open_video and recorded in the
+index's `decoder` column; both go through the same timestamps, sampling and
+resizing. PyAV decodes from the start in one pass, converting only the wanted
+frames to RGB. decord: one `get_batch` per chunk of wanted indices (CHUNK).
+Measured on this machine, get_batch beat reading every frame with `next()` and
+keeping the wanted ones (64x64 2 fps, 300 frames: 0.06-0.08 s vs 0.07-0.09 s;
+320x240 30 fps, 1800 frames: 1.55 s vs 1.69-1.80 s), because it skips the RGB
+conversion of the frames it passes over. decord's own width/height resize is not used: with
 get_batch it failed on some target sizes, the same bug (padded rows, see unpad)
 that makes get_batch fail on videos 16, 24 or 48 px wide; those are read with
 skip_frames + next instead.
@@ -136,19 +140,29 @@ def read_chunks(path: str, reader, idx: np.ndarray):
             return
 
 
-def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps). Raises VideoError."""
+def extract_video(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps, decoder "decord" or "pyav").
+    Raises VideoError."""
+    from .ingest.videos import open_video
+
+    decoder, reader = open_video(path)
+    return (*decode(path, decoder, reader, fps, size, crop), decoder)
+
+
+def decode(path: str, decoder: str, reader, fps: float, size: int,
+           crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, timestamps) of an opened video; `reader` a decord.VideoReader (decoder "decord") or a
+    PyAVReader ("pyav"), read through the same sampling and resizing. Raises VideoError."""
     import decord
 
-    from .ingest.videos import VideoError, captured_stderr, clean_reason, open_reader
+    from .ingest.videos import VideoError, captured_stderr, clean_reason
 
-    reader = open_reader(path)
     pts, end = presentation_times(reader)
     idx = nearest_frames(pts, sample_times(end, fps))
     out, filled = None, 0
     with captured_stderr() as read_log:
         try:
-            for batch in read_chunks(path, reader, idx):
+            for batch in (read_chunks(path, reader, idx) if decoder == "decord" else reader.chunks(idx, CHUNK)):
                 small = resize_crop(batch, size, crop)
                 if out is None:
                     out = np.empty((len(idx),) + small.shape[1:], dtype=np.uint8)
@@ -157,7 +171,14 @@ def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndar
         except (decord.DECORDError, RuntimeError) as exc:
             raise VideoError(f"decode failed after {filled} of {len(idx)} frames: "
                              f"{clean_reason(str(exc) + chr(10) + read_log(), path)}") from None
+        except VideoError as exc:  # PyAV's reason, already one clean line
+            raise VideoError(f"decode failed after {filled} of {len(idx)} frames: {exc}") from None
     return out, pts[idx]
+
+
+def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """extract_video without the decoder: (frames, timestamps). Raises VideoError."""
+    return extract_video(path, fps, size, crop)[:2]
 
 
 def process(task: tuple) -> dict:
@@ -166,21 +187,26 @@ def process(task: tuple) -> dict:
 
     vid, path, folder, fps, size, crop = task
     try:
-        frames, times = extract(path, fps, size, crop)
+        frames, times, decoder = extract_video(path, fps, size, crop)
     except VideoError as exc:
-        return {"id": vid, "status": "unreadable", "reason": str(exc), "n_frames": 0, "height": 0, "width": 0}
+        return {"id": vid, "status": "unreadable", "reason": str(exc), "n_frames": 0, "height": 0, "width": 0,
+                "decoder": ""}
     folder = Path(folder)
     save_npy(folder / f"{vid}.t.npy", times)
     save_npy(folder / f"{vid}.npy", frames)  # last: its presence marks the video complete
-    return row_for(vid, frames.shape)
+    return row_for(vid, frames.shape, decoder)
 
 
-def row_for(vid: str, shape: tuple) -> dict:
-    return {"id": vid, "status": "ok", "reason": "", "n_frames": shape[0], "height": shape[1], "width": shape[2]}
+def row_for(vid: str, shape: tuple, decoder: str) -> dict:
+    return {"id": vid, "status": "ok", "reason": "", "n_frames": shape[0], "height": shape[1], "width": shape[2],
+            "decoder": decoder}
 
 
-def reuse(folder: Path, vid: str) -> dict | None:
-    """The index row of a video a previous run completed, or None to decode it (again)."""
+def reuse(folder: Path, vid: str, path: str, decoder: str | None) -> dict | None:
+    """The index row of a video a previous run completed, or None to decode it (again). `decoder`:
+    the previous index's entry; without one (an interrupted run) the file is opened to choose again."""
+    from .ingest.videos import VideoError, open_video
+
     fpath, tpath = folder / f"{vid}.npy", folder / f"{vid}.t.npy"
     if not (fpath.exists() and tpath.exists()):
         return None
@@ -190,7 +216,12 @@ def reuse(folder: Path, vid: str) -> dict | None:
         return None
     if frames.dtype != np.uint8 or frames.ndim != 4 or times.shape != (len(frames),):
         return None
-    return row_for(vid, frames.shape)
+    if decoder not in ("decord", "pyav"):
+        try:
+            decoder = open_video(path)[0]
+        except VideoError:
+            return None  # decoded again, to record why it is unreadable now
+    return row_for(vid, frames.shape, decoder)
 
 
 # ---- the stage ----------------------------------------------------------------------------------
@@ -199,18 +230,29 @@ def _file_id(name: str) -> str:
     return name[: -len(".t.npy")] if name.endswith(".t.npy") else name[: -len(".npy")]
 
 
-def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> None:
+def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> dict[str, str]:
     """Clean a shard folder for a (re)run: stale temporaries, the old index, files made with other
-    settings or of videos no longer in the manifest."""
+    settings or of videos no longer in the manifest. Returns id -> decoder of the old index's ok rows."""
     folder.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(folder)
-    (folder / "index.csv").unlink(missing_ok=True)
+    decoders = {}
+    index = folder / "index.csv"
+    if index.exists():
+        try:
+            old_index = pd.read_csv(index, dtype=str, keep_default_na=False)
+        except (ValueError, OSError):  # unreadable: every reused video's decoder is chosen again
+            old_index = pd.DataFrame()
+        if {"id", "status", "decoder"} <= set(old_index.columns):
+            ok = old_index[old_index["status"] == "ok"]
+            decoders = dict(zip(ok["id"], ok["decoder"]))
+        index.unlink()
     settings_path = folder / "settings.json"
     old = json.loads(settings_path.read_text()) if settings_path.exists() else None
     for f in folder.glob("*.npy"):
         if old != settings or _file_id(f.name) not in ids:
             f.unlink()
     write_json(settings_path, settings)
+    return decoders
 
 
 def _shards(p: dict, args) -> list[int]:
@@ -263,9 +305,9 @@ def run(p: dict, args) -> None:
     tasks = []
     for i in shards:
         folder = framestore.shard_dir(i)
-        prepare_shard(folder, settings, {vid for vid, _ in by_shard[i]})
+        decoders = prepare_shard(folder, settings, {vid for vid, _ in by_shard[i]})
         for vid, path in by_shard[i]:
-            done = reuse(folder, vid)
+            done = reuse(folder, vid, path, decoders.get(vid))
             if done is not None:
                 rows[i].append(done)
             else:
@@ -284,5 +326,6 @@ def run(p: dict, args) -> None:
 
     total = pd.DataFrame([r for i in shards for r in rows[i]], columns=framestore.INDEX_COLUMNS)
     bad = int((total["status"] != "ok").sum())
-    print(f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, {bad} unreadable), "
+    pyav = int((total["decoder"] == "pyav").sum())
+    print(f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, {bad} unreadable, {pyav} by PyAV), "
           f"{int(total['n_frames'].sum())} frames in {time.perf_counter() - start:.1f}s", file=sys.stderr)

@@ -29,10 +29,11 @@ FRAMES = DATA / "frames"
 MANIFEST_COLUMNS = ["id", "subset", "label", "label_index", "duration", "segments", "n_labels",
                     "path", "status", "reason"]
 SKIPPED_COLUMNS = ["id", "subset", "reason", "detail"]
-INDEX_COLUMNS = ["id", "status", "reason", "n_frames", "height", "width"]
+INDEX_COLUMNS = ["id", "status", "reason", "n_frames", "height", "width", "decoder"]  # decoder: decord | pyav
 
 # Ids and free text stay strings: an ActivityNet id such as "8e05" must not turn into 800000.0.
-_STR = {"id": str, "subset": str, "label": str, "path": str, "status": str, "reason": str, "detail": str}
+_STR = {"id": str, "subset": str, "label": str, "path": str, "status": str, "reason": str, "detail": str,
+        "decoder": str}
 
 
 def shard_of(video_id: str, shards: int) -> int:
