@@ -3,8 +3,9 @@
 One path for every source: a reader turns the annotation file into classes,
 videos and skips (activitynet.py reads both the real ActivityNet v1.3 and the
 synthetic data, kinetics.py reads Mini-Kinetics); then each subset is capped,
-each video's file located and opened once (decord, or PyAV where decord cannot: status ok, missing or
-unreadable), and the three files are written atomically, the manifest last.
+each video's file located and opened once (decord, or PyAV where decord cannot;
+status ok, missing or unreadable), and the three files are written atomically, the
+manifest last.
 """
 from __future__ import annotations
 
