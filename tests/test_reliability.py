@@ -325,10 +325,6 @@ def _kinetics_without_class_list(p):
 # Cross-key rules of dkp.params that tests/test_params.py (types, ranges, enums, keys, YAML, paths,
 # frames.crop) leaves out: (case, edit of the tiny params, expected fragment of the one line)
 CROSS_KEY_CASES = [
-    ("durations reversed", _set("data.synthetic.min_duration", 60),
-     "data.synthetic.min_duration: expected < max_duration (48), found 60"),
-    ("coverage reversed", _set("data.synthetic.min_coverage", 0.9),
-     "data.synthetic.min_coverage: expected <= max_coverage (0.8), found 0.9"),
     ("shot lengths reversed", _set("data.synthetic.shot_seconds", [16, 6]),
      "data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, found [16, 6]"),
     ("ns_range reversed", _set("train.student.ns_range", [32, 4]),

@@ -61,31 +61,163 @@ def test_class_order_mixes_shapes_and_variants():
 # ---------------------------------------------------------------- specs on the default parameters
 
 
-def test_default_specs_lengths_coverage_and_balance(repo):
+def _tiny_params(repo: Path) -> dict:
+    with open(repo / "tests" / "params-tiny.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def _annotation_stats(doc: dict, time_scale: float) -> dict[str, np.ndarray]:
+    """Per-video statistics of an annotation file, durations in reference (unscaled) seconds."""
+    entries = list(doc["database"].values())
+    dur = np.array([e["duration"] for e in entries])
+    segs = [np.array([a["segment"] for a in e["annotations"]]) for e in entries]
+    return {"duration": dur / time_scale,
+            "coverage": np.array([(s[:, 1] - s[:, 0]).sum() for s in segs]) / dur,
+            "segments": np.array([len(s) for s in segs]),
+            "first_start": np.array([s[0, 0] for s in segs]) / time_scale,
+            "last_gap": np.array([d - s[-1, 1] for d, s in zip(dur, segs)]) / time_scale}
+
+
+def _tol(p: float, n: int) -> float:
+    """Three binomial standard errors of an empirical CDF at probability p over n videos.
+
+    For n independent draws a check fails by chance about 0.3 % of the time; the generator
+    stratifies, so its own error is nearer 1/n. At n = 880: 0.03 at p10/p90, 0.05 at the median;
+    per duration bin (87-242 videos) 0.10-0.16 at the median.
+    """
+    return 3 * np.sqrt(p * (1 - p) / n)
+
+
+QUANTILE_CHECKS = {"p10": 0.10, "p25": 0.25, "median": 0.50, "p75": 0.75, "p90": 0.90}
+
+
+def reference_mismatches(stats: dict[str, np.ndarray]) -> list[str]:
+    """Every statistic of a generated set outside its tolerance around the ActivityNet reference.
+
+    A quantile q_p of the reference matches when the generated set's empirical CDF at q_p lies
+    within _tol(p, n) of p (tolerance in probability terms, so it means the same at every
+    quantile); counts compare with three standard errors.
+    """
+    ref, out = spec.reference(), []
+    n = stats["duration"].size
+
+    def ecdf_check(name: str, values: np.ndarray, quantiles: dict, keys) -> None:
+        for key in keys:
+            p = QUANTILE_CHECKS[key]
+            got = float(np.mean(values <= quantiles[key]))
+            if abs(got - p) > _tol(p, values.size):
+                out.append(f"{name} {key}: F({quantiles[key]:g}) = {got:.3f}, expected {p} +- {_tol(p, values.size):.3f}")
+
+    ecdf_check("duration", stats["duration"], ref["duration_s_trainval"], ("p10", "median", "p90"))
+    ecdf_check("coverage", stats["coverage"], ref["coverage_fraction_union"], QUANTILE_CHECKS)
+    p1 = ref["frac_videos_with_1_segment"]
+    got = float(np.mean(stats["segments"] == 1))
+    if abs(got - p1) > _tol(p1, n):
+        out.append(f"one segment: {got:.3f}, expected {p1} +- {_tol(p1, n):.3f}")
+    k = ref["segments_per_video"]
+    se = 3 * k["std"] / np.sqrt(n)
+    if abs(stats["segments"].mean() - k["mean"]) > se:
+        out.append(f"segments per video: mean {stats['segments'].mean():.3f}, expected {k['mean']} +- {se:.3f}")
+    bins = spec.bin_index(ref, stats["duration"])
+    for b, (name, _, _) in enumerate(spec.duration_bins(ref)):
+        m = bins == b
+        ecdf_check(f"coverage in {name}", stats["coverage"][m], ref["by_duration_bin"][name]["coverage_fraction"],
+                   ("median",))
+        mean, se = ref["by_duration_bin"][name]["segments_per_video_mean"], 3 * k["std"] / np.sqrt(m.sum())
+        if abs(stats["segments"][m].mean() - mean) > se:
+            out.append(f"segments per video in {name}: mean {stats['segments'][m].mean():.3f}, "
+                       f"expected {mean} +- {se:.3f}")
+    return out
+
+
+def _doc(syn: dict) -> dict:
+    return annotations.build(spec.make_specs(syn), syn["num_classes"])
+
+
+@pytest.mark.parametrize("time_scale", [None, 1.0, 0.25])
+def test_default_annotations_match_activitynet_statistics(repo, time_scale):
+    """The default set's annotation file, overall and per duration bin, against ActivityNet v1.3
+    train+val; the same with real lengths (time_scale 1) and shorter ones: only lengths scale."""
+    syn = dict(_default_params(repo)["data"]["synthetic"])
+    if time_scale is not None:
+        syn["time_scale"] = time_scale
+    stats = _annotation_stats(_doc(syn), syn["time_scale"])
+    assert stats["duration"].size == 880
+    assert reference_mismatches(stats) == []
+
+
+def test_reference_check_rejects_the_old_uniform_coverage(repo):
+    """The same durations with coverage uniform in 0.2-0.8 and one or two segments (the generator
+    before ActivityNet statistics) fail the check, overall and in the bins."""
+    syn = _default_params(repo)["data"]["synthetic"]
+    rng = np.random.default_rng(0)
+    specs = [dataclasses.replace(s, segments=spec.make_segments(rng, s.n_frames, rng.uniform(0.2, 0.8),
+                                                                 1 + int(rng.random() < 0.5)))
+             for s in spec.make_specs(syn)]
+    bad = reference_mismatches(_annotation_stats(annotations.build(specs, syn["num_classes"]), syn["time_scale"]))
+    for fragment in ("coverage p10", "coverage p90", "coverage in 0-30s median", "one segment"):
+        assert any(m.startswith(fragment) for m in bad), (fragment, bad)
+
+
+def test_segment_placement_is_plausible(repo):
+    """First start and the gap after the last segment spread like ActivityNet's. They follow
+    from coverage and count (the reference gives them overall only); quantiles under two frames
+    of the grid are left out, as the grid rounds them to zero or one frame."""
+    syn = _default_params(repo)["data"]["synthetic"]
+    stats = _annotation_stats(_doc(syn), syn["time_scale"])
+    ref, n = spec.reference(), stats["duration"].size
+    grid = 1 / (syn["fps"] * syn["time_scale"])  # one frame, in reference seconds
+    checked = 0
+    for name, key in (("first_start", "first_segment_start_s"), ("last_gap", "gap_after_last_segment_s")):
+        for q, p in QUANTILE_CHECKS.items():
+            if ref[key][q] >= 2 * grid:
+                got = float(np.mean(stats[name] <= ref[key][q]))
+                assert abs(got - p) <= _tol(p, n), (name, q, got)
+                checked += 1
+    assert checked == 6
+    assert np.mean(stats["first_start"] == 0) > 0.1  # activity from the first frame, as in over 10 % of ActivityNet
+
+
+def test_default_specs_structure_and_balance(repo):
     p = _default_params(repo)
     syn = p["data"]["synthetic"]
     specs = _specs(p)
     assert len(specs) == syn["num_classes"] * (syn["train_per_class"] + syn["val_per_class"])
-    dur = np.array([s.duration for s in specs])
-    assert dur.min() >= syn["min_duration"] and dur.max() <= syn["max_duration"]
-    assert dur.max() / dur.min() >= 8
-    med = np.median(dur)
-    assert med - dur.min() < 0.5 * (dur.max() - med)  # long tail: median far nearer the shortest
     for s in specs:
-        assert syn["min_coverage"] <= s.coverage <= syn["max_coverage"], s
-        assert 1 <= len(s.segments) <= 2
+        assert s.n_frames >= spec.MIN_FRAMES and len(s.segments) >= 1
         bounds = [x for seg in s.segments for x in seg]
-        assert bounds == sorted(bounds) and bounds[0] >= 0 and bounds[-1] <= s.n_frames
-        assert all(e > b for b, e in s.segments)
-        if len(s.segments) == 2:
-            assert s.segments[1][0] > s.segments[0][1]  # background between the two
-    assert 0.2 < np.mean([len(s.segments) == 2 for s in specs]) < 0.8
+        assert bounds[0] >= 0 and bounds[-1] <= s.n_frames
+        assert all(e > b for b, e in s.segments)  # at least one frame each
+        assert all(b1 > e0 for (_, e0), (b1, _) in zip(s.segments, s.segments[1:]))  # background between
+    assert max(len(s.segments) for s in specs) >= 8  # the long tail of segment counts
+    assert min(s.coverage for s in specs) < 0.05 and np.mean([s.coverage == 1 for s in specs]) > 0.02
     for subset, per_class in ((p["data"]["train_subset"], syn["train_per_class"]),
                               (p["data"]["val_subset"], syn["val_per_class"])):
         counts = np.bincount([s.class_index for s in specs if s.subset == subset], minlength=syn["num_classes"])
         assert counts.tolist() == [per_class] * syn["num_classes"]
     ids = [s.vid for s in specs]
     assert len(set(ids)) == len(ids) and all(len(i) == 11 and i[0].isalnum() for i in ids)
+
+
+def test_tiny_set_spans_the_reference_lengths(repo):
+    """A dozen videos still reach below the reference p10 and above its p90 (stratified durations)."""
+    syn = _tiny_params(repo)["data"]["synthetic"]
+    q = spec.reference()["duration_s_trainval"]
+    dur = np.array([s.duration for s in spec.make_specs(syn)]) / syn["time_scale"]
+    assert dur.size == 12 and dur.min() < q["p10"] and dur.max() > q["p90"]
+
+
+@pytest.mark.parametrize("n_frames", [2, 3, 5, 9, 40, 400])
+def test_make_segments_keeps_frames_background_and_coverage(n_frames):
+    rng = np.random.default_rng(n_frames)
+    for coverage, k in itertools.product([0.0, 0.03, 0.5, 0.97, 1.0], [1, 2, 3, 7, 23]):
+        segs = spec.make_segments(rng, n_frames, coverage, k)
+        k_fit = min(k, (n_frames + 1) // 2)  # a frame each and a background frame between
+        assert len(segs) == k_fit
+        assert segs[0][0] >= 0 and segs[-1][1] <= n_frames
+        assert all(e > b for b, e in segs) and all(b1 > e0 for (_, e0), (b1, _) in zip(segs, segs[1:]))
+        active = sum(e - b for b, e in segs)
+        assert active == min(max(round(coverage * n_frames), k_fit), n_frames - k_fit + 1)
 
 
 def test_annotation_document_is_activitynet_v13(repo):
@@ -107,9 +239,18 @@ def test_annotation_document_is_activitynet_v13(repo):
         assert set(e) == {"subset", "duration", "resolution", "url", "annotations"}
         assert e["resolution"] == f"{syn['size']}x{syn['size']}" and e["url"].endswith(s.vid)
         assert all(a["label"] == s.label for a in e["annotations"])
-        covered = sum(b - a for a, b in (x["segment"] for x in e["annotations"]))
-        assert syn["min_coverage"] - 1e-9 <= covered / e["duration"] <= syn["max_coverage"] + 1e-9
+        assert abs(sum(b - a for a, b in (x["segment"] for x in e["annotations"])) / e["duration"] - s.coverage) < 1e-6
         assert all(0 <= a < b <= e["duration"] for a, b in (x["segment"] for x in e["annotations"]))
+
+
+def test_reference_statistics_ship_with_the_package_and_name_their_source():
+    ref = spec.reference()
+    assert ref["source"]["repository"] == "wzmsltw/BSN-boundary-sensitive-network"
+    assert ref["trainval_videos"] == 14377
+    assert [name for name, _, _ in spec.duration_bins(ref)] == ["0-30s", "30-60s", "60-120s", "120-180s", ">=180s"]
+    weighted = sum(b["frac_of_videos"] * spec.segment_count_probs(ref, name)[1][0]
+                   for name, b in ref["by_duration_bin"].items())
+    assert abs(weighted - ref["frac_videos_with_1_segment"]) < 0.005  # bin shares give back the overall one
 
 
 def test_specs_follow_the_seed(repo):
@@ -336,9 +477,10 @@ def _alive(pid: int) -> bool:
 
 
 def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):
-    """Shots last shot_seconds; a new shot changes the background, never the class shape or tile."""
+    """Shots last shot_seconds x time_scale; a new shot changes the background, never the class shape or tile."""
     p = _default_params(repo)
-    lo, hi = p["data"]["synthetic"]["shot_seconds"]
+    syn = p["data"]["synthetic"]
+    lo, hi = (x * syn["time_scale"] for x in syn["shot_seconds"])
     specs = _specs(p)
     s = max(specs, key=lambda v: v.n_frames)
     starts = np.array(s.shot_starts)

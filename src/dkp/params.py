@@ -83,12 +83,6 @@ def validate(params: Any, check_paths: bool = True) -> dict:
 def _check_semantics(p: dict, check_paths: bool) -> None:
     """Cross-key rules a JSON Schema cannot say."""
     syn = p["data"]["synthetic"]
-    if syn["min_duration"] >= syn["max_duration"]:
-        raise ParamError(f"data.synthetic.min_duration: expected < max_duration ({syn['max_duration']}), "
-                         f"found {syn['min_duration']}")
-    if syn["min_coverage"] > syn["max_coverage"]:
-        raise ParamError(f"data.synthetic.min_coverage: expected <= max_coverage ({syn['max_coverage']}), "
-                         f"found {syn['min_coverage']}")
     lo, hi = syn["shot_seconds"]
     if lo > hi:
         raise ParamError(f"data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, "

@@ -123,7 +123,7 @@ def _params_section(p: dict) -> list[str]:
         s = d["synthetic"]
         lines.append(f"- synthetic data: {s['num_classes']} classes, {s['train_per_class']} training and "
                      f"{s['val_per_class']} validation videos per class, "
-                     f"{s['min_duration']:g}-{s['max_duration']:g} s, {s['size']} px at {s['fps']:g} fps, "
+                     f"ActivityNet v1.3-shaped lengths x {s['time_scale']:g}, {s['size']} px at {s['fps']:g} fps, "
                      f"seed {s['seed']}")
     lines.append(f"- frames: extracted at {f['fps']:g} fps, short side {f['size']} px, centre crop "
                  f"{f['crop'] if f['crop'] is not None else 'none'}")

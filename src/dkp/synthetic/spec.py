@@ -4,11 +4,21 @@ Everything here is a function of `data.synthetic` alone and costs milliseconds,
 so tests can check the length and coverage distribution of the default dataset
 without rendering a frame. Times live on the frame grid of the generated video
 (frame k is shown at k / fps), which keeps annotations and frames consistent.
+
+Durations, segment counts and labelled coverage follow the statistics of the real
+ActivityNet v1.3 training+validation annotations (activitynet_v13_stats.json, its
+`source` says where they come from): duration from the reference quantile function,
+segment count and coverage from the reference for the video's duration bin. Every
+length in seconds (durations, hence segments, and shot lengths) is multiplied by
+`time_scale`; fractions and counts are unchanged by it.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +26,10 @@ from . import classes
 
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _ID_LEN = 11
-TWO_SEGMENT_PROB = 0.5  # share of videos whose activity is split in two segments
+STATS_PATH = Path(__file__).with_name("activitynet_v13_stats.json")
+QUANTILE_KEYS = ("min", "p01", "p05", "p10", "p25", "median", "p75", "p90", "p95", "p99", "max")
+QUANTILE_PROBS = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 1.0)
+MIN_FRAMES = 2  # shortest generated video (frames)
 
 
 @dataclass(frozen=True)
@@ -77,15 +90,18 @@ def make_ids(rng: np.random.Generator, n: int) -> list[str]:
     return ids
 
 
-def stratified_log_uniform(rng: np.random.Generator, n: int, lo: float, hi: float) -> np.ndarray:
-    """n values log-uniform on [lo, hi], one per equal-probability stratum, in random order.
+def stratified_uniform(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n probabilities, one in each of n equal strata of [0, 1), in random order.
 
-    Stratifying guarantees the full spread even for a dozen videos; log-uniform
-    puts the median at sqrt(lo * hi), far nearer lo than hi: a long tail of long
-    videos, which adaptive sampling under-samples.
+    Stratifying makes even a dozen videos span the whole distribution and keeps the
+    quantiles of a few hundred within about 1/n of the reference.
     """
-    u = (rng.permutation(n) + rng.random(n)) / n
-    return lo * (hi / lo) ** u
+    return (rng.permutation(n) + rng.random(n)) / n
+
+
+def quantile_function(u, probs, values) -> np.ndarray:
+    """The piecewise-linear inverse CDF through (probs[i], values[i]), evaluated at u."""
+    return np.interp(np.asarray(u, dtype=float), probs, values)
 
 
 def _split(rng: np.random.Generator, total: int, parts: int) -> list[int]:
@@ -94,21 +110,83 @@ def _split(rng: np.random.Generator, total: int, parts: int) -> list[int]:
     return [int(x) for x in np.diff(np.concatenate([[0], cuts, [total]]))]
 
 
-def make_segments(rng: np.random.Generator, n_frames: int, lo: float, hi: float) -> tuple[tuple[int, int], ...]:
-    """One or two activity segments covering between lo and hi of the frames, rest background."""
-    n_min, n_max = math.ceil(lo * n_frames), math.floor(hi * n_frames)
-    if n_min > n_max:  # lo == hi and no integer fits: nearest feasible count
-        n_min = n_max = max(1, round(lo * n_frames))
-    n_act = int(np.clip(round(rng.uniform(lo, hi) * n_frames), max(n_min, 1), max(n_max, 1)))
+def make_segments(rng: np.random.Generator, n_frames: int, coverage: float,
+                  n_segments: int) -> tuple[tuple[int, int], ...]:
+    """`n_segments` activity segments holding round(coverage * n_frames) frames, rest background.
+
+    Each segment has at least one frame and consecutive segments at least one background
+    frame between them; when the video is too short for that, the count or the coverage
+    gives way (count first: a 3-frame video holds at most 2 segments). Segment lengths and
+    the background before, between and after them are random compositions, so the first
+    start and the gap after the last segment spread from zero to all the background.
+    """
+    k = max(1, min(int(n_segments), (n_frames + 1) // 2))
+    n_act = int(np.clip(round(coverage * n_frames), k, n_frames - (k - 1)))
     n_bg = n_frames - n_act
-    if n_act >= 4 and n_bg >= 1 and rng.random() < TWO_SEGMENT_PROB:
-        a = int(rng.integers(math.ceil(0.25 * n_act), math.floor(0.75 * n_act) + 1))
-        g0, g1, g2 = _split(rng, n_bg - 1, 3)
-        s1 = g0
-        s2 = s1 + a + g1 + 1  # at least one background frame between the two
-        return ((s1, s1 + a), (s2, s2 + n_act - a))
-    g0, _ = _split(rng, n_bg, 2)
-    return ((g0, g0 + n_act),)
+    lengths = [1 + x for x in _split(rng, n_act - k, k)]
+    gaps = _split(rng, n_bg - (k - 1), k + 1)
+    segments, t = [], gaps[0]
+    for i, length in enumerate(lengths):
+        segments.append((t, t + length))
+        t += length + (1 + gaps[i + 1] if i < k - 1 else 0)
+    return tuple(segments)
+
+
+@functools.lru_cache(maxsize=1)
+def reference() -> dict:
+    """The ActivityNet v1.3 train+val statistics the generator follows."""
+    with open(STATS_PATH) as fh:
+        return json.load(fh)
+
+
+def duration_bins(ref: dict) -> list[tuple[str, float, float]]:
+    """(name, low, high) seconds of the reference's duration bins ("0-30s", ..., ">=180s"), in order."""
+    bins = []
+    for name in ref["by_duration_bin"]:
+        if name.startswith(">="):
+            lo, hi = float(name[2:].rstrip("s")), math.inf
+        else:
+            lo, hi = (float(x) for x in name.rstrip("s").split("-"))
+        bins.append((name, lo, hi))
+    return sorted(bins, key=lambda b: b[1])
+
+
+def bin_index(ref: dict, seconds) -> np.ndarray:
+    """Index into duration_bins(ref) of each duration (reference seconds)."""
+    lows = [lo for _, lo, _ in duration_bins(ref)]
+    return np.searchsorted(lows, np.asarray(seconds, dtype=float), side="right") - 1
+
+
+def duration_quantiles(ref: dict) -> tuple[tuple[float, ...], list[float]]:
+    """(probabilities, seconds) of the reference duration quantile function."""
+    q = ref["duration_s_trainval"]
+    return QUANTILE_PROBS, [q[k] for k in QUANTILE_KEYS]
+
+
+def coverage_quantiles(ref: dict, bin_name: str) -> tuple[tuple[float, ...], list[float]]:
+    """(probabilities, coverage) for one duration bin: the bin's p10..p90, the overall tails."""
+    overall, core = ref["coverage_fraction_union"], ref["by_duration_bin"][bin_name]["coverage_fraction"]
+    values = [overall[k] if k in ("min", "p01", "p05", "p95", "p99", "max") else core[k] for k in QUANTILE_KEYS]
+    return QUANTILE_PROBS, list(np.maximum.accumulate(values))  # a bin's p90 may exceed the overall p95
+
+
+def segment_count_probs(ref: dict, bin_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, probabilities) of the number of segments in a video of one duration bin.
+
+    The reference gives the overall histogram and each bin's mean count. Keeping the
+    overall shape of counts >= 2 and choosing the share of one-segment videos so the
+    bin's mean comes out reproduces both (the shares weighted by bin sizes give back
+    the overall 75.5 %).
+    """
+    hist = {int(k): v for k, v in ref["segments_per_video_histogram"].items()}
+    counts = np.array(sorted(hist))
+    freq = np.array([hist[k] for k in counts], dtype=float)
+    multi = counts >= 2
+    multi_shape = freq * multi / freq[multi].sum()
+    mean_multi = float((counts * multi_shape).sum())
+    mean = ref["by_duration_bin"][bin_name]["segments_per_video_mean"]
+    p1 = float(np.clip((mean_multi - mean) / (mean_multi - 1), 0.0, 1.0))
+    return counts, np.where(counts == 1, p1, (1 - p1) * multi_shape)
 
 
 def make_shots(rng: np.random.Generator, n_frames: int, fps: float, lo: float, hi: float) -> tuple[int, ...]:
@@ -122,22 +200,35 @@ def make_shots(rng: np.random.Generator, n_frames: int, fps: float, lo: float, h
 
 
 def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "validation") -> list[VideoSpec]:
-    """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic."""
+    """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic.
+
+    Durations are stratified over the whole set, segment counts and coverages over the
+    videos of each duration bin, so the set's quantiles sit close to the reference's.
+    """
+    ref = reference()
     rng = np.random.default_rng([syn["seed"], 0x5EC])
-    n_classes, fps = syn["num_classes"], float(syn["fps"])
+    n_classes, fps, scale = syn["num_classes"], float(syn["fps"]), float(syn["time_scale"])
     subsets = [train_subset] * syn["train_per_class"] + [val_subset] * syn["val_per_class"]
     rows = [(c, s) for c in range(n_classes) for s in subsets]
     n = len(rows)
     ids = make_ids(rng, n)
-    seconds = stratified_log_uniform(rng, n, syn["min_duration"], syn["max_duration"])
-    lo_frames = max(2, math.ceil(syn["min_duration"] * fps))
-    hi_frames = max(lo_frames, math.floor(syn["max_duration"] * fps))
+    ref_seconds = quantile_function(stratified_uniform(rng, n), *duration_quantiles(ref))
+    bins = bin_index(ref, ref_seconds)
+    n_segments, coverage = np.ones(n, dtype=int), np.zeros(n)
+    for b, (name, _, _) in enumerate(duration_bins(ref)):
+        members = np.flatnonzero(bins == b)
+        counts, probs = segment_count_probs(ref, name)
+        cdf = np.cumsum(probs) / probs.sum()
+        u = stratified_uniform(rng, members.size)
+        n_segments[members] = counts[np.minimum(np.searchsorted(cdf, u, side="right"), counts.size - 1)]
+        coverage[members] = quantile_function(stratified_uniform(rng, members.size), *coverage_quantiles(ref, name))
+    shot_lo, shot_hi = (x * scale for x in syn["shot_seconds"])
     specs = []
-    for (c, subset), vid, sec in zip(rows, ids, seconds):
-        n_frames = int(np.clip(round(sec * fps), lo_frames, hi_frames))
-        segments = make_segments(rng, n_frames, syn["min_coverage"], syn["max_coverage"])
+    for i, ((c, subset), vid) in enumerate(zip(rows, ids)):
+        n_frames = max(MIN_FRAMES, round(ref_seconds[i] * scale * fps))
+        segments = make_segments(rng, n_frames, coverage[i], n_segments[i])
         occluder, render_seed = bool(rng.random() < syn["occluder_prob"]), int(rng.integers(2**62))
-        shots = make_shots(np.random.default_rng([render_seed, 0x5407]), n_frames, fps, *syn["shot_seconds"])
+        shots = make_shots(np.random.default_rng([render_seed, 0x5407]), n_frames, fps, shot_lo, shot_hi)
         specs.append(VideoSpec(
             vid=vid, subset=subset, class_index=c, fps=fps, size=syn["size"], n_frames=n_frames,
             segments=segments, occluder=occluder, noise=float(syn["noise"]),
