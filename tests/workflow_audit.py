@@ -233,6 +233,9 @@ class _ModuleScan(ast.NodeVisitor):
             keys = self._keys(node.slice)
             if keys is not None:
                 return {b + (k,) for b in base for k in keys}
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                return base  # an item of a list parameter (`p["run"]["seeds"][0]`): reads the list
+
             for b in base:
                 self._own("dynamic").add(f"{self.module}:{node.lineno} {'.'.join(b) or '<all>'}[?]")
             return None
