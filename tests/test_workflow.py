@@ -86,7 +86,7 @@ def dry_run_jobs(repo: Path) -> list[dict]:
 def dot_edges(dot: str, names: dict[str, str] | None = None) -> set[tuple[str, str]]:
     """Edges of a DOT graph; `names` maps node ids to labels (Snakemake's rulegraph)."""
     edges = set()
-    for a, b in re.findall(r'^\s*"?([\w-]+)"?\s*->\s*"?([\w-]+)"?', dot, re.M):
+    for a, b in re.findall(r'^\s*"?([\w@-]+)"?\s*->\s*"?([\w@-]+)"?', dot, re.M):
         edges.add(((names or {}).get(a, a), (names or {}).get(b, b)))
     return edges
 
@@ -199,7 +199,8 @@ def test_same_command_outputs_and_logs_per_stage(scratch):
 def test_rule_all_asks_for_every_final_output(scratch):
     stages = dvc_stages(scratch)
     outs = {o for s in stages.values() for o in s["outs"]}
-    consumed = {o for o in outs for s in stages.values() for d in s["deps"] if d == o or d.startswith(o + "/")}
+    consumed = {o for o in outs for s in stages.values() for d in s["deps"]
+                if d == o or d.startswith(o + "/") or o.startswith(d + "/")}
     final = {o for o in outs - consumed if not o.startswith("results/train/")}
     jobs = dry_run_jobs(scratch)
     (all_job,) = [j for j in jobs if j["rule"] == "all"]

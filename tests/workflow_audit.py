@@ -267,6 +267,7 @@ class _ModuleScan(ast.NodeVisitor):
             path = self._const_path(node.value)
             if path is not None and PROJECT_PATH.match(path):
                 self.info.consts[node.targets[0].id] = path
+                return  # names it is built from (`RESULTS / "x"`) are not used by defining it
         if len(node.targets) == 1 and self._bind(node.targets[0], node.value):
             return
         self.generic_visit(node)
