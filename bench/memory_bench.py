@@ -5,7 +5,8 @@
                                            [--stages features,sweep] [--json out.json]
 
 `stages`: runs `dkp <stage> --params params.yaml` in DIR (a scratch project root: never a
-checkout whose outputs you want to keep), in pipeline order, each under
+checkout whose outputs you want to keep; per-seed stages with `--seed` the first of
+run.seeds: one seed's job is what a runner schedules), in pipeline order, each under
 `/usr/bin/time -v`; reports "Maximum resident set size" (GNU time: the largest single
 process of the tree, the stage or one of its workers), wall and CPU seconds. While a
 stage runs, its process tree is sampled every 0.1 s (psutil) for the split of the
@@ -37,6 +38,7 @@ import yaml
 STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student", "features", "sweep",
           "evaluate", "figures"]
 DKP = str(Path(sys.executable).with_name("dkp"))
+PER_SEED = ("train-teacher", "train-student", "features", "sweep")  # run with --seed <first of run.seeds>
 
 
 def _sample(proc, peak: dict) -> None:
@@ -64,13 +66,21 @@ def _sample(proc, peak: dict) -> None:
     peak["tree_max"] = max(peak.get("tree_max", 0), total)
 
 
+def first_seed(cwd: Path) -> int:
+    """The seed the per-seed stages are measured with: the first of run.seeds."""
+    import yaml
+
+    return yaml.safe_load((cwd / "params.yaml").read_text())["run"]["seeds"][0]
+
+
 def measure(stage: str, cwd: Path, log: Path) -> dict:
     """Run one stage under /usr/bin/time -v; its peak RSS, times and the sampled split."""
     env = {**os.environ, "DKP_NO_PROGRESS": "1"}
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf, open(log, "a") as out:
         out.write(f"\n=== dkp {stage} ({cwd})\n")
         out.flush()
-        proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", tf.name, DKP, stage, "--params", "params.yaml"],
+        seed = ["--seed", str(first_seed(cwd))] if stage in PER_SEED else []
+        proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", tf.name, DKP, stage, "--params", "params.yaml", *seed],
                                 cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         peak: dict = {}
         while proc.poll() is None:
@@ -105,7 +115,7 @@ def data_size(cwd: Path) -> dict:
                                   text=True).stdout)
     frames = sum(f.stat().st_size for f in (cwd / "data" / "frames").rglob("*.npy") if not f.name.endswith(".t.npy"))
     r["frames_mb"] = round(frames / 2 ** 20, 1)
-    feats = cwd / "data" / "features"
+    feats = cwd / "data" / "features" / f"seed-{first_seed(cwd)}"
     if feats.exists():
         r["features_mb"] = round(sum(f.stat().st_size for f in feats.glob("*.npy")) / 2 ** 20, 1)
     return r

@@ -3,7 +3,8 @@
     .venv/bin/python bench/sweep_bench.py [--params params.yaml] [--repeat 3] [--videos N]
                                           [--threads T] [--skip-naive] [--rss 30,60,120]
 
-Run from the project root after `dkp features` (and the training stages). Paths:
+Run from the project root after `dkp features --seed N` (and the training stages); --seed
+picks the seed (default: the first of run.seeds). Paths:
 - one:   the sweep's code on one configuration (--one, default sweep.s3_config);
 - all:   the same code on every configuration of dkp.configs;
 - naive: every configuration, rerunning the backbones on the sampled frames read
@@ -102,7 +103,7 @@ def _setup(args):
     import torch
 
     from dkp import configs as configs_mod
-    from dkp import params, runtime
+    from dkp import layout, params, runtime
     from dkp.features import FeatureCache
     from dkp.inference import Predictor
 
@@ -111,8 +112,9 @@ def _setup(args):
         p["run"]["threads"] = args.threads
     if args.batch_videos:
         p["sweep"]["batch_videos"] = args.batch_videos
-    device = runtime.setup(p)
-    predictor, cache = Predictor.load(p, device), FeatureCache()
+    seed = p["run"]["seeds"][0] if args.seed is None else args.seed
+    device = runtime.setup(p, seed)
+    predictor, cache = Predictor.load(p, device, seed), FeatureCache(layout.features_dir(seed))
     n = args.videos or args.rss_child
     if n:
         cache.index = cache.index.iloc[:n].reset_index(drop=True)
@@ -140,6 +142,8 @@ def child(args) -> None:
 
 def _spawn(args, mode: str, extra: list[str] = ()) -> subprocess.CompletedProcess:
     cmd = [sys.executable, __file__, "--params", args.params, "--child", mode, *extra]
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
     if args.videos:
         cmd += ["--videos", str(args.videos)]
     if args.threads:
@@ -152,6 +156,8 @@ def _spawn(args, mode: str, extra: list[str] = ()) -> subprocess.CompletedProces
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--seed", type=int, default=None, help="seed whose checkpoints and features to use "
+                    "(default: the first of run.seeds)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--videos", type=int, default=None, help="use only the first N evaluated videos")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default run.threads)")

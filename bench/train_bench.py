@@ -97,7 +97,7 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     if phase in ("teacher", "plain"):
         net = p["teacher"] if phase == "teacher" else p["student"]
         cfg = p["train"]["teacher"] if phase == "teacher" else p["train"]["plain_student"]
-        seed = p["run"]["seed"]
+        seed = p["run"]["seeds"][0]
         runtime.seed_everything(seed)
         models = [build_backbone(net, num_classes).to(device) for _ in range(2)]
         got = capture_epoch(classifier.train_classifier, models[0], net, cfg, p["train"]["augment"], train,
@@ -126,7 +126,7 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     # dkp: phase 2 of train-student, from a fresh plain student and a fresh frozen teacher
     cfg, net, k = p["train"]["student"], p["student"], p["dkp"]
     t_entry = {"input_size": p["teacher"]["input_size"], "normalize": p["teacher"]["normalize"]}
-    seed = p["run"]["seed"]
+    seed = p["run"]["seeds"][0]
     sets = []
     for _ in range(2):
         runtime.seed_everything(seed)
@@ -136,7 +136,8 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
                   k["pos_scale"], k["dropout"], k["teacher_frame_weight"])
         dkp.init_heads(teacher.head, student.head)
         sets.append((teacher, student, dkp.to(device)))
-    got = capture_epoch(train_dkp, p, sets[0][1], sets[0][2], sets[0][0], t_entry, train, lambda: {}, device, folder)
+    got = capture_epoch(train_dkp, p, sets[0][1], sets[0][2], sets[0][0], t_entry, train, lambda: {}, device, folder,
+                        seed)
     rec = Recorder(sets[0][2], lambda inp: (int(inp[0].shape[0]), int(inp[0].shape[1]), int(inp[2].shape[1])))
     teacher, student, dkp = sets[1]
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
@@ -288,7 +289,7 @@ def main() -> int:
     p = params.load(args.params)
     if args.threads:
         p["run"]["threads"] = args.threads
-    device = runtime.setup(p)
+    device = runtime.setup(p, p["run"]["seeds"][0])
     classes = framestore.load_classes(p)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     out = {"device": str(device), "threads": torch.get_num_threads(), "train_videos": len(train),

@@ -4,8 +4,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import yaml
 
-from workflow_repos import dvc_reproduced, dvc_status, sh, stages_run
+from workflow_repos import TINY, dvc_reproduced, dvc_status, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,12 @@ def test_fresh_clone_pulls_results_without_recomputing(tmp_path_factory, tmp_pat
 
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
-    assert not (clone / "models" / "teacher.pt").exists()  # git alone has no cached outputs
+    seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
+    assert not (clone / "models" / f"seed-{seeds[0]}" / "teacher.pt").exists()  # git alone has no cached outputs
     sh(["dvc", "pull"], clone)
     assert dvc_status(clone) == {}
     assert stages_run(sh(["dvc", "repro"], clone).stdout) == []
-    for rel in ("models/teacher.pt", "models/student.pt", "data/manifest.csv", "results/metrics.json",
-                "results/curves.csv", "results/figures/s1.png"):
+    models = [f"models/seed-{n}/{net}.pt" for n in seeds for net in ("teacher", "student")]
+    for rel in (*models, "data/manifest.csv", "results/metrics.json", "results/curves.csv",
+                "results/figures/s1.png"):
         assert (clone / rel).read_bytes() == (origin / rel).read_bytes(), rel

@@ -116,12 +116,14 @@ def pipeline(tmp_path_factory):
     for phase in ("teacher", "student", "plain_student"):  # exactness needs no accuracy
         p["train"][phase]["epochs"] = 1
     p["train"]["student"].update(ns_range=[4, 8], nt_range=[2, 4])
+    p["run"]["seeds"] = [0]  # one seed: these tests are about bad inputs, not seeds
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     # every stage through dkp's command-line entry point, in one process so torch is imported once
-    runner = ("import sys; from dkp.cli import main\n"
+    runner = ("import sys; from dkp.cli import main, PER_SEED\n"
               f"for stage in {STAGES!r}:\n"
               "    print('stage', stage, file=sys.stderr, flush=True)\n"
-              "    rc = main([stage, '--params', 'params.yaml'])\n"
+              "    seed = ['--seed', '0'] if stage in PER_SEED else []\n"
+              "    rc = main([stage, '--params', 'params.yaml', *seed])\n"
               "    if rc: sys.exit(rc)\n")
     res = subprocess.run([sys.executable, "-c", runner], cwd=root, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
@@ -298,7 +300,7 @@ def test_short_video_repeats_frames_through_the_sweep(pipeline):
 
     asked = 0
     for c in configs.build(p):
-        pred = read_predictions(root / "results/predictions" / c.group / f"{c.name}.npz")
+        pred = read_predictions(root / "results/predictions/seed-0" / c.group / f"{c.name}.npz")
         v = pred.video_ids.tolist().index(SHORT)
         assert np.isfinite(pred.scores[v]).all() and pred.scores[v].sum() == pytest.approx(1.0, abs=1e-4), c.name
         for n, want in ((pred.ns[v], c.ns), (pred.nt[v], c.nt)):
@@ -308,7 +310,7 @@ def test_short_video_repeats_frames_through_the_sweep(pipeline):
     assert asked >= 4
     s3 = p["sweep"]["s3_config"]
     group = configs.by_name(p)[s3].group
-    rows = json.loads((root / "results/predictions" / group / f"{s3}.frames.json").read_text())
+    rows = json.loads((root / "results/predictions/seed-0" / group / f"{s3}.frames.json").read_text())
     row = next(r for r in rows if r["id"] == SHORT)
     ns = configs.by_name(p)[s3].ns
     centres = (np.arange(ns) + 0.5) * SHORT_SECONDS / ns
@@ -378,14 +380,14 @@ def _stopped(pid: int) -> bool:
     return all(s in ("T", "t", "Z", "X") for s in states)
 
 
-def _kill_9_when(workdir: Path, stage: str, ready, timeout: float = 300) -> tuple[int, list[int]]:
+def _kill_9_when(workdir: Path, stage: str, ready, timeout: float = 300, args=()) -> tuple[int, list[int]]:
     """Start `dkp <stage>`, SIGKILL its process (kill -9 <pid>) at a moment when ready() is true. Returns its
     exit status (-9 unless it finished first) and the pids of its children at that moment.
 
     ready() is seen true by polling, and by the time a kill lands the stage may have moved on (a group's
     temporary renamed, say). So the stage is frozen with SIGSTOP first, ready() is asked again while nothing
     can change, and only then is the kill sent; otherwise it is let go on and polling resumes."""
-    proc = subprocess.Popen(["dkp", stage, "--params", "params.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(["dkp", stage, *args, "--params", "params.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while True:
@@ -448,7 +450,7 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
     shutil.copy(root / "params.yaml", work / "params.yaml")
     for name in ("data", "models"):
         os.symlink(root / name, work / name)
-    preds = work / "results" / "predictions"
+    preds = work / "results" / "predictions" / "seed-0"
 
     def writing():
         try:
@@ -456,12 +458,12 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
         except FileNotFoundError:
             return False
 
-    reference = _tree(root / "results" / "predictions")
+    reference = _tree(root / "results" / "predictions" / "seed-0")
     ref_groups = {Path(k).parts[0] for k in reference}
     # the kill lands mid-write unless the sweep writes its last group first: then try again
     for attempt in range(8):
         shutil.rmtree(work / "results", ignore_errors=True)
-        rc, _children = _kill_9_when(work, "sweep", writing)
+        rc, _children = _kill_9_when(work, "sweep", writing, args=("--seed", "0"))
         assert rc in (0, -signal.SIGKILL), f"dkp sweep failed (rc {rc})"
         visible = [d for d in sorted(preds.iterdir()) if not d.name.startswith(".")]
         for d in visible:  # a group's folder appears only complete (at most a hidden temporary is partial)
@@ -471,7 +473,7 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
             break  # killed mid-write: some groups missing and one half written in a hidden temporary
     else:
         pytest.fail("dkp sweep was never killed while it wrote a group")
-    res = dkp(work, "sweep")
+    res = dkp(work, "sweep", "--seed", "0")
     assert res.returncode == 0, res.stderr
     assert not _hidden(preds), "temporaries left behind"
     assert _tree(preds) == reference
@@ -523,7 +525,7 @@ def test_subset_without_a_readable_video_stops_training_with_one_line(tiny_param
     assert [s["ok"] for s in report["subsets"].values()] == [0, 0]
     assert len(report["skipped"]) == len(BAD_VIDEOS)
     before = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*"))
-    res = dkp(tmp_path, "train-teacher")
+    res = dkp(tmp_path, "train-teacher", "--seed", "0")
     assert one_line_error(res), res.stderr
     assert "no usable video in subset 'training'" in res.stderr
     assert sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*")) == before

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from dkp import configs as configs_mod
-from dkp import sampling
+from dkp import layout, sampling
 from dkp.cli import main as dkp_main
 from dkp.evaluate import curves_table, metrics_summary
 from dkp.features import FeatureCache, build_cache
@@ -210,7 +210,7 @@ def test_curves_table_gflops_and_order(cached):
 
 def test_unknown_group_is_one_line(tiny_workdir, monkeypatch, capsys, tiny_params):
     monkeypatch.chdir(tiny_workdir)
-    assert dkp_main(["sweep", "--group", "nope"]) == 1
+    assert dkp_main(["sweep", "--seed", "0", "--group", "nope"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown group 'nope'" in err and "dste_adaptive-4" in err
     assert [c.group for c in select(tiny_params, "teacher")] == ["teacher"] * len(tiny_params["sweep"]["baselines"]["teacher_nt"])
@@ -222,6 +222,7 @@ EXACT_CONFIGS = ["dste_adaptive-4_nt3", "dste_fixed-8_rt8", "dkp_adaptive-4_nt5"
                  "student_ns20", "student-kd_ns5"]
 STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student",
           "features", "sweep", "evaluate"]
+PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +236,11 @@ def pipeline(tmp_path_factory):
     p["train"]["teacher"]["epochs"] = p["train"]["student"]["epochs"] = 1
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     for stage in STAGES:
-        res = subprocess.run(["dkp", stage, "--params", "params.yaml"], cwd=root, capture_output=True, text=True)
-        assert res.returncode == 0, f"dkp {stage}: {res.stderr}"
+        for seed in p["run"]["seeds"] if stage in PER_SEED else [None]:
+            extra = ["--seed", str(seed)] if seed is not None else []
+            res = subprocess.run(["dkp", stage, "--params", "params.yaml", *extra], cwd=root, capture_output=True,
+                                 text=True)
+            assert res.returncode == 0, f"dkp {stage} {extra}: {res.stderr}"
     return root, p
 
 
@@ -246,13 +250,14 @@ def test_cached_scores_equal_networks_on_sampled_frames(pipeline, monkeypatch):
 
     root, p = pipeline
     monkeypatch.chdir(root)
-    predictor = Predictor.load(p, torch.device("cpu"))
-    videos = FeatureCache(root / "data" / "features").index
+    seed = p["run"]["seeds"][-1]
+    predictor = Predictor.load(p, torch.device("cpu"), seed)
+    videos = FeatureCache(root / layout.features_dir(seed)).index
     by_name = configs_mod.by_name(p)
     worst = 0.0
     for name in EXACT_CONFIGS:
         c = by_name[name]
-        pred = read_predictions(root / "results" / "predictions" / c.group / f"{name}.npz")
+        pred = read_predictions(root / layout.predictions_file(seed, c.group, name))
         assert pred.video_ids.tolist() == videos["id"].tolist()
         for v, (_, video) in enumerate(videos.iterrows()):
             direct = direct_scores(predictor, p, video, c)
@@ -279,7 +284,7 @@ def test_evaluate_outputs_and_official_rescoring(pipeline):
     assert [f.stem for f in exported] == sorted(c.name for c in configs if c.method in ("dste", "teacher"))
     for f in exported:
         c = configs_mod.by_name(p)[f.stem]
-        pred = read_predictions(root / "results" / "predictions" / c.group / f"{c.name}.npz")
+        pred = read_predictions(root / layout.predictions_file(p["run"]["seeds"][0], c.group, c.name))
         from dkp.anet_format import score_results
         from dkp.metrics import mean_ap_official
 
@@ -292,10 +297,11 @@ def test_evaluate_outputs_and_official_rescoring(pipeline):
 @pytest.mark.slow
 def test_rerun_is_byte_identical_and_group_runs_alone(pipeline):
     root, _ = pipeline
-    outputs = sorted((root / "results").glob("predictions/*/*")) + [root / "results" / "curves.csv",
-                                                                      root / "results" / "metrics.json"]
+    outputs = sorted((root / "results").glob("predictions/seed-*/*/*")) + [root / "results" / "curves.csv",
+                                                                             root / "results" / "metrics.json"]
+    assert len({f.parent.parent.name for f in outputs if "predictions" in f.parts}) >= 2  # every seed's
     before = {f: f.read_bytes() for f in outputs}
-    for args in (["sweep"], ["sweep", "--group", "teacher"], ["evaluate"]):
+    for args in (["sweep", "--seed", "1"], ["sweep", "--seed", "0", "--group", "teacher"], ["evaluate"]):
         res = subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=root, capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
     assert {f: f.read_bytes() for f in outputs} == before

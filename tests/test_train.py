@@ -139,9 +139,16 @@ def test_resumed_phase_equals_uninterrupted(tmp_path):
 
 # ---------------------------------------------------------------- both stages, end to end
 
+SEED = 0  # the tiny params' first seed
+
+
 def dkp_cmd(workdir: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=workdir, capture_output=True, text=True,
                           timeout=600, **kw)
+
+
+def train_cmd(stage: str, seed: int = SEED) -> list[str]:
+    return ["dkp", stage, "--seed", str(seed), "--params", "params.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +176,7 @@ def trained(tiny_data, tmp_path_factory):
     seconds = {}
     for stage in ("train-teacher", "train-student"):
         t0 = time.perf_counter()
-        res = dkp_cmd(work, stage)
+        res = dkp_cmd(work, stage, "--seed", str(SEED))
         seconds[stage] = time.perf_counter() - t0
         assert res.returncode == 0, res.stderr
     return work, seconds
@@ -177,15 +184,15 @@ def trained(tiny_data, tmp_path_factory):
 
 @pytest.mark.slow
 def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params):
-    from dkp import checkpoints
+    from dkp import checkpoints, layout
     from dkp.inference import Predictor
 
     work, seconds = trained
     assert max(seconds.values()) < 120, seconds
-    teacher_log = pd.read_csv(work / "results/train/teacher.csv")
+    teacher_log = pd.read_csv(work / layout.train_log("teacher", SEED))
     assert list(teacher_log.columns) == ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
     assert list(teacher_log["epoch"]) == list(range(1, tiny_params["train"]["teacher"]["epochs"] + 1))
-    student_log = pd.read_csv(work / "results/train/student.csv")
+    student_log = pd.read_csv(work / layout.train_log("student", SEED))
     n_plain, n_dkp = tiny_params["train"]["plain_student"]["epochs"], tiny_params["train"]["student"]["epochs"]
     assert list(student_log["phase"]) == ["plain"] * n_plain + ["dkp"] * n_dkp
     assert student_log.loc[student_log["phase"] == "dkp", ["ce_s", "ce_p", "feat", "kd", "val_acc"]].notna().all().all()
@@ -193,9 +200,9 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
     cwd = os.getcwd()
     os.chdir(work)
     try:
-        s = checkpoints.read(checkpoints.STUDENT, "student")
+        s = checkpoints.read(layout.student_checkpoint(SEED), "student")
         assert set(s["backbones"]) == {"student", "student_plain"}
-        pred = Predictor.load(tiny_params, "cpu")
+        pred = Predictor.load(tiny_params, "cpu", SEED)
         assert pred.num_classes == tiny_params["data"]["synthetic"]["num_classes"]
         frames = np.load(next((work / "data/frames").glob("shard-*/*[!t].npy")))
         feats = {n: pred.embed(n, frames[:4]) for n in pred.backbone_names}
@@ -210,7 +217,7 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
 
 def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
     """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists."""
-    proc = subprocess.Popen(["dkp", stage, "--params", "params.yaml"], cwd=workdir,
+    proc = subprocess.Popen(train_cmd(stage), cwd=workdir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not list(workdir.glob(checkpoint_glob)):
@@ -224,32 +231,58 @@ def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
 @pytest.mark.slow
 def test_kill_9_then_resume_ends_bit_identical(trained, tiny_data, tmp_path):
     ref, _ = trained
+    models = Path("models") / f"seed-{SEED}"
     work = workdir_with_data(tiny_data, tmp_path / "killed")
     _kill_after(work, "train-teacher", ".dkp-cache/train/teacher/*/teacher.pt")
-    assert not (work / "models/teacher.pt").exists()
-    assert dkp_cmd(work, "train-teacher").returncode == 0
+    assert not (work / models / "teacher.pt").exists()
+    assert dkp_cmd(work, "train-teacher", "--seed", str(SEED)).returncode == 0
     _kill_after(work, "train-student", ".dkp-cache/train/student/*/plain.pt")
     _kill_after(work, "train-student", ".dkp-cache/train/student/*/dkp.pt")
-    assert not (work / "models/student.pt").exists()
-    res = dkp_cmd(work, "train-student")
+    assert not (work / models / "student.pt").exists()
+    res = dkp_cmd(work, "train-student", "--seed", str(SEED))
     assert res.returncode == 0, res.stderr
     for name in ("teacher.pt", "student.pt"):
-        a = torch.load(ref / "models" / name, weights_only=True)
-        b = torch.load(work / "models" / name, weights_only=True)
+        a = torch.load(ref / models / name, weights_only=True)
+        b = torch.load(work / models / name, weights_only=True)
         for net in a["backbones"]:
             sa, sb = a["backbones"][net]["state_dict"], b["backbones"][net]["state_dict"]
             assert all(torch.equal(sa[k], sb[k]) for k in sa), (name, net)
         if "dkp" in a:
             assert all(torch.equal(a["dkp"]["state_dict"][k], b["dkp"]["state_dict"][k]) for k in a["dkp"]["state_dict"])
-        assert (ref / "models" / name).read_bytes() == (work / "models" / name).read_bytes(), name
-    log = pd.read_csv(work / "results/train/student.csv")
-    ref_log = pd.read_csv(ref / "results/train/student.csv")
+        assert (ref / models / name).read_bytes() == (work / models / name).read_bytes(), name
+    log = pd.read_csv(work / "results/train" / f"seed-{SEED}" / "student.csv")
+    ref_log = pd.read_csv(ref / "results/train" / f"seed-{SEED}" / "student.csv")
     pd.testing.assert_frame_equal(log.drop(columns="seconds"), ref_log.drop(columns="seconds"))
 
 
 @pytest.mark.slow
 def test_missing_teacher_is_one_line(tiny_data, tmp_path):
     work = workdir_with_data(tiny_data, tmp_path / "w")
-    res = dkp_cmd(work, "train-student")
+    res = dkp_cmd(work, "train-student", "--seed", str(SEED))
     assert res.returncode == 1
     assert res.stderr.strip().count("\n") == 0 and "train-teacher" in res.stderr
+
+
+@pytest.mark.slow
+def test_another_seed_trains_its_own_teacher_in_its_own_folders(trained, tiny_data, tmp_path):
+    """--seed picks the seed: another seed of run.seeds gives other weights, in its own seed-N
+    folders and its own resume folder, and leaves the first seed's outputs alone; a seed not in
+    run.seeds is refused with one line."""
+    ref, _ = trained
+    work = workdir_with_data(tiny_data, tmp_path / "w")
+    shutil.copytree(ref / "models", work / "models")
+    shutil.copytree(ref / ".dkp-cache", work / ".dkp-cache")
+    before = (work / "models" / f"seed-{SEED}" / "teacher.pt").read_bytes()
+    other = 1
+    res = dkp_cmd(work, "train-teacher", "--seed", str(other))
+    assert res.returncode == 0, res.stderr
+    assert (work / "models" / f"seed-{SEED}" / "teacher.pt").read_bytes() == before
+    a = torch.load(work / "models" / f"seed-{SEED}" / "teacher.pt", weights_only=True)
+    b = torch.load(work / "models" / f"seed-{other}" / "teacher.pt", weights_only=True)
+    sa, sb = a["backbones"]["teacher"]["state_dict"], b["backbones"]["teacher"]["state_dict"]
+    assert not all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert (work / "results/train" / f"seed-{other}" / "teacher.csv").exists()
+    assert len(list((work / ".dkp-cache/train/teacher").iterdir())) == 2  # one resume folder per seed
+    res = dkp_cmd(work, "train-teacher", "--seed", "9")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "expected one of run.seeds [0, 1], found 9" in res.stderr

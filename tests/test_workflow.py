@@ -19,20 +19,30 @@ import yaml
 import workflow_audit as audit
 from workflow_repos import REPO, TINY, dvc_reproduced, dvc_status, make_repo, sh, stages_run
 
-FANOUT = {"frames": ("--shard", "data/frames"), "sweep": ("--group", "results/predictions")}
+# Snakemake jobs fanned out beyond DVC's stages: the flag each job adds to the DVC command
+FANOUT = {"frames": "--shard", "sweep": "--group"}
+PER_SEED = ["train-teacher", "train-student", "features", "sweep"]
 REDIRECT = re.compile(r" > (logs/\S+\.log) 2>&1$")
 
 
+def base_name(stage: str) -> str:
+    """The dvc.yaml stage of an expanded foreach stage name (`sweep@1` -> `sweep`)."""
+    return stage.split("@")[0]
+
+
 def rule_name(stage: str) -> str:
-    return stage.replace("-", "_")
+    return base_name(stage).replace("-", "_")
 
 
 def dvc_stages(repo: Path) -> dict:
-    """dvc.yaml stages with ${...} resolved from params.yaml."""
+    """dvc.yaml stages with ${...} resolved from params.yaml, foreach stages expanded as DVC
+    names them (`train-teacher@0`, one per item), each with its `base` stage name."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
 
-    def resolve(text: str) -> str:
+    def resolve(text: str, item=None) -> str:
         def value(m):
+            if m.group(1) == "item":
+                return str(item)
             node = params
             for part in m.group(1).split("."):
                 node = node[part]
@@ -42,9 +52,16 @@ def dvc_stages(repo: Path) -> dict:
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, st in stages.items():
-        outs = [next(iter(o)) if isinstance(o, dict) else o for o in st.get("outs", [])]
-        out[name] = {"cmd": st["cmd"], "deps": [resolve(d) for d in st["deps"]],
-                     "params": st.get("params", []), "outs": outs}
+        if "foreach" in st:
+            items = yaml.safe_load(resolve(st["foreach"])) if isinstance(st["foreach"], str) else st["foreach"]
+            expanded = [(f"{name}@{item}", st["do"], item) for item in items]
+        else:
+            expanded = [(name, st, None)]
+        for full, body, item in expanded:
+            outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
+            out[full] = {"base": name, "cmd": resolve(body["cmd"], item),
+                         "deps": [resolve(d, item) for d in body["deps"]],
+                         "params": body.get("params", []), "outs": [resolve(o, item) for o in outs]}
     return out
 
 
@@ -69,7 +86,7 @@ def dry_run_jobs(repo: Path) -> list[dict]:
 def dot_edges(dot: str, names: dict[str, str] | None = None) -> set[tuple[str, str]]:
     """Edges of a DOT graph; `names` maps node ids to labels (Snakemake's rulegraph)."""
     edges = set()
-    for a, b in re.findall(r'^\s*"?([\w-]+)"?\s*->\s*"?([\w-]+)"?', dot, re.M):
+    for a, b in re.findall(r'^\s*"?([\w@-]+)"?\s*->\s*"?([\w@-]+)"?', dot, re.M):
         edges.add(((names or {}).get(a, a), (names or {}).get(b, b)))
     return edges
 
@@ -95,6 +112,46 @@ def test_same_stages_and_edges(scratch):
     assert smk_edges == dvc_edges
 
 
+def test_per_seed_stages_fan_out_in_both_graphs(scratch):
+    """Training, features and sweep run once per seed of run.seeds in both runners (the sweep
+    also per configuration group), each seed writing its own folders; the rest runs once."""
+    params = yaml.safe_load((scratch / "params.yaml").read_text())
+    seeds = params["run"]["seeds"]
+    assert len(seeds) >= 2, "the tiny params must hold several seeds for this test to mean anything"
+    sys.path.insert(0, str(REPO / "src"))
+    from dkp.configs import groups
+
+    listed = [line.split()[0] for line in sh(["dvc", "stage", "list"], scratch).stdout.splitlines()]
+    for stage in PER_SEED:
+        assert [s for s in listed if base_name(s) == stage] == [f"{stage}@{n}" for n in seeds], listed
+    assert {"synthesize", "data", "frames", "data-report", "evaluate", "figures"} <= set(listed)
+    jobs = [j for j in dry_run_jobs(scratch) if j["rule"] != "all"]
+    for stage in PER_SEED:
+        mine = [j for j in jobs if j["rule"] == rule_name(stage)]
+        per_seed = {n: [j for j in mine if f" --seed {n} " in j["shell"]] for n in seeds}
+        want = len(groups(params)) if stage == "sweep" else 1
+        assert {n: len(js) for n, js in per_seed.items()} == {n: want for n in seeds}, stage
+        assert sum(map(len, per_seed.values())) == len(mine), stage
+        for n, js in per_seed.items():
+            for j in js:
+                assert all(f"seed-{n}" in o for o in j["output"]), (stage, n, j["output"])
+                data_in = [i for i in j["input"] if i.startswith(("models/", "data/features/"))]
+                assert all(f"seed-{n}" in i for i in data_in), (stage, n, data_in)
+        if stage == "sweep":
+            assert sorted(j["output"][0] for j in mine) == sorted(
+                f"results/predictions/seed-{n}/{g}" for n in seeds for g in groups(params))
+    for rule in ("synthesize", "data", "data_report", "evaluate", "figures"):
+        assert len([j for j in jobs if j["rule"] == rule]) == 1, rule
+
+
+def test_a_seed_outside_run_seeds_is_one_line(scratch):
+    proc = sh(["dkp", "train-teacher", "--params", "params.yaml", "--seed", "7"], scratch, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("dkp train-teacher: invalid parameter: --seed: expected one of run.seeds "
+                                   "[0, 1], found 7")
+    assert not (scratch / "models").exists()
+
+
 def test_same_command_outputs_and_logs_per_stage(scratch):
     stages = dvc_stages(scratch)
     params = yaml.safe_load((scratch / "params.yaml").read_text())
@@ -104,40 +161,46 @@ def test_same_command_outputs_and_logs_per_stage(scratch):
     jobs = [j for j in dry_run_jobs(scratch) if j["rule"] != "all"]
     fanned = {"frames": [f"{i}/{params['frames']['shards']}" for i in range(params["frames"]["shards"])],
               "sweep": groups(params)}
-    for name, st in stages.items():
-        mine = [j for j in jobs if j["rule"] == rule_name(name)]
+    produced = {o for s in stages.values() for o in s["outs"]}
+    for base in dict.fromkeys(st["base"] for st in stages.values()):
+        mine_stages = [st for st in stages.values() if st["base"] == base]
+        mine = [j for j in jobs if j["rule"] == rule_name(base)]
         commands, outs = [], set()
+        dvc_outs = {o for st in mine_stages for o in st["outs"]}
         for j in mine:
             m = REDIRECT.search(j["shell"] or "")
-            assert m, f"{name}: shell must end with '> logs/<rule>.log 2>&1', found {j['shell']!r}"
-            assert j["log"] == [m.group(1)], f"{name}: the command must write its rule's log"
+            assert m, f"{base}: shell must end with '> logs/<rule>.log 2>&1', found {j['shell']!r}"
+            assert j["log"] == [m.group(1)], f"{base}: the command must write its rule's log"
             commands.append(j["shell"][: m.start()])
-            for o in j["output"]:
-                base = FANOUT.get(name, (None, None))[1]
-                outs.add(base if base and o.startswith(base + "/") else o)
-        if name in FANOUT:
-            flag = FANOUT[name][0]
-            assert sorted(commands) == sorted(f"{st['cmd']} {flag} {v}" for v in fanned[name])
+            for o in j["output"]:  # a fanned-out job's output lies inside its DVC stage's output
+                outs.add(next((d for d in dvc_outs if o == d or o.startswith(d + "/")), o))
+        if base in FANOUT:
+            flag = FANOUT[base]
+            assert sorted(commands) == sorted(f"{st['cmd']} {flag} {v}" for st in mine_stages for v in fanned[base])
         else:
-            assert commands == [st["cmd"]]
-        assert outs == set(st["outs"]), name
-        data_in = {i for j in mine for i in j["input"] if not i.startswith("src/")}
-        produced = {o for s in stages.values() for o in s["outs"]}
-        # every data input of the Snakemake job is a DVC dep of the stage (fan-out folders
-        # count as their parent; the synthetic folder stands for data.annotations/videos)
-        deps = set(st["deps"])
-        for i in data_in:
-            parent = next((b for _, b in FANOUT.values() if i.startswith(b + "/")), i)
-            assert parent in deps or any(d.startswith(parent + "/") for d in deps), (name, i)
-        for d in deps - {d for d in deps if d.startswith("src/")}:
-            if any(d == o or d.startswith(o + "/") for o in produced) or Path(scratch, d).exists():
-                assert any(d == i or d.startswith(i + "/") or i.startswith(d + "/") for i in data_in), (name, d)
+            assert sorted(commands) == sorted(st["cmd"] for st in mine_stages), base
+        assert outs == dvc_outs, base
+        for st in mine_stages:
+            # the job(s) of this DVC stage: those writing inside its outputs
+            own = [j for j in mine if any(o == d or o.startswith(d + "/") for o in j["output"] for d in st["outs"])]
+            assert own, (base, st["outs"])
+            data_in = {i for j in own for i in j["input"] if not i.startswith("src/")}
+            # every data input of the Snakemake job is a DVC dep of the stage or lies inside one
+            # (the synthetic folder stands for data.annotations/videos)
+            deps = set(st["deps"])
+            for i in data_in:
+                assert any(i == d or i.startswith(d + "/") or d.startswith(i + "/") for d in deps), (base, i)
+            for d in deps - {d for d in deps if d.startswith("src/")}:
+                if any(d == o or d.startswith(o + "/") or o.startswith(d + "/") for o in produced) \
+                        or Path(scratch, d).exists():
+                    assert any(d == i or d.startswith(i + "/") or i.startswith(d + "/") for i in data_in), (base, d)
 
 
 def test_rule_all_asks_for_every_final_output(scratch):
     stages = dvc_stages(scratch)
     outs = {o for s in stages.values() for o in s["outs"]}
-    consumed = {o for o in outs for s in stages.values() for d in s["deps"] if d == o or d.startswith(o + "/")}
+    consumed = {o for o in outs for s in stages.values() for d in s["deps"]
+                if d == o or d.startswith(o + "/") or o.startswith(d + "/")}
     final = {o for o in outs - consumed if not o.startswith("results/train/")}
     jobs = dry_run_jobs(scratch)
     (all_job,) = [j for j in jobs if j["rule"] == "all"]
@@ -165,7 +228,7 @@ def run(p, args):
         use(p[net]["arch"])
     if p["frames"]["fps"] > 30:
         raise ParamError(p["frames"]["size"])
-    helper.go(p["figures"], s["s1"]["ratios"], p["dkp"].get("heads"))
+    helper.go(p["figures"], s["s1"]["ratios"], p["dkp"].get("heads"), p["run"]["seeds"][0])
     return X, p[args.key]
 def unused(p):
     return p["train"]
@@ -173,7 +236,8 @@ def unused(p):
     scan = audit._ModuleScan("dkp.fake", False)
     scan.visit(ast.parse(code))
     info = scan.info
-    assert info.reads["run"] == {"teacher.arch", "student.arch", "figures", "sweep.s1.ratios", "dkp.heads"}
+    assert info.reads["run"] == {"teacher.arch", "student.arch", "figures", "sweep.s1.ratios", "dkp.heads",
+                                 "run.seeds"}
     assert info.reads["unused"] == {"train"}
     assert any("<all>[?]" in d for d in info.dynamic["run"])
     assert ("helper", "go") in info.refs["run"] and info.consts == {"X": "results/x.csv"}
@@ -186,7 +250,7 @@ def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     found = audit.stage_audit(stage)
     assert found.keys and found.files, f"{stage}: the audit found nothing (analysis broken?)"
     assert not found.dynamic, f"{stage}: parameter keys computed at run time: {found.dynamic}"
-    st = dvc_stages(REPO)[stage]
+    st = next(st for st in dvc_stages(REPO).values() if st["base"] == stage)
     declared = {leaf for k in st["params"] for leaf in _leaves(params, k)}
     read = {leaf for k in found.keys for leaf in _leaves(params, k)}
     missing, extra = sorted(read - declared), sorted(declared - read)
@@ -211,6 +275,9 @@ MUTATIONS = [
     ("not in enum", lambda p: p["run"].update(device="tpu")),
     ("bad list item", lambda p: p["sweep"]["s2"]["nt5_ns"].append(0)),
     ("null where required", lambda p: p["figures"].update(dpi=None)),
+    ("repeated seed", lambda p: p["run"].update(seeds=[0, 1, 0])),
+    ("no seed", lambda p: p["run"].update(seeds=[])),
+    ("negative seed", lambda p: p["run"].update(seeds=[-1])),
 ]
 
 
@@ -238,7 +305,7 @@ def test_snakemake_and_dkp_validate_params_alike(what, change):
 
 def test_snakemake_refuses_a_config_that_is_not_params_yaml(scratch, tmp_path):
     other = yaml.safe_load(TINY.read_text())
-    other["run"]["seed"] = 1
+    other["run"]["seeds"] = [5]
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
     proc = sh(["snakemake", "-n", "--cores", "1", "--configfile", str(tmp_path / "other.yaml")], scratch,
               check=False)
@@ -271,16 +338,27 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
     same, differ = _compare_locks(dvc_repo, smk)
     print(f"[outs] identical in both runs: {same}; different: {differ}")
 
-    # the same parameter edit invalidates the same stages in both runners
-    for repo in (dvc_repo, smk):
-        _edit_params(repo, lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7))
-    try:
-        assert set(dvc_status(dvc_repo)) == {"sweep", "evaluate", "figures"}
-        text = sh(["snakemake", "-n", "--profile", "workflow/profiles/default"], smk).stdout
-        rules = set(re.findall(r"^(?:local)?rule (\w+):$", text, re.M)) - {"all"}
-        assert rules == {"sweep", "evaluate", "figures"}
-    finally:
-        shutil.copy(TINY, dvc_repo / "params.yaml")
+    # the same parameter edit invalidates the same stages in both runners; a new seed
+    # adds its own jobs and leaves the other seeds' up to date
+    seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
+    new = max(seeds) + 1
+    for change, stale, jobs in [
+            (lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),
+             {f"sweep@{n}" for n in seeds} | {"evaluate", "figures"},
+             {"sweep": len(seeds) * len(_groups()), "evaluate": 1, "figures": 1}),
+            (lambda p: p["run"]["seeds"].append(new),
+             {f"{st}@{new}" for st in PER_SEED} | {"evaluate", "figures"},
+             {"train_teacher": 1, "train_student": 1, "features": 1, "sweep": len(_groups()), "evaluate": 1,
+              "figures": 1})]:
+        for repo in (dvc_repo, smk):
+            _edit_params(repo, change)
+        try:
+            assert set(dvc_status(dvc_repo)) == stale
+            text = sh(["snakemake", "-n", "--profile", "workflow/profiles/default"], smk).stdout
+            assert _job_counts(text) == jobs
+        finally:
+            for repo in (dvc_repo, smk):
+                shutil.copy(TINY, repo / "params.yaml")
     assert dvc_status(dvc_repo) == {}
 
 
@@ -308,10 +386,28 @@ def test_dvc_metrics_and_plots_render(tmp_path_factory):
         rows = plot["content"]["data"]["values"]
         assert any(r.get("figure") == figure for r in rows), title
         assert plot["content"]["transform"][0]["filter"].startswith(f"datum.figure == '{figure}'")
-    for title in ("Training loss", "Training accuracy"):
-        rows = plots[title][0]["content"]["data"]["values"]
-        files = {r.get("filename", r.get("filename::field", "")).split("::")[0] for r in rows}
-        assert files == {"teacher.csv", "student.csv"}, title
+    seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
+    logs = {f"results/train/seed-{n}/{stage}.csv" for n in seeds for stage in ("teacher", "student")}
+    assert logs <= set(plots), sorted(plots)
+    for log in logs:  # one plot per seed and stage, epochs along x
+        rows = plots[log][0]["content"]["data"]["values"]
+        assert {r["field"] for r in rows} == {"loss", "train_acc", "val_acc"}, log
+        assert {r["epoch"] for r in rows} >= {"1", "2"}, log
+
+
+def _groups() -> list[str]:
+    sys.path.insert(0, str(REPO / "src"))
+    from dkp.configs import groups
+
+    return groups(yaml.safe_load(TINY.read_text()))
+
+
+def _job_counts(dry_run: str) -> dict[str, int]:
+    """Jobs per rule (without `all`) in a Snakemake dry run's job table."""
+    table = re.search(r"^job\s+count\n[-\s]+\n(.*?)^total", dry_run, re.M | re.S)
+    assert table, dry_run
+    counts = dict(line.split() for line in table.group(1).strip().splitlines())
+    return {rule: int(n) for rule, n in counts.items() if rule != "all"}
 
 
 def _edit_params(repo: Path, change) -> None:

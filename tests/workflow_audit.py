@@ -233,6 +233,9 @@ class _ModuleScan(ast.NodeVisitor):
             keys = self._keys(node.slice)
             if keys is not None:
                 return {b + (k,) for b in base for k in keys}
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                return base  # an item of a list parameter (`p["run"]["seeds"][0]`): reads the list
+
             for b in base:
                 self._own("dynamic").add(f"{self.module}:{node.lineno} {'.'.join(b) or '<all>'}[?]")
             return None
@@ -264,6 +267,7 @@ class _ModuleScan(ast.NodeVisitor):
             path = self._const_path(node.value)
             if path is not None and PROJECT_PATH.match(path):
                 self.info.consts[node.targets[0].id] = path
+                return  # names it is built from (`RESULTS / "x"`) are not used by defining it
         if len(node.targets) == 1 and self._bind(node.targets[0], node.value):
             return
         self.generic_visit(node)

@@ -1,4 +1,4 @@
-"""models/teacher.pt and models/student.pt: everything needed to rebuild the trained modules.
+"""models/seed-N/teacher.pt and student.pt (dkp.layout): everything needed to rebuild the trained modules.
 
 A checkpoint is a dict:
   format: FORMAT; kind: "teacher" | "student"; classes: [names], num_classes;
@@ -22,8 +22,6 @@ from .atomic import atomic_path
 from .errors import DkpError
 
 FORMAT = 1
-TEACHER = Path("models") / "teacher.pt"
-STUDENT = Path("models") / "student.pt"
 BACKBONE_KEYS = ("arch", "width", "input_size", "normalize")
 DKP_KEYS = ("heads", "dim", "pos_encoding", "pos_scale", "dropout", "teacher_frame_weight")
 
@@ -59,7 +57,7 @@ def read(path: str | Path, kind: str) -> dict:
     path = Path(path)
     if not path.exists():
         stage = "train-teacher" if kind == "teacher" else "train-student"
-        raise DkpError(f"{path} not found: run `dkp {stage}` first")
+        raise DkpError(f"{path} not found: run `dkp {stage}` for its seed first")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

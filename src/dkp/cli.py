@@ -1,7 +1,8 @@
 """`dkp <stage>`: the one entry point that dvc.yaml and the Snakefile both call.
 
 Stage modules are imported lazily so `dkp validate-params` stays instant. Each
-stage module exposes `run(params: dict, args: argparse.Namespace) -> None`.
+stage module exposes `run(params: dict, args: argparse.Namespace) -> None`. The stages in
+PER_SEED run once per seed: `--seed N` (one of run.seeds) picks the seed and its folders.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ STAGES = {
     "figures": ("dkp.figures", "render Figures S-1, S-2, S-3 and results/README.md"),
 }
 
+PER_SEED = ("train-teacher", "train-student", "features", "sweep")
+
 
 def _shard(text: str) -> tuple[int, int]:
     try:
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_) in STAGES.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+        if name in PER_SEED:
+            sp.add_argument("--seed", type=int, required=True, metavar="N",
+                            help="the seed to run (one of run.seeds); outputs go to its seed-N folders")
         if name == "frames":
             sp.add_argument("--shard", type=_shard, default=None, metavar="i/N",
                             help="extract only shard i of N (N must equal frames.shards); default: all shards")
@@ -68,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             params = None  # needs no params file
         else:
             params = params_mod.load(args.params)
+        if args.stage in PER_SEED:
+            params_mod.check_seed(params, args.seed)
         if args.stage == "validate-params":
             print(f"{args.params}: valid")
             return 0

@@ -14,12 +14,11 @@ import numpy as np
 import pandas as pd
 
 from . import configs as configs_mod
-from . import metrics
+from . import layout, metrics
 from .anet_format import results_json
 from .atomic import atomic_dir, write_csv, write_json
 from .errors import DkpError
-from .predictions import Predictions, path_for, read as read_predictions
-from .sweep import PRED_ROOT
+from .predictions import Predictions, read as read_predictions
 
 CURVES = Path("results/curves.csv")
 METRICS = Path("results/metrics.json")
@@ -82,14 +81,21 @@ def _skipped_from_report(report: dict, subset: str) -> dict[str, int] | None:
         return None
 
 
-def load_all(p: dict) -> dict[str, Predictions]:
-    preds = {c.name: read_predictions(path_for(PRED_ROOT, c.group, c.name)) for c in configs_mod.build(p)}
-    ref = next(iter(preds.values()))
-    for name, pred in preds.items():
-        if not np.isfinite(pred.scores).all():
-            raise DkpError(f"predictions of {name} hold non-finite scores; rerun `dkp sweep`")
-        if not np.array_equal(pred.video_ids, ref.video_ids):
-            raise DkpError(f"predictions of {name} cover other videos than the rest; rerun `dkp sweep`")
+def load_all(p: dict) -> dict[int, dict[str, Predictions]]:
+    """{seed: {configuration name: Predictions}} for every seed of run.seeds; every seed and
+    configuration must cover the same videos in the same order."""
+    preds = {seed: {c.name: read_predictions(layout.predictions_file(seed, c.group, c.name))
+                    for c in configs_mod.build(p)} for seed in p["run"]["seeds"]}
+    first = p["run"]["seeds"][0]
+    ref = next(iter(preds[first].values()))
+    for seed, by_name in preds.items():
+        for name, pred in by_name.items():
+            if not np.isfinite(pred.scores).all():
+                raise DkpError(f"predictions of {name} (seed {seed}) hold non-finite scores; "
+                               f"rerun `dkp sweep --seed {seed}`")
+            if not np.array_equal(pred.video_ids, ref.video_ids):
+                raise DkpError(f"predictions of {name} (seed {seed}) cover other videos than those of "
+                               f"{next(iter(preds[first]))} (seed {first}); rerun `dkp sweep --seed {seed}`")
     return preds
 
 
@@ -126,14 +132,15 @@ def run(p: dict, args) -> None:
     from . import framestore, runtime
     from .inference import Predictor
 
-    device = runtime.setup(p)
-    preds = load_all(p)
+    first = p["run"]["seeds"][0]
+    device = runtime.setup(p, first)
+    preds = load_all(p)[first]  # single-seed curves from the first seed
     class_names = list(framestore.load_classes(p))
     n_classes = next(iter(preds.values())).scores.shape[1]
     if len(class_names) != n_classes:
         raise DkpError(f"predictions have {n_classes} classes but data/classes.txt lists {len(class_names)}; "
                        f"rerun the pipeline from `dkp data`")
-    cost = Predictor.load(p, device).cost()
+    cost = Predictor.load(p, device, first).cost()
     skipped = skipped_videos(p)
     n_videos = len(next(iter(preds.values())).video_ids)
     table, scores = curves_table(p, preds, cost, sum(skipped.values()))

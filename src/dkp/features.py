@@ -1,7 +1,8 @@
 """`dkp features`: cache each backbone's pooled feature of every frame of the evaluated videos.
 
 Every sweep configuration then samples from this cache instead of rerunning the
-backbones. Layout of data/features/ (written as one atomic folder):
+backbones. `--seed N` embeds with seed N's checkpoints into data/features/seed-N/
+(dkp.layout), written as one atomic folder:
 - <backbone>.npy: float32 (N_frames_total, D), rows of a video contiguous;
 - times.npy: float64 (N_frames_total,) frame timestamps in seconds;
 - index.csv: id, offset, n_frames, duration, label_index (sorted by id);
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import layout
 from .atomic import atomic_dir, write_json
 from .errors import DkpError
 
-FEATURES_DIR = Path("data/features")
 INDEX_COLUMNS = ["id", "offset", "n_frames", "duration", "label_index"]
 
 
@@ -89,7 +90,7 @@ def _write_rows(path: Path, start: int, stop: int, rows: np.ndarray) -> None:
     del arr
 
 
-def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path = FEATURES_DIR,
+def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
                 progress: bool = False) -> dict[str, int]:
     """Embed every frame of `videos` with each of predictor.backbone_names into `folder`
     (atomically); return the feature size per backbone."""
@@ -133,26 +134,28 @@ def run(p: dict, args) -> None:
     from . import runtime
     from .inference import Predictor
 
-    device = runtime.setup(p)
+    device = runtime.setup(p, args.seed)
     videos = evaluated_videos(p)
     if videos.empty:
         raise DkpError(f"no video of subset {p['data']['val_subset']!r} has extracted frames "
                        f"(run `dkp data` and `dkp frames` first)")
-    predictor = Predictor.load(p, device)
-    dims = build_cache(p, videos, predictor, FEATURES_DIR, progress=not runtime.progress_disabled())
+    predictor = Predictor.load(p, device, args.seed)
+    folder = layout.features_dir(args.seed)
+    dims = build_cache(p, videos, predictor, folder, progress=not runtime.progress_disabled())
     print(f"features: {len(videos)} videos, {int(videos['n_frames'].sum())} frames, "
-          f"feature sizes {dims} -> {FEATURES_DIR}/")
+          f"feature sizes {dims} -> {folder}/")
 
 
 class FeatureCache:
-    """Read side of data/features/: the per-video index and memory-mapped feature arrays.
+    """Read side of a feature cache (data/features/seed-N/): the per-video index and memory-mapped
+    feature arrays.
 
     `rows` maps a feature file only for the duration of one read, so the pages it
     touched leave the process with the map: resident memory stays one block, however
     large the cache (a map held open would keep every page read so far resident).
     """
 
-    def __init__(self, folder: str | Path = FEATURES_DIR):
+    def __init__(self, folder: str | Path):
         folder = Path(folder)
         if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
             raise DkpError(f"feature cache {folder}/ not found or incomplete (run `dkp features` first)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import checkpoints, runtime
+from . import checkpoints, layout, runtime
 from .errors import DkpError
 from .models import embed_frames
 from .models.dkp import masked_mean
@@ -56,16 +56,16 @@ class Predictor:
         self._cost = None
 
     @classmethod
-    def load(cls, p: dict, device) -> "Predictor":
-        """From models/teacher.pt and models/student.pt (paths relative to the project root)."""
+    def load(cls, p: dict, device, seed: int) -> "Predictor":
+        """From `seed`'s teacher and student checkpoints (dkp.layout, relative to the project root)."""
         runtime.warm_up_vector_math()  # as runtime.setup does, for callers that build a Predictor outside a stage
-        t = checkpoints.read(checkpoints.TEACHER, "teacher")
-        s = checkpoints.read(checkpoints.STUDENT, "student")
-        if s.get("teacher_sha256") != checkpoints.file_digest(checkpoints.TEACHER):
-            raise DkpError(f"{checkpoints.STUDENT} was trained with another {checkpoints.TEACHER}: "
-                           f"rerun `dkp train-student`")
+        t_path, s_path = layout.teacher_checkpoint(seed), layout.student_checkpoint(seed)
+        t = checkpoints.read(t_path, "teacher")
+        s = checkpoints.read(s_path, "student")
+        if s.get("teacher_sha256") != checkpoints.file_digest(t_path):
+            raise DkpError(f"{s_path} was trained with another {t_path}: rerun `dkp train-student --seed {seed}`")
         if list(s["classes"]) != list(t["classes"]):
-            raise DkpError(f"{checkpoints.STUDENT} and {checkpoints.TEACHER} disagree on the classes")
+            raise DkpError(f"{s_path} and {t_path} disagree on the classes")
         classes = list(t["classes"])
         entries = {"teacher": t["backbones"]["teacher"], **s["backbones"]}
         device = torch.device(device)

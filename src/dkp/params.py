@@ -54,6 +54,8 @@ def _describe(error) -> str:
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
         return f"{key}: expected a value {op} {error.validator_value}, found {found!r}"
+    if v == "uniqueItems":
+        return f"{key}: expected distinct items, found {found!r}"
     if v in ("minItems", "maxItems", "minLength"):
         return f"{key}: expected {v} {error.validator_value}, found {found!r}"
     if v == "pattern":
@@ -123,6 +125,13 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
         for key, path in paths:
             if not Path(path).exists():
                 raise ParamError(f"{key}: expected an existing path, found {path!r} (no such file or folder)")
+
+
+def check_seed(p: dict, seed: int) -> int:
+    """`--seed N` of a per-seed stage: N must be one of run.seeds."""
+    if seed not in p["run"]["seeds"]:
+        raise ParamError(f"--seed: expected one of run.seeds {p['run']['seeds']}, found {seed}")
+    return seed
 
 
 def load(path: str | os.PathLike = "params.yaml", check_paths: bool = True) -> dict:

@@ -31,13 +31,14 @@ def warm_up_vector_math() -> None:
         fn(one)
 
 
-def setup(p: dict):
-    """Apply run.threads and run.seed; return the torch.device for run.device."""
+def setup(p: dict, seed: int):
+    """Apply run.threads and seed python, numpy and torch with `seed` (one of run.seeds, or the
+    first of them for stages that run once); return the torch.device for run.device."""
     import torch
 
     torch.set_num_threads(p["run"]["threads"])
     warm_up_vector_math()
-    seed_everything(p["run"]["seed"])
+    seed_everything(seed)
     return resolve_device(p["run"]["device"])
 
 

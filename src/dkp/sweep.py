@@ -13,7 +13,8 @@ the z-halves of the heads). Configurations that feed one method the same frames
 are computed once. Memory holds one block and its terms at a time, so it stays
 flat as videos grow.
 
-Writes results/predictions/<group>/<config>.npz (dkp.predictions) per group,
+For `--seed N`, from seed N's feature cache and checkpoints, writes
+results/predictions/seed-N/<group>/<config>.npz (dkp.predictions, dkp.layout) per group,
 each group's folder atomically, and for `sweep.s3_config`
 <config>.frames.json: a list, one object per video (sorted by id), of
 {id, label, label_index, duration, segments, times, student, dste}: the
@@ -23,17 +24,14 @@ student frame from method "student" and from "dste" on the same frames.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 from . import configs as configs_mod
-from . import sampling
+from . import layout, sampling
 from .atomic import atomic_dir
 from .errors import DkpError
 from .predictions import Predictions, write as write_predictions
-
-PRED_ROOT = Path("results/predictions")
 
 
 def select(p: dict, group: str | None) -> list:
@@ -219,19 +217,21 @@ def run(p: dict, args) -> None:
     from .features import FeatureCache, remove_stale_temps
     from .inference import Predictor
 
-    device = runtime.setup(p)
-    cache = FeatureCache()
-    predictor = Predictor.load(p, device)
+    seed = args.seed
+    device = runtime.setup(p, seed)
+    cache = FeatureCache(layout.features_dir(seed))
+    predictor = Predictor.load(p, device, seed)
     s3 = p["sweep"]["s3_config"]
     preds, s3_rows = sweep(predictor, cache, chosen, p["sweep"]["batch_videos"], device, s3_config=s3,
                            progress=not runtime.progress_disabled())
     for group in dict.fromkeys(c.group for c in chosen):
-        remove_stale_temps(PRED_ROOT / group)
-        with atomic_dir(PRED_ROOT / group) as tmp:
+        target = layout.predictions_dir(seed) / group
+        remove_stale_temps(target)
+        with atomic_dir(target) as tmp:
             for c in (c for c in chosen if c.group == group):
-                write_predictions(tmp / f"{c.name}.npz", preds[c.name])
+                write_predictions(tmp / layout.predictions_file(seed, group, c.name).name, preds[c.name])
                 if c.name == s3:
                     rows = _frames_json(s3_rows, cache.index, framestore.load_manifest(p),
                                         list(framestore.load_classes(p)))
-                    (tmp / f"{c.name}.frames.json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
-    print(f"sweep: {len(chosen)} configurations x {len(cache)} videos -> {PRED_ROOT}/")
+                    (tmp / layout.s3_frames_file(seed, group, c.name).name).write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    print(f"sweep: {len(chosen)} configurations x {len(cache)} videos -> {layout.predictions_dir(seed)}/")

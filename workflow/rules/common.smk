@@ -1,7 +1,9 @@
 # Helpers shared by the rule files. The code and parameter keys each rule depends on are read
 # from dvc.yaml, so both runners invalidate the same jobs: a rule's `params: tracked=...` holds
 # the values of exactly the keys its DVC stage lists, and Snakemake's params rerun trigger
-# reruns the job when one of them changes (as `dvc status` would report it).
+# reruns the job when one of them changes (as `dvc status` would report it). Each DVC foreach
+# stage (one per seed) runs here as jobs of a {seed} wildcard; its `do:` entry lists the same
+# code and keys for every seed, and the seed itself is in each job's outputs and command.
 import glob
 import json
 from pathlib import Path
@@ -28,16 +30,28 @@ with open("dvc.yaml") as _fh:
     DVC_STAGES = yaml.safe_load(_fh)["stages"]
 
 SHARDS = list(range(config["frames"]["shards"]))
+SEEDS = config["run"]["seeds"]
 GROUPS = dkp.configs.groups(config)
 FRAME_SHARDS = expand("data/frames/shard-{shard}", shard=SHARDS)
-PREDICTIONS = expand("results/predictions/{group}", group=GROUPS)
+# per-seed paths, as dkp.layout names them
+TEACHER = "models/seed-{seed}/teacher.pt"
+STUDENT = "models/seed-{seed}/student.pt"
+FEATURES = "data/features/seed-{seed}"
+PREDICTIONS = expand("results/predictions/seed-{seed}/{group}", seed=SEEDS, group=GROUPS)
+CHECKPOINTS = expand(TEACHER, seed=SEEDS) + expand(STUDENT, seed=SEEDS)
 SYNTHETIC = "data/synthetic"
+
+
+def _stage(name):
+    """A dvc.yaml stage's entry; for a foreach stage, its `do:` template."""
+    entry = DVC_STAGES[name]
+    return entry.get("do", entry)
 
 
 def code(stage):
     """The stage's source files (its src/ deps in dvc.yaml, folders expanded to their .py files)."""
     files = []
-    for dep in DVC_STAGES[stage]["deps"]:
+    for dep in _stage(stage)["deps"]:
         if dep.startswith("src/"):
             files += sorted(glob.glob(f"{dep}/**/*.py", recursive=True)) if Path(dep).is_dir() else [dep]
     return files
@@ -52,7 +66,7 @@ def _lookup(key):
 
 def tracked(stage):
     """The values of the parameter keys the stage's dvc.yaml entry lists, as one JSON string."""
-    return json.dumps({k: _lookup(k) for k in DVC_STAGES[stage]["params"]}, sort_keys=True)
+    return json.dumps({k: _lookup(k) for k in _stage(stage)["params"]}, sort_keys=True)
 
 
 def raw_data():

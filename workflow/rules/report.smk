@@ -9,8 +9,7 @@ rule evaluate:
         manifest="data/manifest.csv",
         classes="data/classes.txt",
         frames=FRAME_SHARDS,
-        teacher="models/teacher.pt",
-        student="models/student.pt",
+        checkpoints=CHECKPOINTS,
     output:
         curves="results/curves.csv",
         metrics="results/metrics.json",

@@ -1,5 +1,5 @@
-# Inference: cache per-frame features once, then score every sampling configuration,
-# one job per configuration group (one curve of the figures).
+# Inference, per seed: cache per-frame features once with the seed's checkpoints, then score
+# every sampling configuration, one job per (seed, configuration group: one curve of the figures).
 
 
 rule features:
@@ -7,14 +7,14 @@ rule features:
         code=code("features"),
         manifest="data/manifest.csv",
         frames=FRAME_SHARDS,
-        teacher="models/teacher.pt",
-        student="models/student.pt",
+        teacher=TEACHER,
+        student=STUDENT,
     output:
-        directory("data/features"),
+        directory(FEATURES),
     params:
         tracked=tracked("features"),
     log:
-        "logs/features.log",
+        "logs/features/seed-{seed}.log",
     threads: config["run"]["threads"]
     resources:
         mem_mb=8000,
@@ -22,25 +22,25 @@ rule features:
     conda:
         "../envs/dkp.yaml"
     shell:
-        "dkp features --params params.yaml > {log} 2>&1"
+        "dkp features --params params.yaml --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule sweep:
     input:
         code=code("sweep"),
-        features="data/features",
+        features=FEATURES,
         manifest="data/manifest.csv",
         classes="data/classes.txt",
-        teacher="models/teacher.pt",
-        student="models/student.pt",
+        teacher=TEACHER,
+        student=STUDENT,
     output:
-        directory("results/predictions/{group}"),
+        directory("results/predictions/seed-{seed}/{group}"),
     wildcard_constraints:
         group="|".join(GROUPS),
     params:
         tracked=tracked("sweep"),
     log:
-        "logs/sweep/{group}.log",
+        "logs/sweep/seed-{seed}/{group}.log",
     threads: config["run"]["threads"]
     resources:
         mem_mb=4000,
@@ -48,4 +48,4 @@ rule sweep:
     conda:
         "../envs/dkp.yaml"
     shell:
-        "dkp sweep --params params.yaml --group {wildcards.group} > {log} 2>&1"
+        "dkp sweep --params params.yaml --seed {wildcards.seed} --group {wildcards.group} > {log} 2>&1"

@@ -1,4 +1,5 @@
-# Training: the teacher on few frames, then the student with DKP and the ensemble gate.
+# Training: the teacher on few frames, then the student with DKP and the ensemble gate,
+# one job per seed of run.seeds (seed N's student learns from seed N's teacher).
 # GPUs are requested by the Slurm profile (set-resources), not here.
 
 
@@ -9,12 +10,12 @@ rule train_teacher:
         classes="data/classes.txt",
         frames=FRAME_SHARDS,
     output:
-        model="models/teacher.pt",
-        log_csv="results/train/teacher.csv",
+        model=TEACHER,
+        log_csv="results/train/seed-{seed}/teacher.csv",
     params:
         tracked=tracked("train-teacher"),
     log:
-        "logs/train_teacher.log",
+        "logs/train_teacher/seed-{seed}.log",
     threads: config["run"]["threads"]
     resources:
         mem_mb=8000,
@@ -22,7 +23,7 @@ rule train_teacher:
     conda:
         "../envs/dkp.yaml"
     shell:
-        "dkp train-teacher --params params.yaml > {log} 2>&1"
+        "dkp train-teacher --params params.yaml --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule train_student:
@@ -31,14 +32,14 @@ rule train_student:
         manifest="data/manifest.csv",
         classes="data/classes.txt",
         frames=FRAME_SHARDS,
-        teacher="models/teacher.pt",
+        teacher=TEACHER,
     output:
-        model="models/student.pt",
-        log_csv="results/train/student.csv",
+        model=STUDENT,
+        log_csv="results/train/seed-{seed}/student.csv",
     params:
         tracked=tracked("train-student"),
     log:
-        "logs/train_student.log",
+        "logs/train_student/seed-{seed}.log",
     threads: config["run"]["threads"]
     resources:
         mem_mb=8000,
@@ -46,4 +47,4 @@ rule train_student:
     conda:
         "../envs/dkp.yaml"
     shell:
-        "dkp train-student --params params.yaml > {log} 2>&1"
+        "dkp train-student --params params.yaml --seed {wildcards.seed} > {log} 2>&1"

@@ -138,7 +138,7 @@ def _params_section(p: dict) -> list[str]:
     fp = p["figures"]
     lines.append(f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; claim 3 "
                  f"threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, margin {fp['similar_margin']:g} mAP points; "
-                 f"S-3 configuration `{p['sweep']['s3_config']}`; seed {p['run']['seed']}")
+                 f"S-3 configuration `{p['sweep']['s3_config']}`; seeds {p['run']['seeds']}")
     return lines
 
 

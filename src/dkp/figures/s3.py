@@ -14,11 +14,11 @@ PANEL_LETTERS = "abcdefgh"
 
 
 def frames_json_path(p: dict) -> Path:
-    """results/predictions/<group>/<sweep.s3_config>.frames.json."""
-    from .. import configs
+    """The first seed's results/predictions/seed-N/<group>/<sweep.s3_config>.frames.json."""
+    from .. import configs, layout
 
     name = p["sweep"]["s3_config"]
-    return Path("results/predictions") / configs.by_name(p)[name].group / f"{name}.frames.json"
+    return layout.s3_frames_file(p["run"]["seeds"][0], configs.by_name(p)[name].group, name)
 
 
 def load_videos(path: str | Path) -> list[dict]:

@@ -2,7 +2,8 @@
 
 DVC deletes a stage's outputs before it runs, so resume state lives in
 `.dkp-cache/train/<stage>/<key>/`, where key hashes everything the stage's result
-depends on: the params it reads, the input data files' digests, the training code.
+depends on: the seed, the params it reads, the input data files' digests, the training
+code. Seeds never share a folder, so they may train side by side.
 A run killed at any point restarts from its last complete epoch (each file is
 written atomically) and ends bit-identical to an uninterrupted run.
 """
@@ -18,8 +19,9 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..checkpoints import file_digest
+from ..layout import TRAIN_CACHE
 
-CACHE_ROOT = Path(".dkp-cache") / "train"
+CACHE_ROOT = TRAIN_CACHE
 CODE_DIRS = ("models", "train")  # training code whose edit invalidates a resume folder
 
 
@@ -33,9 +35,9 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def resume_dir(stage: str, reads: dict, inputs: list[str | Path]) -> Path:
-    """The resume folder for this stage, params it reads and input files; created, with a key.json."""
-    key = {"params": reads, "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
+def resume_dir(stage: str, seed: int, reads: dict, inputs: list[str | Path]) -> Path:
+    """The resume folder for this stage, seed, params it reads and input files; created, with a key.json."""
+    key = {"seed": int(seed), "params": reads, "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
            "code": code_digest(), "torch": torch.__version__}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = CACHE_ROOT / stage / digest

@@ -12,7 +12,8 @@ with the student's very augmentation for the targets T(x_i). Caching its feature
 every training frame once was measured and rejected: with a few epochs the loop shows
 the teacher far fewer frames than a video holds (teacher inference is ~10% of a step).
 
-Writes models/student.pt and results/train/student.csv (rows of both phases; `val_acc`
+For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
+results/train/seed-N/student.csv (rows of both phases; `val_acc`
 is frame accuracy inside the labelled activity: of the plain student in phase 1, of
 DSTE's p_i with n_t = mean of nt_range teacher frames at segment centres in phase 2;
 `val_acc_kd` is the DKP-trained student's own classifier C_s).
@@ -25,22 +26,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import checkpoints, framestore, runtime
+from .. import checkpoints, framestore, layout, runtime
 from ..errors import DkpError
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
 from . import batches, checkpointing, classifier, loop
 from .data import VideoSet, load_subset
-from .teacher import input_files
+from .teacher import input_files, run_reads
 
-LOG = Path("results") / "train" / "student.csv"
 SEED_OFFSET = {"plain": 1, "dkp": 2}
 TERMS = ["ce_s", "ce_p", "feat", "kd", "ce_kd", "kd_kd"]
 LOG_COLUMNS = ["phase", "epoch", "loss", *TERMS, "lr", "train_acc", "val_acc", "val_acc_kd", "seconds"]
 
 
 def reads(p: dict) -> dict:
-    return {"run": p["run"], "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
+    return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
             "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
             "train_student": p["train"]["student"], "plain": p["train"]["plain_student"],
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
@@ -80,7 +80,8 @@ def dkp_step(student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: d
 
 
 def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSet, val_eval, device,
-              folder: Path) -> list[dict]:
+              folder: Path, seed: int) -> list[dict]:
+    """Phase 2; `seed` is the phase's own (the run's seed + SEED_OFFSET["dkp"])."""
     cfg, aug, net = p["train"]["student"], p["train"]["augment"], p["student"]
     steps = -(-len(train) // cfg["batch_videos"])
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
@@ -119,7 +120,7 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
         row["loss"] = row.pop("total")
         return {"phase": "dkp", **row, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen, **val_eval()}
 
-    return loop.run_phase(folder, "dkp", cfg["epochs"], p["run"]["seed"] + SEED_OFFSET["dkp"],
+    return loop.run_phase(folder, "dkp", cfg["epochs"], seed,
                           {"student": student, "dkp": dkp, "opt": opt, "sched": sched}, epoch)
 
 
@@ -154,22 +155,24 @@ def dkp_validation(p: dict, student, dkp: DKP, teacher, t_entry: dict, val: Vide
 
 
 def run(p: dict, args) -> None:
-    device = runtime.setup(p)
+    base = args.seed
+    t_path, s_path = layout.teacher_checkpoint(base), layout.student_checkpoint(base)
+    device = runtime.setup(p, base)
     loop.make_deterministic(device)
     classes = framestore.load_classes(p)
-    t_ckpt = checkpoints.read(checkpoints.TEACHER, "teacher")
+    t_ckpt = checkpoints.read(t_path, "teacher")
     if list(t_ckpt["classes"]) != classes:
-        raise DkpError(f"{checkpoints.TEACHER} was trained on other classes than data/classes.txt: "
-                       f"rerun `dkp train-teacher`")
+        raise DkpError(f"{t_path} was trained on other classes than data/classes.txt: "
+                       f"rerun `dkp train-teacher --seed {base}`")
     t_entry = t_ckpt["backbones"]["teacher"]
     teacher = checkpoints.build_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     val = load_subset(p, p["data"]["val_subset"], len(classes))
     val_frames, val_labels, val_pairs = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
-    folder = checkpointing.resume_dir("student", reads(p), input_files(p) + [checkpoints.TEACHER])
+    folder = checkpointing.resume_dir("student", base, reads(p), input_files(p) + [t_path])
 
     # Phase 1: the Student baseline, cross-entropy alone
-    seed = p["run"]["seed"] + SEED_OFFSET["plain"]
+    seed = base + SEED_OFFSET["plain"]
     runtime.seed_everything(seed)
     plain = build_backbone(p["student"], len(classes))
     if p["student"]["pretrained"]:
@@ -180,7 +183,7 @@ def run(p: dict, args) -> None:
     plain.eval()
 
     # Phase 2: DKP + gate + KD from the plain student, teacher frozen
-    runtime.seed_everything(p["run"]["seed"] + SEED_OFFSET["dkp"])
+    runtime.seed_everything(base + SEED_OFFSET["dkp"])
     student = build_backbone(p["student"], len(classes))
     student.load_state_dict(plain.state_dict())
     k = p["dkp"]
@@ -190,20 +193,21 @@ def run(p: dict, args) -> None:
     student.to(device)
     dkp.to(device)
     val_eval = dkp_validation(p, student, dkp, teacher, t_entry, val, val_frames, val_labels, val_pairs, device)
-    dkp_rows = train_dkp(p, student, dkp, teacher, t_entry, train, val_eval, device, folder)
+    dkp_rows = train_dkp(p, student, dkp, teacher, t_entry, train, val_eval, device, folder,
+                         base + SEED_OFFSET["dkp"])
 
     student.eval()
     dkp.eval()
-    checkpoints.save(checkpoints.STUDENT, {
+    checkpoints.save(s_path, {
         "kind": "student", "classes": classes, "num_classes": len(classes),
-        "teacher_sha256": checkpoints.file_digest(checkpoints.TEACHER),
+        "teacher_sha256": checkpoints.file_digest(t_path),
         "backbones": {"student": checkpoints.backbone_entry(student, p["student"]),
                       "student_plain": checkpoints.backbone_entry(plain, p["student"])},
         "dkp": {**k, "ds": student.feature_dim,
                 "dt": teacher.feature_dim, "state_dict": checkpoints.cpu_state(dkp)}})
     rows = [{"phase": "plain", **r} for r in plain_rows]
     rows += [{**r, "epoch": len(plain_rows) + r["epoch"]} for r in dkp_rows]
-    loop.write_log(LOG, rows, LOG_COLUMNS)
+    loop.write_log(layout.train_log("student", base), rows, LOG_COLUMNS)
     print(f"student: plain {len(plain_rows)} epochs (validation frame accuracy {plain_rows[-1]['val_acc']:.3f}), "
           f"DKP {len(dkp_rows)} epochs (DSTE {dkp_rows[-1]['val_acc']:.3f}, C_s {dkp_rows[-1]['val_acc_kd']:.3f}) "
-          f"-> {checkpoints.STUDENT}")
+          f"-> {s_path}")

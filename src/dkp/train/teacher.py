@@ -1,20 +1,20 @@
 """`dkp train-teacher`: the heavy network, TSN-style cross-entropy on frames (method.md 5).
 
-Writes models/teacher.pt (dkp.checkpoints) and results/train/teacher.csv (one row per
-epoch: loss, lr, training frame accuracy, validation frame accuracy inside the labelled
-activity, seconds). Resumable from .dkp-cache/train/teacher/<key>/ after any interruption.
+Writes models/seed-N/teacher.pt (dkp.checkpoints) and results/train/seed-N/teacher.csv (one
+row per epoch: loss, lr, training frame accuracy, validation frame accuracy inside the
+labelled activity, seconds), for `--seed N`. Resumable from .dkp-cache/train/teacher/<key>/
+after any interruption (the key includes the seed).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import checkpoints, framestore, runtime
+from .. import checkpoints, framestore, layout, runtime
 from ..models import build_backbone, load_pretrained, param_count
 from . import checkpointing, classifier, loop
 from .data import load_subset
 
-LOG = Path("results") / "train" / "teacher.csv"
-SEED_OFFSET = 0  # each phase seeds run.seed + its offset, so phases do not depend on each other
+SEED_OFFSET = 0  # each phase seeds the run's seed + its offset, so phases do not depend on each other
 
 
 def input_files(p: dict) -> list[Path]:
@@ -23,23 +23,30 @@ def input_files(p: dict) -> list[Path]:
         framestore.shard_dir(i) / "index.csv" for i in range(p["frames"]["shards"])]
 
 
+def run_reads(p: dict) -> dict:
+    """The run settings a training stage reads besides its seed (not run.seeds: adding a seed
+    leaves the other seeds' resume folders valid)."""
+    return {"threads": p["run"]["threads"], "device": p["run"]["device"]}
+
+
 def reads(p: dict) -> dict:
-    """The params this stage reads (the resume key)."""
-    return {"run": p["run"], "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
+    """The params this stage reads (with the seed, the resume key)."""
+    return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
             "shards": p["frames"]["shards"], "teacher": p["teacher"], "train_teacher": p["train"]["teacher"],
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
 
 
 def run(p: dict, args) -> None:
-    device = runtime.setup(p)
+    base = args.seed
+    device = runtime.setup(p, base)
     loop.make_deterministic(device)
     classes = framestore.load_classes(p)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     val = load_subset(p, p["data"]["val_subset"], len(classes))
     val_frames, val_labels, _ = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
-    folder = checkpointing.resume_dir("teacher", reads(p), input_files(p))
+    folder = checkpointing.resume_dir("teacher", base, reads(p), input_files(p))
 
-    seed = p["run"]["seed"] + SEED_OFFSET
+    seed = base + SEED_OFFSET
     runtime.seed_everything(seed)
     model = build_backbone(p["teacher"], len(classes))
     if p["teacher"]["pretrained"]:
@@ -48,11 +55,11 @@ def run(p: dict, args) -> None:
     rows = classifier.train_classifier(model, p["teacher"], p["train"]["teacher"], p["train"]["augment"], train,
                                        val_frames, val_labels, device, folder, "teacher", seed)
     model.eval()
-    checkpoints.save(checkpoints.TEACHER, {
+    checkpoints.save(layout.teacher_checkpoint(base), {
         "kind": "teacher", "classes": classes, "num_classes": len(classes),
         "backbones": {"teacher": checkpoints.backbone_entry(model, p["teacher"])}})
-    loop.write_log(LOG, rows, classifier.LOG_COLUMNS)
+    loop.write_log(layout.train_log("teacher", base), rows, classifier.LOG_COLUMNS)
     last = rows[-1]
     print(f"teacher: {p['teacher']['arch']} x{p['teacher']['width']:g} ({param_count(model) / 1e6:.2f} M params), "
           f"{len(train)} training videos, {len(rows)} epochs, validation frame accuracy {last['val_acc']:.3f} "
-          f"-> {checkpoints.TEACHER}")
+          f"-> {layout.teacher_checkpoint(base)}")
