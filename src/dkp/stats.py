@@ -82,9 +82,11 @@ def weighted_mean_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray
 
 
 def interval(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0 (the resamples): (lower, upper) at `level` (e.g. 0.95)."""
+    """Percentile interval over axis 0 (the resamples): (lower, upper) at `level` (e.g. 0.95).
+
+    A resample where the quantity is undefined (NaN: e.g. none of a subset's videos drawn) is left out."""
     tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(np.asarray(replicates, dtype=np.float64), [tail, 100.0 - tail], axis=0)
+    lo, hi = np.nanpercentile(np.asarray(replicates, dtype=np.float64), [tail, 100.0 - tail], axis=0)
     return lo, hi
 
 
