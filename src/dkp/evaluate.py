@@ -5,9 +5,13 @@ files, and writes:
 - results/curves.csv: one row per configuration (dkp.configs order): the seed-mean mAP,
   its interval from the paired bootstrap over videos of the seed-averaged mAP, the seed
   spread, GFLOPs (mean of the predictions' per-video `gflops`), frame counts fed and asked for;
-- results/bootstrap.npz: the draws themselves (video weights, per-seed points, replicates
-  of the seed-averaged mAP, per-seed S-3 gains), so `dkp figures` computes every claim's
-  effect on the same resamples;
+- results/bootstrap.npz: the draws themselves (video weights, seed weights, per-seed points,
+  replicates of the seed-averaged mAP, per-seed S-3 gains), so `dkp figures` computes every
+  claim's effect on the same resamples;
+
+Each resample draws the videos with replacement (the same draw for every configuration and
+seed: differences are paired) and the seeds with replacement (so the interval also carries
+the seed-to-seed variation the null simulation in tests/test_claims.py shows it needs).
 - results/metrics.json (DVC metrics): the operating points with their intervals, counts;
 - results/anet/seed-<n>/<config>.json: official ActivityNet result files (DSTE, Teacher).
 
@@ -137,17 +141,19 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
     draws = stats.Resamples.draw(labels, n_classes, n_boot, boot_seed)
     cfgs = configs_mod.build(p)
     point = np.zeros((3, len(seeds), len(cfgs)))  # mAP, mAP_official, top1 per seed (percent)
-    reps = np.zeros((n_boot, len(cfgs)))
-    top1_reps = np.zeros((n_boot, len(cfgs)))
+    per_seed = np.zeros((len(seeds), n_boot, len(cfgs)))
+    top1_per_seed = np.zeros((len(seeds), n_boot, len(cfgs)))
     for k, c in enumerate(cfgs):
         for s, seed in enumerate(seeds):
             pred = preds[seed][c.name]
             point[0, s, k] = 100 * metrics.mean_ap(pred.scores, pred.labels).value
             point[1, s, k] = 100 * metrics.mean_ap_official(pred.scores, pred.labels).value
             point[2, s, k] = 100 * metrics.top1(pred.scores, pred.labels)
-            reps[:, k] += 100 * draws.mean_ap(pred.scores) / len(seeds)
+            per_seed[s, :, k] = 100 * draws.mean_ap(pred.scores)
             correct = (pred.scores.argmax(axis=1) == labels).astype(np.float64)
-            top1_reps[:, k] += 100 * (draws.weights.astype(np.float64) @ correct) / n_videos / len(seeds)
+            top1_per_seed[s, :, k] = 100 * (draws.weights.astype(np.float64) @ correct) / n_videos
+    seed_w = stats.seed_weights(len(seeds), n_boot, boot_seed)
+    reps, top1_reps = stats.seed_mean(per_seed, seed_w), stats.seed_mean(top1_per_seed, seed_w)
     lo, hi = stats.interval(reps, level)
     t_lo, t_hi = stats.interval(top1_reps, level)
     rows = []
@@ -172,6 +178,7 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
         "names": np.array([c.name for c in cfgs], dtype=str), "groups": np.array([c.group for c in cfgs], dtype=str),
         "gflops": table["gflops"].to_numpy(np.float64), "seeds": np.array(seeds, dtype=np.int64),
         "map_seeds": point[0], "map_replicates": reps, "weights": draws.weights.astype(np.uint16),
+        "seed_weights": seed_w,
         "video_ids": np.asarray(ref.video_ids, dtype=str), "level": np.float64(level),
         "s3_gain": s3_gains(p, ref.video_ids),
     }

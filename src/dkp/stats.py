@@ -19,9 +19,11 @@ import math
 import numpy as np
 
 
-def resample_weights(n_videos: int, resamples: int, seed: int) -> np.ndarray:
-    """(B, V) int32 counts: row b = how often each video is drawn in resample b (rows sum to V)."""
-    rng = np.random.default_rng(seed)
+def resample_weights(n_videos: int, resamples: int, seed: int, stream: int = 0) -> np.ndarray:
+    """(B, V) int32 counts: row b = how often each video is drawn in resample b (rows sum to V).
+
+    stream: an independent draw from the same seed (stream 1 resamples the seeds, see seed_mean)."""
+    rng = np.random.default_rng(seed if stream == 0 else [seed, stream])
     idx = rng.integers(0, n_videos, size=(resamples, n_videos))
     flat = idx + (np.arange(resamples) * n_videos)[:, None]
     return np.bincount(flat.ravel(), minlength=resamples * n_videos).reshape(resamples, n_videos).astype(np.int32)
@@ -79,6 +81,20 @@ def weighted_mean_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray
     classes with a positive of non-zero weight in that row (metrics.mean_ap's convention)."""
     scores = np.asarray(scores)
     return Resamples(labels, weights, scores.shape[1]).mean_ap(scores)
+
+
+def seed_weights(n_seeds: int, resamples: int, seed: int) -> np.ndarray:
+    """(B, S) float weights that average each resample over a resample of the seeds (rows sum to 1).
+
+    The video bootstrap alone leaves out how much another set of seeds would move the mean; drawing
+    the seeds with replacement inside every resample puts that variation into the interval too."""
+    return resample_weights(n_seeds, resamples, seed, stream=1) / float(n_seeds)
+
+
+def seed_mean(per_seed: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, ...) replicates of the seed mean from per-seed replicates (S, B, ...) and seed_weights (B, S)."""
+    per_seed = np.asarray(per_seed, dtype=np.float64)
+    return np.einsum("sb...,bs->b...", per_seed, weights)
 
 
 def interval(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t
            "r_s", "r_t", "gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min", "mAP_seed_max", "seeds",
            "mAP_official", "top1", "videos_evaluated", "videos_skipped"]
 BOOTSTRAP_FIELDS = ("names", "groups", "gflops", "seeds", "map_seeds", "map_replicates", "weights", "video_ids",
-                    "level", "s3_gain")
+                    "level", "s3_gain", "seed_weights")
 HEIGHT = 2.45  # in, S-1 and S-2 at column width
 
 S2_STYLE = {"dste_nt5": ("nt-5", "o", "C0"), "dste_ns20": ("ns-20", "s", "C3"), "teacher": ("Teacher", "^", "C7")}
