@@ -36,6 +36,7 @@ def run(p: dict, args=None) -> None:
 
     rows = curves.load(CURVES)
     curves.check_groups(rows, p)
+    arrays = curves.load_bootstrap(BOOTSTRAP, rows)
     videos = s3.load_videos(s3.frames_json_path(p))
     chosen = s3.select(videos, p["figures"]["s3_videos"])
     clean_stale_temps(FIGURES)
@@ -43,7 +44,7 @@ def run(p: dict, args=None) -> None:
     written = s3.render(p, chosen, _classes(p), FIGURES / "s3")
     written += curves.render_s1(rows, FIGURES / "s1", p["figures"]["dpi"])
     written += curves.render_s2(rows, FIGURES / "s2", p["figures"]["dpi"])
-    draws = claims.Draws.from_arrays(rows, curves.load_bootstrap(BOOTSTRAP, rows))
+    draws = claims.Draws.from_arrays(rows, arrays)
     verdicts = claims.evaluate_all(draws, p["figures"])
     write_json(CLAIMS, claims.claims_json(verdicts))
     written.append(CLAIMS)

@@ -135,17 +135,15 @@ def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
             _errorbar(ax, pts, f"C{i}")
         s1 = rows[rows["group"].isin(groups)]
         _pad_limits(ax, s1["gflops"], pd.concat([s1["mAP_lo"], s1["mAP_hi"]]), frac=(0.04, 0.08))
-        _interval_note(ax, rows)
-        ax.legend(loc="best")
+        ax.legend(loc="best", title=_bars_title(rows), title_fontsize=5.5)
         _freeze_layout(fig)
         return output.save(fig, stem, dpi)
 
 
-def _interval_note(ax, rows: pd.DataFrame) -> None:
-    """Say what the bars are, in the corner: seeds averaged, video bootstrap."""
-    seeds = int(rows["seeds"].max()) if "seeds" in rows else 1
-    ax.text(0.99, 0.02, f"bars: 95% video-bootstrap interval, mean of {seeds} seed{'s' if seeds != 1 else ''}",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=5, color="0.35")
+def _bars_title(rows: pd.DataFrame) -> str:
+    """What the bars are, as the legend's title: seeds averaged, video bootstrap."""
+    seeds = int(rows["seeds"].max())
+    return f"mean of {seeds} seed{'s' if seeds != 1 else ''}, bars: 95% interval"
 
 
 def point_label(row) -> str:
@@ -173,8 +171,7 @@ def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
             raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
         shown = rows[rows["group"].isin(list(S2_STYLE))]
         _pad_limits(ax, [x for x, *_ in points], pd.concat([shown["mAP_lo"], shown["mAP_hi"]]), frac=(0.08, 0.14))
-        _interval_note(ax, rows)
-        legend = ax.legend(loc="best", title="labels: $n_s/n_t$", title_fontsize=6)
+        legend = ax.legend(loc="best", title="labels: $n_s/n_t$\n" + _bars_title(rows), title_fontsize=5.5)
         _freeze_layout(fig)
         renderer = fig.canvas.get_renderer()
         avoid = [legend.get_window_extent(renderer).padded(2)]
