@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from pathlib import Path
 
@@ -34,11 +35,30 @@ def curves_table(p: dict) -> pd.DataFrame:
         base = {"dste": 75.0, "dkp": 73.0, "teacher": 72.0, "student": 55.0, "student-kd": 58.0}[c.method]
         bonus = 2.0 if c.strategy == "fixed" else (0.5 * (c.ratio or 0) / 8)
         m = base + bonus - 30.0 * math.exp(-g / 6.0)
+        half = 2.0 + 3.0 * math.exp(-g / 6.0)  # wider where the curves are steep
         rows.append({"name": c.name, "group": c.group, "figure": c.figure, "method": c.method,
-                     "strategy": c.strategy, "ratio": c.ratio, "n_s": c.ns, "n_t": c.nt, "r_s": c.rs, "r_t": c.rt,
-                     "gflops": g, "mAP": m, "mAP_official": m - 0.4, "top1": m + 3.0,
-                     "videos_evaluated": 4, "videos_skipped": 0})
+                     "strategy": c.strategy, "ratio": c.ratio, "n_s": 0.9 * ns, "n_t": nt,
+                     "n_s_nominal": ns, "n_t_nominal": nt, "distinct_s": 0.9 if ns else None,
+                     "distinct_t": 1.0 if nt else None, "r_s": c.rs, "r_t": c.rt,
+                     "gflops": g, "mAP": m, "mAP_lo": m - half, "mAP_hi": m + 0.8 * half, "mAP_seed_min": m - 1.0,
+                     "mAP_seed_max": m + 1.0, "seeds": 2, "mAP_official": m - 0.4, "top1": m + 3.0,
+                     "top1_lo": m, "top1_hi": m + 6.0, "videos_evaluated": 4, "videos_skipped": 0})
     return pd.DataFrame(rows)
+
+
+def bootstrap_arrays(table: pd.DataFrame, n_videos: int = len("abcd"), resamples: int = 300) -> dict:
+    """results/bootstrap.npz as dkp evaluate writes it, with replicates scattered around the table's mAP."""
+    from dkp import stats
+
+    rng = np.random.default_rng(5)
+    m = table["mAP"].to_numpy(float)
+    seeds = np.vstack([m - 1.0, m + 1.0])
+    reps = m + 1.5 * rng.standard_normal((resamples, 1)) + 0.5 * rng.standard_normal((resamples, m.size))
+    return {"names": table["name"].to_numpy(str), "groups": table["group"].to_numpy(str),
+            "gflops": table["gflops"].to_numpy(float), "seeds": np.array([0, 1]), "map_seeds": seeds,
+            "map_replicates": reps, "weights": stats.resample_weights(n_videos, resamples, 0).astype(np.uint16),
+            "video_ids": np.array([v for v, *_ in VIDEOS]), "level": np.float64(0.95),
+            "s3_gain": np.array([[g for *_, g in VIDEOS]] * 2), "seed_weights": stats.seed_weights(2, resamples, 0)}
 
 
 def make_video(vid: str, label: str, index: int, duration: float, gain: float, seed: int) -> dict:
@@ -74,7 +94,11 @@ VIDEOS = [("v_aaa", "Applying sunscreen", 0, 30.0, 0.25), ("v_bbb", "Arm wrestli
 def build_inputs(root: Path, p: dict) -> list[dict]:
     """Every input of `dkp figures` under root; returns the frames.json records."""
     (root / "results").mkdir(exist_ok=True)
-    curves_table(p).to_csv(root / "results" / "curves.csv", index=False)
+    table = curves_table(p)
+    table.to_csv(root / "results" / "curves.csv", index=False)
+    from dkp.predictions import save_npz
+
+    save_npz(root / "results" / "bootstrap.npz", bootstrap_arrays(table))
     videos = [make_video(v, lab, i, d, g, seed=i) for i, (v, lab, _, d, g) in enumerate(VIDEOS)]
     path = root / s3.frames_json_path(p)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,9 +147,11 @@ def test_figures_are_byte_identical_on_rerun(figures_run):
     root, _, _ = figures_run
     before = {f.name: f.read_bytes() for f in sorted((root / "results/figures").iterdir())}
     before["README.md"] = (root / "results/README.md").read_bytes()
+    before["claims.json"] = (root / "results/claims.json").read_bytes()
     assert cli.main(["figures", "--params", "params.yaml"]) == 0
     after = {f.name: f.read_bytes() for f in sorted((root / "results/figures").iterdir())}
     after["README.md"] = (root / "results/README.md").read_bytes()
+    after["claims.json"] = (root / "results/claims.json").read_bytes()
     assert before == after
 
 
@@ -143,6 +169,16 @@ def test_report_has_table_and_six_verdicts(figures_run):
     assert "mobilenet_v2" in text and "resnet18" in text and "1 fps" in text
     # default S-3 choice: the two largest DSTE gains of the hand-made videos
     assert "videos `v_ddd`, `v_aaa`" in text
+    # every mAP with its interval, every effect with its interval and seeds; how to read them
+    row = next(line for line in text.splitlines() if line.startswith("| teacher_nt5 |"))
+    assert re.search(r"\| \d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\] \|", row), row
+    assert re.search(r"[+-]\d+\.\d\d mAP \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\], \d of 2 seeds > 0", text)
+    assert "### How to read the intervals" in text and "Paired" in text
+    verdicts = json.loads((root / "results/claims.json").read_text())
+    assert sorted(verdicts) == [str(n) for n in range(1, 7)]
+    assert {v["status"] for v in verdicts.values()} <= {"holds", "fails", "inconclusive", "not testable"}
+    effect = verdicts["1"]["effects"]["Fixed-4 minus Adaptive-4"]
+    assert effect["lo"] <= effect["effect"] <= effect["hi"] and len(effect["seeds"]) == 2
 
 
 def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeypatch):
@@ -160,7 +196,7 @@ def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeyp
     text = (tiny_workdir / "results/README.md").read_text()
     assert "| validation | 4 | 3 | 1 | 0 | 0 |" in text and "| training | 4 | 4 | 0 | 0 | 0 |" in text
     assert "`v_gone` (validation, ingest): missing: no file" in text and "unknown class 2" in text
-    assert "| teacher_nt5 | 20.5 | 71.5 |" in text and "- videos.evaluated: 3" in text
+    assert "| teacher_nt5 | 20.5 | 71.5 |" in text, text and "- videos.evaluated: 3" in text
     assert "not available" not in text
 
 
@@ -190,6 +226,13 @@ def test_missing_inputs_give_one_line(tiny_workdir, tiny_params, monkeypatch, ca
     assert cli.main(["figures", "--params", "params.yaml"]) == 1
     assert "dste_ns20" in capsys.readouterr().err
     curves_table(tiny_params).to_csv(tiny_workdir / "results/curves.csv", index=False)
+    (tiny_workdir / "results/bootstrap.npz").unlink()
+    assert cli.main(["figures", "--params", "params.yaml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bootstrap.npz not found" in err[0]
+    from dkp.predictions import save_npz
+
+    save_npz(tiny_workdir / "results/bootstrap.npz", bootstrap_arrays(curves_table(tiny_params)))
     for f in (tiny_workdir / "data/frames").rglob("v_ddd.npy"):  # v_ddd is drawn by default
         f.unlink()
     assert cli.main(["figures", "--params", "params.yaml"]) == 1
@@ -208,6 +251,7 @@ def test_strip_frames_line_up_with_time_bins():
 def test_s2_point_labels_do_not_overlap(tiny_workdir, monkeypatch):
     """Dense S-2 (the default sweep lists): the placed labels' boxes are pairwise disjoint."""
     import matplotlib.pyplot as plt
+    from matplotlib.text import Annotation
     from matplotlib.transforms import Bbox
 
     p = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))
@@ -217,7 +261,8 @@ def test_s2_point_labels_do_not_overlap(tiny_workdir, monkeypatch):
 
     def keep_boxes(fig, stem, dpi):
         r = fig.canvas.get_renderer()
-        captured.extend(t.get_window_extent(r) for t in fig.axes[0].texts)
+        captured.extend(t.get_window_extent(r) for t in fig.axes[0].texts
+                        if isinstance(t, Annotation))
         return real_save(fig, stem, dpi)
 
     monkeypatch.setattr(curves.output, "save", keep_boxes)
@@ -236,4 +281,6 @@ def test_report_table_formats_fixed_rows(tiny_params):
     table = "\n".join(report.config_table(rows))
     fixed = next(line for line in table.splitlines() if line.startswith("| dste_fixed-4_rt16 |"))
     cells = [c.strip() for c in fixed.strip("|").split("|")]
-    assert cells[4] == "" and cells[5] == "" and cells[6] == "4" and cells[7] == "16"
+    assert cells[4] == "15" and cells[5] == "3.75" and cells[6] == "90% / 100%"  # mean nominal counts, shares
+    assert cells[7] == "4" and cells[8] == "16"
+    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", cells[10]) and cells[11].endswith("(2)")

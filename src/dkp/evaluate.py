@@ -1,9 +1,21 @@
-"""`dkp evaluate`: score every configuration's predictions.
+"""`dkp evaluate`: score every configuration's predictions over all seeds, with video-bootstrap intervals.
 
-Writes results/curves.csv (one row per configuration, dkp.configs order),
-results/metrics.json (DVC metrics: the operating points, video counts, excluded
-classes) and results/anet/<config>.json (official ActivityNet result files for
-the DSTE and Teacher configurations).
+Reads each seed's prediction files (layout.predictions_file) and the S-3 per-frame
+files, and writes:
+- results/curves.csv: one row per configuration (dkp.configs order): the seed-mean mAP,
+  its interval from the paired bootstrap over videos of the seed-averaged mAP, the seed
+  spread, GFLOPs (mean of the predictions' per-video `gflops`), frame counts fed and asked for;
+- results/bootstrap.npz: the draws themselves (video weights, seed weights, per-seed points,
+  replicates of the seed-averaged mAP, per-seed S-3 gains), so `dkp figures` computes every
+  claim's effect on the same resamples;
+
+Each resample draws the videos with replacement (the same draw for every configuration and
+seed: differences are paired) and the seeds with replacement (so the interval also carries
+the seed-to-seed variation the null simulation in tests/test_claims.py shows it needs).
+- results/metrics.json (DVC metrics): the operating points with their intervals, counts;
+- results/anet/seed-<n>/<config>.json: official ActivityNet result files (DSTE, Teacher).
+
+Needs no model and no torch: the sweep stores each video's cost in the predictions.
 """
 from __future__ import annotations
 
@@ -14,56 +26,41 @@ import numpy as np
 import pandas as pd
 
 from . import configs as configs_mod
-from . import layout, metrics
+from . import layout, metrics, stats
 from .anet_format import results_json
-from .atomic import atomic_dir, write_csv, write_json
+from .atomic import atomic_dir, atomic_path, write_csv, write_json
 from .errors import DkpError
-from .predictions import Predictions, read as read_predictions
+from .predictions import Predictions, read as read_predictions, save_npz
 
-CURVES = Path("results/curves.csv")
-METRICS = Path("results/metrics.json")
-ANET_DIR = Path("results/anet")
-DATA_REPORT = Path("results/data_report.json")
+CURVES = layout.CURVES
+METRICS = layout.METRICS
+BOOTSTRAP = layout.BOOTSTRAP
+ANET_DIR = layout.ANET
+DATA_REPORT = layout.DATA_REPORT
 ANET_METHODS = ("dste", "teacher")
-COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "r_s", "r_t", "gflops",
-           "mAP", "mAP_official", "top1", "videos_evaluated", "videos_skipped"]
+COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "n_s_nominal", "n_t_nominal",
+           "distinct_s", "distinct_t", "r_s", "r_t", "gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min",
+           "mAP_seed_max", "seeds", "mAP_official", "top1", "top1_lo", "top1_hi", "videos_evaluated",
+           "videos_skipped"]
 
 
-def mean_gflops(cost, method: str, ns: np.ndarray, nt: np.ndarray) -> float:
-    """Mean over videos of the per-video cost (fixed sampling: each video's own counts)."""
-    pairs, inverse = np.unique(np.stack([ns, nt], axis=1), axis=0, return_inverse=True)
-    per_pair = np.array([float(cost.gflops(method, int(a), int(b))) for a, b in pairs])
-    return float(per_pair[np.asarray(inverse).reshape(-1)].mean())
-
-
-def score(pred: Predictions) -> dict:
-    """mAP, official mAP and top-1 (percent) of one configuration, with the excluded classes."""
-    m = metrics.mean_ap(pred.scores, pred.labels)
-    o = metrics.mean_ap_official(pred.scores, pred.labels)
-    return {"mAP": 100 * m.value, "mAP_official": 100 * o.value,
-            "top1": 100 * metrics.top1(pred.scores, pred.labels), "excluded": list(m.excluded)}
+def bootstrap_params(p: dict) -> tuple[int, int, float]:
+    b = p["evaluate"]["bootstrap"]
+    return int(b["resamples"]), int(b["seed"]), float(b["level"])
 
 
 def skipped_videos(p: dict) -> dict[str, int]:
-    """Evaluation-subset videos left out, by reason: from results/data_report.json when present,
-    else counted from the manifest and the frame index."""
-    if DATA_REPORT.exists():
-        found = _skipped_from_report(json.loads(DATA_REPORT.read_text()), p["data"]["val_subset"])
-        if found is not None:
-            return found
-    from . import framestore
-
-    manifest = pd.DataFrame(framestore.load_manifest(p))
-    val = manifest[manifest["subset"] == p["data"]["val_subset"]]
-    out = {"missing": int((val["status"] == "missing").sum()),
-           "unreadable": int((val["status"] == "unreadable").sum())}
-    index = pd.DataFrame(framestore.read_index(p))
-    ok_ids = set(val.loc[val["status"] == "ok", "id"].astype(str))
-    bad_frames = index[(index["id"].astype(str).isin(ok_ids)) & (index["status"] != "ok")]
-    not_extracted = ok_ids - set(index["id"].astype(str))
-    out["unreadable"] += int(len(bad_frames))
-    out["missing"] += len(not_extracted)
-    return out
+    """Evaluation-subset videos left out, by reason, from results/data_report.json."""
+    if not DATA_REPORT.exists():
+        raise DkpError(f"{DATA_REPORT} not found: run `dkp data-report` first")
+    try:
+        report = json.loads(DATA_REPORT.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DkpError(f"{DATA_REPORT}: not valid JSON ({exc})") from None
+    found = _skipped_from_report(report, p["data"]["val_subset"])
+    if found is None:
+        raise DkpError(f"{DATA_REPORT} has no counts for subset {p['data']['val_subset']!r}: rerun `dkp data-report`")
+    return found
 
 
 def _skipped_from_report(report: dict, subset: str) -> dict[str, int] | None:
@@ -82,46 +79,124 @@ def _skipped_from_report(report: dict, subset: str) -> dict[str, int] | None:
 
 
 def load_all(p: dict) -> dict[int, dict[str, Predictions]]:
-    """{seed: {configuration name: Predictions}} for every seed of run.seeds; every seed and
-    configuration must cover the same videos in the same order."""
-    preds = {seed: {c.name: read_predictions(layout.predictions_file(seed, c.group, c.name))
-                    for c in configs_mod.build(p)} for seed in p["run"]["seeds"]}
-    first = p["run"]["seeds"][0]
-    ref = next(iter(preds[first].values()))
-    for seed, by_name in preds.items():
-        for name, pred in by_name.items():
-            if not np.isfinite(pred.scores).all():
-                raise DkpError(f"predictions of {name} (seed {seed}) hold non-finite scores; "
-                               f"rerun `dkp sweep --seed {seed}`")
-            if not np.array_equal(pred.video_ids, ref.video_ids):
-                raise DkpError(f"predictions of {name} (seed {seed}) cover other videos than those of "
-                               f"{next(iter(preds[first]))} (seed {first}); rerun `dkp sweep --seed {seed}`")
-    return preds
+    """{seed: {configuration: predictions}}; every file must cover the same videos with the same labels."""
+    out: dict[int, dict[str, Predictions]] = {}
+    ref, ref_where = None, None
+    for seed in [int(s) for s in p["run"]["seeds"]]:
+        out[seed] = {}
+        for c in configs_mod.build(p):
+            path = layout.predictions_file(seed, c.group, c.name)
+            pred = read_predictions(path)
+            if not np.isfinite(pred.scores).all() or not np.isfinite(pred.gflops).all():
+                raise DkpError(f"{path} holds non-finite scores or GFLOPs; rerun `dkp sweep`")
+            if ref is None:
+                ref, ref_where = pred, path
+            elif not (np.array_equal(pred.video_ids, ref.video_ids) and np.array_equal(pred.labels, ref.labels)):
+                raise DkpError(f"{path} covers other videos (or labels) than {ref_where}; rerun `dkp sweep`")
+            out[seed][c.name] = pred
+    return out
 
 
-def curves_table(p: dict, preds: dict[str, Predictions], cost, skipped: int) -> tuple[pd.DataFrame, dict]:
-    rows, scores = [], {}
-    for c in configs_mod.build(p):
-        pred = preds[c.name]
-        s = score(pred)
-        s["gflops"] = mean_gflops(cost, c.method, pred.ns, pred.nt)
-        scores[c.name] = s
+def s3_gains(p: dict, video_ids: np.ndarray) -> np.ndarray:
+    """(S, V) per seed and video: mean DSTE minus mean Student ground-truth probability over the
+    S-3 configuration's frames; NaN for a video (or a seed) without frames."""
+    name = p["sweep"]["s3_config"]
+    group = configs_mod.by_name(p)[name].group
+    col = {str(v): i for i, v in enumerate(video_ids)}
+    seeds = [int(s) for s in p["run"]["seeds"]]
+    gains = np.full((len(seeds), len(video_ids)), np.nan)
+    for k, seed in enumerate(seeds):
+        path = layout.s3_frames_file(seed, group, name)
+        if not path.exists():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DkpError(f"{path}: not valid JSON ({exc})") from None
+        for v in data.get("videos", []) if isinstance(data, dict) else data:
+            s, d = np.asarray(v.get("student", []), float), np.asarray(v.get("dste", []), float)
+            if str(v.get("id")) not in col:
+                raise DkpError(f"{path}: video {v.get('id')!r} is not among the evaluated videos; rerun `dkp sweep`")
+            if s.size and d.size:
+                gains[k, col[str(v["id"])]] = d.mean() - s.mean()
+    return gains
+
+
+def _share(fed: list[np.ndarray], asked: list[np.ndarray]) -> float:
+    total = float(sum(a.sum() for a in asked))
+    return float(sum(f.sum() for f in fed)) / total if total > 0 else float("nan")
+
+
+def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
+    """(curves table, bootstrap arrays, per-configuration summary) over every seed."""
+    n_boot, boot_seed, level = bootstrap_params(p)
+    seeds = list(preds)
+    ref = next(iter(preds[seeds[0]].values()))
+    labels, n_videos, n_classes = ref.labels, len(ref.video_ids), ref.scores.shape[1]
+    draws = stats.Resamples.draw(labels, n_classes, n_boot, boot_seed)
+    cfgs = configs_mod.build(p)
+    point = np.zeros((3, len(seeds), len(cfgs)))  # mAP, mAP_official, top1 per seed (percent)
+    per_seed = np.zeros((len(seeds), n_boot, len(cfgs)))
+    top1_per_seed = np.zeros((len(seeds), n_boot, len(cfgs)))
+    for k, c in enumerate(cfgs):
+        for s, seed in enumerate(seeds):
+            pred = preds[seed][c.name]
+            point[0, s, k] = 100 * metrics.mean_ap(pred.scores, pred.labels).value
+            point[1, s, k] = 100 * metrics.mean_ap_official(pred.scores, pred.labels).value
+            point[2, s, k] = 100 * metrics.top1(pred.scores, pred.labels)
+            per_seed[s, :, k] = 100 * draws.mean_ap(pred.scores)
+            correct = (pred.scores.argmax(axis=1) == labels).astype(np.float64)
+            top1_per_seed[s, :, k] = 100 * (draws.weights.astype(np.float64) @ correct) / n_videos
+    seed_w = stats.seed_weights(len(seeds), n_boot, boot_seed)
+    reps, top1_reps = stats.seed_mean(per_seed, seed_w), stats.seed_mean(top1_per_seed, seed_w)
+    lo, hi = stats.interval(reps, level)
+    t_lo, t_hi = stats.interval(top1_reps, level)
+    rows = []
+    for k, c in enumerate(cfgs):
+        ps = [preds[seed][c.name] for seed in seeds]
         rows.append({
             "name": c.name, "group": c.group, "figure": c.figure, "method": c.method, "strategy": c.strategy,
-            "ratio": c.ratio, "n_s": float(pred.ns.mean()), "n_t": float(pred.nt.mean()),
-            "r_s": c.rs, "r_t": c.rt, "gflops": s["gflops"], "mAP": s["mAP"],
-            "mAP_official": s["mAP_official"], "top1": s["top1"],
-            "videos_evaluated": len(pred.video_ids), "videos_skipped": skipped})
-    return pd.DataFrame(rows, columns=COLUMNS), scores
+            "ratio": c.ratio, "n_s": float(np.mean([q.ns.mean() for q in ps])),
+            "n_t": float(np.mean([q.nt.mean() for q in ps])),
+            "n_s_nominal": float(np.mean([q.ns_nominal.mean() for q in ps])),
+            "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
+            "distinct_s": _share([q.ns for q in ps], [q.ns_nominal for q in ps]),
+            "distinct_t": _share([q.nt for q in ps], [q.nt_nominal for q in ps]),
+            "r_s": c.rs, "r_t": c.rt, "gflops": float(np.mean([q.gflops.mean() for q in ps])),
+            "mAP": float(point[0, :, k].mean()), "mAP_lo": float(lo[k]), "mAP_hi": float(hi[k]),
+            "mAP_seed_min": float(point[0, :, k].min()), "mAP_seed_max": float(point[0, :, k].max()),
+            "seeds": len(seeds), "mAP_official": float(point[1, :, k].mean()), "top1": float(point[2, :, k].mean()),
+            "top1_lo": float(t_lo[k]), "top1_hi": float(t_hi[k]),
+            "videos_evaluated": n_videos, "videos_skipped": skipped})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    arrays = {
+        "names": np.array([c.name for c in cfgs], dtype=str), "groups": np.array([c.group for c in cfgs], dtype=str),
+        "gflops": table["gflops"].to_numpy(np.float64), "seeds": np.array(seeds, dtype=np.int64),
+        "map_seeds": point[0], "map_replicates": reps, "weights": draws.weights.astype(np.uint16),
+        "seed_weights": seed_w,
+        "video_ids": np.asarray(ref.video_ids, dtype=str), "level": np.float64(level),
+        "s3_gain": s3_gains(p, ref.video_ids),
+    }
+    return table, arrays
 
 
-def metrics_summary(p: dict, scores: dict, n_videos: int, skipped: dict, class_names: list[str]) -> dict:
+def _r(x: float, digits: int = 4):
+    return None if not np.isfinite(x) else round(float(x), digits)
+
+
+def metrics_summary(p: dict, table: pd.DataFrame, n_videos: int, skipped: dict, class_names: list[str],
+                    excluded: list[int]) -> dict:
+    n_boot, boot_seed, level = bootstrap_params(p)
+    by_name = table.set_index("name")
     ops = {}
     for name in p["evaluate"]["operating_points"]:
-        s = scores[name]
-        ops[name] = {k: round(s[k], 4) for k in ("mAP", "mAP_official", "top1")} | {"gflops": round(s["gflops"], 6)}
-    excluded = sorted({i for s in scores.values() for i in s["excluded"]})
+        r = by_name.loc[name]
+        ops[name] = {k: _r(r[k]) for k in ("mAP", "mAP_lo", "mAP_hi", "mAP_seed_min", "mAP_seed_max",
+                                           "mAP_official", "top1")} | {"gflops": _r(r["gflops"], 6)}
+    half = (table["mAP_hi"] - table["mAP_lo"]) / 2
     return {"operating_points": ops,
+            "intervals": {"level": level, "resamples": n_boot, "seeds": int(table["seeds"].iloc[0]),
+                          "median_half_width": _r(float(half.median())), "max_half_width": _r(float(half.max()))},
             "videos": {"evaluated": n_videos, "skipped": sum(skipped.values()), **{f"skipped_{k}": v for k, v in
                                                                                    sorted(skipped.items())}},
             "classes": {"total": len(class_names), "excluded_from_mAP": len(excluded),
@@ -129,27 +204,29 @@ def metrics_summary(p: dict, scores: dict, n_videos: int, skipped: dict, class_n
 
 
 def run(p: dict, args) -> None:
-    from . import framestore, runtime
-    from .inference import Predictor
-
-    first = p["run"]["seeds"][0]
-    device = runtime.setup(p, first)
-    preds = load_all(p)[first]  # single-seed curves from the first seed
-    class_names = list(framestore.load_classes(p))
-    n_classes = next(iter(preds.values())).scores.shape[1]
-    if len(class_names) != n_classes:
-        raise DkpError(f"predictions have {n_classes} classes but data/classes.txt lists {len(class_names)}; "
-                       f"rerun the pipeline from `dkp data`")
-    cost = Predictor.load(p, device, first).cost()
+    preds = load_all(p)
+    if not layout.CLASSES.exists():
+        raise DkpError(f"{layout.CLASSES} not found: run `dkp data` first")
+    class_names = layout.CLASSES.read_text(encoding="utf-8").splitlines()
+    ref = next(iter(next(iter(preds.values())).values()))
+    if len(class_names) != ref.scores.shape[1]:
+        raise DkpError(f"predictions have {ref.scores.shape[1]} classes but {layout.CLASSES} lists "
+                       f"{len(class_names)}; rerun the pipeline from `dkp data`")
     skipped = skipped_videos(p)
-    n_videos = len(next(iter(preds.values())).video_ids)
-    table, scores = curves_table(p, preds, cost, sum(skipped.values()))
+    n_videos = len(ref.video_ids)
+    table, arrays = score_all(p, preds, sum(skipped.values()))
+    excluded = sorted(set(range(len(class_names))) - set(np.unique(ref.labels).tolist()))
     write_csv(CURVES, table)
-    write_json(METRICS, metrics_summary(p, scores, n_videos, skipped, class_names))
+    with atomic_path(BOOTSTRAP, suffix=".npz") as tmp:
+        save_npz(tmp, arrays)
+    write_json(METRICS, metrics_summary(p, table, n_videos, skipped, class_names, excluded))
     with atomic_dir(ANET_DIR) as tmp:
-        for c in configs_mod.build(p):
-            if c.method in ANET_METHODS:
-                pred = preds[c.name]
-                doc = results_json(pred.video_ids, pred.scores, class_names)
-                (tmp / f"{c.name}.json").write_text(json.dumps(doc, sort_keys=True) + "\n")
-    print(f"evaluate: {len(table)} configurations, {n_videos} videos -> {CURVES}, {METRICS}, {ANET_DIR}/")
+        for seed, by_config in preds.items():
+            (tmp / layout.seed_dir(seed)).mkdir()
+            for c in configs_mod.build(p):
+                if c.method in ANET_METHODS:
+                    pred = by_config[c.name]
+                    doc = results_json(pred.video_ids, pred.scores, class_names)
+                    (tmp / layout.seed_dir(seed) / f"{c.name}.json").write_text(json.dumps(doc, sort_keys=True) + "\n")
+    print(f"evaluate: {len(table)} configurations x {len(preds)} seeds, {n_videos} videos, "
+          f"{arrays['weights'].shape[0]} bootstrap resamples -> {CURVES}, {BOOTSTRAP}, {METRICS}, {ANET_DIR}/")

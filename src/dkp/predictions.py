@@ -1,8 +1,10 @@
 """Prediction files of the sweep (results/predictions/<group>/<config>.npz): write and read.
 
 An .npz holds `video_ids` (str), `labels` (int64 label indices), `scores`
-(V, C) float32 video probabilities, and per-video frame counts `ns`, `nt`
-(int64; 0 where the method does not use that network). np.savez stamps the
+(V, C) float32 video probabilities, per-video distinct frame counts `ns`, `nt`
+(int64; 0 where the method does not use that network), the counts the
+configuration asks for `ns_nominal`, `nt_nominal` (int64) and each video's cost
+`gflops` (float64, distinct frames only). np.savez stamps the
 current time into the zip entries, so this writer fixes it to make reruns
 byte-identical.
 """
@@ -16,17 +18,20 @@ import numpy as np
 
 from .errors import DkpError
 
-FIELDS = ("video_ids", "labels", "scores", "ns", "nt")
+FIELDS = ("video_ids", "labels", "scores", "ns", "nt", "ns_nominal", "nt_nominal", "gflops")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest zip timestamp: a constant, not the clock
 
 
 @dataclass
 class Predictions:
-    video_ids: np.ndarray  # (V,) str
-    labels: np.ndarray     # (V,) int64
-    scores: np.ndarray     # (V, C) float32
-    ns: np.ndarray         # (V,) int64
-    nt: np.ndarray         # (V,) int64
+    video_ids: np.ndarray   # (V,) str
+    labels: np.ndarray      # (V,) int64
+    scores: np.ndarray      # (V, C) float32
+    ns: np.ndarray          # (V,) int64 distinct student frames the configuration was fed (0 = unused role)
+    nt: np.ndarray          # (V,) int64 distinct teacher frames
+    ns_nominal: np.ndarray  # (V,) int64 student frames the configuration asks for (adaptive n_s, fixed ratio*n_t)
+    nt_nominal: np.ndarray  # (V,) int64 teacher frames it asks for
+    gflops: np.ndarray      # (V,) float64 cost of this video in GFLOPs (multiply-accumulates), distinct frames only
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -46,6 +51,9 @@ def write(path: str | Path, pred: Predictions) -> None:
         "scores": np.asarray(pred.scores, dtype=np.float32),
         "ns": np.asarray(pred.ns, dtype=np.int64),
         "nt": np.asarray(pred.nt, dtype=np.int64),
+        "ns_nominal": np.asarray(pred.ns_nominal, dtype=np.int64),
+        "nt_nominal": np.asarray(pred.nt_nominal, dtype=np.int64),
+        "gflops": np.asarray(pred.gflops, dtype=np.float64),
     })
 
 

@@ -6,13 +6,11 @@ rule evaluate:
         code=code("evaluate"),
         predictions=PREDICTIONS,
         data_report="results/data_report.json",
-        manifest="data/manifest.csv",
         classes="data/classes.txt",
-        frames=FRAME_SHARDS,
-        checkpoints=CHECKPOINTS,
     output:
         curves="results/curves.csv",
         metrics="results/metrics.json",
+        bootstrap="results/bootstrap.npz",
         anet=directory("results/anet"),
     params:
         tracked=tracked("evaluate"),
@@ -32,6 +30,7 @@ rule figures:
     input:
         code=code("figures"),
         curves="results/curves.csv",
+        bootstrap="results/bootstrap.npz",
         metrics="results/metrics.json",
         data_report="results/data_report.json",
         predictions=PREDICTIONS,
@@ -44,6 +43,7 @@ rule figures:
             caption="../report/figures.rst",
             category="Figures",
         ),
+        claims="results/claims.json",
         readme=report("results/README.md", caption="../report/readme.rst", category="Report"),
     params:
         tracked=tracked("figures"),

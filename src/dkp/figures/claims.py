@@ -1,4 +1,4 @@
-"""The supplementary's six claims as pure functions: each gives a verdict and the numbers behind it.
+"""The supplementary's six claims as pure functions: each gives a three-valued verdict and its evidence.
 
 Curves are compared at equal GFLOPs by piecewise-linear interpolation in GFLOPs,
 and only inside the range both curves cover (no extrapolation). Between the
@@ -15,14 +15,29 @@ Rules (figures params):
   equal GFLOPs) stays within `similar_margin` mAP points. The smallest GFLOPs
   from which the spread stays within the margin is measured and reported too.
 - "A beats B" over a region = A's mean mAP advantage over B there is positive.
+
+Evidence: GFLOPs are fixed, so each effect is computed on every row of the mAP
+draws (`Draws`): the seed mean, each seed, and each bootstrap replicate of the
+seed-averaged mAP (the same video resamples for every configuration, so the
+differences are paired). An effect **holds** when its interval lies entirely on
+the claimed side and every seed's own effect is on that side too, **fails** in
+the mirror case, and is **inconclusive** otherwise. A claim with two parts
+("both", "for adaptive and for fixed") holds when every part holds and fails when
+any part fails (each side of a 95 % interval errs at most 2.5 %, so two parts keep
+"fails" within 5 %). Claim 3 is an equivalence: it holds when the upper end of the
+spread's interval is below the margin (and every seed's spread is).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-HOLDS, FAILS, PARTLY, UNTESTABLE = "holds", "fails", "partly holds", "not testable"
+from .. import stats
+
+HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = "holds", "fails", "inconclusive", "not testable"
+VERDICT_CODE = {HOLDS: 1, FAILS: -1, INCONCLUSIVE: 0}
 
 S2_GROUPS = ("dste_nt5", "dste_ns20", "teacher")
 
@@ -37,8 +52,53 @@ CLAIMS = {
 
 
 @dataclass(frozen=True)
+class Draws:
+    """mAP (percent) of every configuration: the seed mean, each seed, and bootstrap replicates.
+
+    table: one row per configuration (group, figure, strategy, ratio, gflops), aligned with the
+    columns of seeds (S, K) and boot (B, K); s3_gain (S, V) per-video S-3 gains and weights (B, V)
+    the video resample counts, for claim 6.
+    """
+
+    table: pd.DataFrame
+    seeds: np.ndarray
+    boot: np.ndarray
+    level: float = 0.95
+    n_videos: int = 0
+    s3_gain: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    seed_ids: tuple = ()
+    seed_weights: np.ndarray | None = None  # (B, S) seed resample weights of each replicate (rows sum to 1)
+
+    @property
+    def point(self) -> np.ndarray:
+        return self.seeds.mean(axis=0)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """(1 + S + B, K): the row every effect is computed on."""
+        return np.vstack([self.point[None], self.seeds, self.boot])
+
+    @classmethod
+    def exact(cls, table: pd.DataFrame, level: float = 0.95) -> "Draws":
+        """A table's mAP taken as known exactly: one seed, a zero-width interval (for rules, not data)."""
+        m = table["mAP"].to_numpy(float)[None]
+        return cls(table.reset_index(drop=True), m, m.copy(), level)
+
+    @classmethod
+    def from_arrays(cls, table: pd.DataFrame, arrays) -> "Draws":
+        """curves.csv and results/bootstrap.npz (dkp evaluate), columns matched by configuration name."""
+        names = [str(n) for n in arrays["names"]]
+        table = table.set_index("name").loc[names].reset_index()
+        return cls(table, np.asarray(arrays["map_seeds"], float), np.asarray(arrays["map_replicates"], float),
+                   float(arrays["level"]), int(len(arrays["video_ids"])), np.asarray(arrays["s3_gain"], float),
+                   np.asarray(arrays["weights"]), tuple(int(s) for s in arrays["seeds"]),
+                   np.asarray(arrays["seed_weights"], float))
+
+
+@dataclass(frozen=True)
 class Curve:
-    """One curve: GFLOPs ascending (duplicates averaged) and mAP in percent."""
+    """One curve: GFLOPs ascending (duplicates averaged) and mAP (R draws x points)."""
 
     name: str
     g: np.ndarray
@@ -53,48 +113,87 @@ class Curve:
         return float(self.g[-1])
 
     def at(self, x) -> np.ndarray:
-        return np.interp(x, self.g, self.m)
+        """(R, len(x)) linear interpolation at x (inside the curve's range)."""
+        x = np.atleast_1d(np.asarray(x, float))
+        if self.g.size == 1:
+            return np.repeat(self.m[:, :1], x.size, axis=1)
+        i = np.clip(np.searchsorted(self.g, x, side="right") - 1, 0, self.g.size - 2)
+        t = np.clip((x - self.g[i]) / (self.g[i + 1] - self.g[i]), 0.0, 1.0)
+        return self.m[:, i] * (1 - t) + self.m[:, i + 1] * t
 
 
 @dataclass(frozen=True)
 class Diff:
-    """a - b in mAP points over [lo, hi] (inside both curves' ranges)."""
+    """a - b in mAP points over [lo, hi] (inside both curves' ranges); (R,) per draw."""
 
     lo: float
     hi: float
-    mean: float
-    min: float
-    max: float
+    mean: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One tested quantity with its evidence. Claimed: value > bound (side +1) or < bound (side -1)."""
+
+    label: str
+    point: float
+    lo: float
+    hi: float
+    seeds: tuple
+    bound: float
+    side: int
+    status: str
+    videos_needed: int | None  # validation videos for the interval to exclude the bound (inconclusive only)
+
+    def seeds_on_claimed_side(self) -> int:
+        return int(sum((s - self.bound) * self.side > 0 for s in self.seeds))
+
+    def as_dict(self) -> dict:
+        return {"effect": _round(self.point), "lo": _round(self.lo), "hi": _round(self.hi),
+                "seeds": [_round(s) for s in self.seeds], "bound": self.bound,
+                "claimed": ">" if self.side > 0 else "<", "verdict": VERDICT_CODE.get(self.status, 0),
+                "status": self.status, "videos_needed": self.videos_needed}
 
 
 @dataclass(frozen=True)
 class Verdict:
     number: int
     claim: str
-    status: str       # holds | fails | partly holds | not testable
+    status: str       # holds | fails | inconclusive | not testable
     evidence: str     # one paragraph: the rule applied and the numbers measured
     numbers: dict = field(default_factory=dict)
+    effects: tuple = ()
+
+
+def _round(x, digits: int = 4):
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
 
 
 def make_curve(name: str, gflops, m_ap) -> Curve:
-    """Sort by GFLOPs, average mAP over repeated GFLOPs, drop non-finite points."""
+    """Sort by GFLOPs, average mAP over repeated GFLOPs, drop non-finite points. m_ap: (n,) or (R, n)."""
     g = np.asarray(gflops, dtype=float)
-    m = np.asarray(m_ap, dtype=float)
-    keep = np.isfinite(g) & np.isfinite(m)
-    g, m = g[keep], m[keep]
+    m = np.atleast_2d(np.asarray(m_ap, dtype=float))
+    keep = np.isfinite(g) & np.isfinite(m).all(axis=0)
+    g, m = g[keep], m[:, keep]
     if g.size == 0:
         return Curve(name, g, m)
     ug, inv = np.unique(g, return_inverse=True)
-    um = np.bincount(inv, weights=m) / np.bincount(inv)
-    return Curve(name, ug, um)
+    inv = np.asarray(inv).reshape(-1)
+    onehot = np.zeros((g.size, ug.size))
+    onehot[np.arange(g.size), inv] = 1.0
+    return Curve(name, ug, (m @ onehot) / onehot.sum(axis=0))
 
 
-def curves_from_table(rows, groups=None) -> dict[str, Curve]:
-    """Curves keyed by group from a curves.csv DataFrame (columns group, gflops, mAP)."""
+def curves_from(draws: Draws, groups=None) -> dict[str, Curve]:
+    """Curves keyed by group, every draw at once."""
     out = {}
-    for group, sub in rows.groupby("group", sort=True):
+    t, rows = draws.table, draws.rows
+    for group in sorted(set(t["group"])):
         if groups is None or group in groups:
-            c = make_curve(group, sub["gflops"], sub["mAP"])
+            idx = np.flatnonzero((t["group"] == group).to_numpy())
+            c = make_curve(group, t["gflops"].to_numpy(float)[idx], rows[:, idx])
             if c.g.size:
                 out[group] = c
     return out
@@ -118,12 +217,12 @@ def diff(a: Curve, b: Curve, lo: float = -np.inf, hi: float = np.inf) -> Diff | 
     x = np.union1d(np.concatenate([a.g, b.g]), [lo, hi])
     x = x[(x >= lo) & (x <= hi)]
     d = a.at(x) - b.at(x)
-    mean = float(d[0]) if x.size == 1 else float(np.trapezoid(d, x) / (hi - lo))
-    return Diff(lo, hi, mean, float(d.min()), float(d.max()))
+    mean = d[:, 0] if x.size == 1 else np.trapezoid(d, x, axis=1) / (hi - lo)
+    return Diff(lo, hi, mean, d.min(axis=1), d.max(axis=1))
 
 
 def spread(curves, lo: float = -np.inf, hi: float = np.inf):
-    """(x, best-minus-worst mAP at x) on the break points of [lo, hi] ∩ the common range, or None.
+    """(x, best-minus-worst mAP at x, (R, len(x))) on the break points of [lo, hi] ∩ the common range, or None.
 
     Between break points the spread is convex (max minus min of linear pieces), so
     its maximum over the range is the maximum over these points.
@@ -139,11 +238,12 @@ def spread(curves, lo: float = -np.inf, hi: float = np.inf):
 
 
 def similar_from(curves, margin: float) -> float | None:
-    """Smallest GFLOPs from which the spread stays within margin up to the common range's end."""
+    """Smallest GFLOPs from which the seed-mean spread stays within margin up to the common range's end."""
+    curves = [Curve(c.name, c.g, c.m[:1]) for c in curves]
     sp = spread(curves)
-    if sp is None or sp[1][-1] > margin:
+    if sp is None or sp[1][0, -1] > margin:
         return None
-    x, s = sp
+    x, s = sp[0], sp[1][0]
     over = np.nonzero(s > margin)[0]
     if over.size == 0:
         return float(x[0])
@@ -151,7 +251,7 @@ def similar_from(curves, margin: float) -> float | None:
     a, b = float(x[k]), float(x[k + 1])
 
     def s_at(t):
-        ys = [float(c.at(t)) for c in curves]
+        ys = [float(c.at(t)[0, 0]) for c in curves]
         return max(ys) - min(ys)
 
     for _ in range(60):  # bisection: the sublevel set of a convex piece is an interval ending at b
@@ -160,87 +260,125 @@ def similar_from(curves, margin: float) -> float | None:
     return b
 
 
-def _fmt(d: Diff | None) -> str:
-    if d is None:
-        return "no overlap"
-    return (f"{d.mean:+.2f} mAP points on average over {d.lo:.3g}-{d.hi:.3g} GFLOPs "
-            f"(min {d.min:+.2f}, max {d.max:+.2f})")
+def decide(label: str, values: np.ndarray, draws_seeds: int, level: float, n_videos: int,
+           bound: float = 0.0, side: int = 1) -> Effect:
+    """The three-valued rule on one effect computed per draw row (seed mean, S seeds, B replicates)."""
+    values = np.asarray(values, float)
+    point, seeds, boot = float(values[0]), values[1:1 + draws_seeds], values[1 + draws_seeds:]
+    lo, hi = (float(v) for v in stats.interval(boot, level))
+    above = lo > bound and bool(np.all(seeds > bound))
+    below = hi < bound and bool(np.all(seeds < bound))
+    status = (HOLDS if above else FAILS if below else INCONCLUSIVE) if side > 0 else \
+        (HOLDS if below else FAILS if above else INCONCLUSIVE)
+    needed = None
+    if status == INCONCLUSIVE and not (lo > bound or hi < bound) and n_videos:
+        half = point - lo if point > bound else hi - point  # the side of the interval facing the bound
+        needed = stats.videos_to_exclude(n_videos, abs(point - bound), half)
+    return Effect(label, point, lo, hi, tuple(float(s) for s in seeds), bound, side, status, needed)
 
 
-def _combine(results: list[Diff | None]) -> str:
-    """holds if every comparison is positive, fails if none is, partly otherwise."""
-    tested = [r for r in results if r is not None]
-    if not tested:
+def combine(effects: list[Effect]) -> str:
+    """Every part must hold for the claim to hold; one part that fails makes it fail."""
+    if not effects:
         return UNTESTABLE
-    wins = sum(r.mean > 0 for r in tested)
-    if wins == len(results):
-        return HOLDS
-    return FAILS if wins == 0 else PARTLY
+    if any(e.status == FAILS for e in effects):
+        return FAILS
+    return HOLDS if all(e.status == HOLDS for e in effects) else INCONCLUSIVE
 
 
-def _s1_groups(rows) -> dict[tuple[str, float], str]:
+def fmt_effect(e: Effect, unit: str = "mAP", digits: int = 2) -> str:
+    """'+4.40 mAP [1.90, 6.80], 3 of 3 seeds > 0'."""
+    rel = ">" if e.side > 0 else "<"
+    return (f"{e.point:+.{digits}f} {unit} [{e.lo:+.{digits}f}, {e.hi:+.{digits}f}], "
+            f"{e.seeds_on_claimed_side()} of {len(e.seeds)} seeds {rel} {e.bound:g}")
+
+
+def settle(e: Effect, n_videos: int) -> str:
+    """What would settle an inconclusive effect."""
+    if e.status != INCONCLUSIVE:
+        return ""
+    if e.lo > e.bound or e.hi < e.bound:
+        return f" The interval excludes {e.bound:g} but the seeds disagree: more seeds would settle it."
+    if e.videos_needed is None:
+        return f" The effect sits at {e.bound:g}: no number of videos settles it at this size."
+    return (f" At the measured effect, about {e.videos_needed} validation videos (now {n_videos}) would make the "
+            f"interval exclude {e.bound:g} (width shrinks as 1/sqrt(videos)).")
+
+
+def _describe(effects: list[Effect], n_videos: int, unit: str = "mAP", digits: int = 2) -> str:
+    return "; ".join(f"{e.label} = {fmt_effect(e, unit, digits)} ({e.status}).{settle(e, n_videos)}".rstrip(".")
+                     for e in effects) + "."
+
+
+def _s1_groups(t: pd.DataFrame) -> dict[tuple[str, float], str]:
     """(strategy, ratio) -> group for the S-1 curves."""
-    s1 = rows[rows["figure"] == "s1"]
-    return {(str(r.strategy), float(r.ratio)): str(r.group)
-            for r in s1.drop_duplicates("group").itertuples()}
+    s1 = t[t["figure"] == "s1"]
+    return {(str(r.strategy), float(r.ratio)): str(r.group) for r in s1.drop_duplicates("group").itertuples()}
 
 
-def _s1_curves(rows) -> tuple[dict, dict[str, Curve]]:
-    groups = _s1_groups(rows)
-    return groups, curves_from_table(rows, set(groups.values()))
+def _s1_curves(d: Draws) -> tuple[dict, dict[str, Curve]]:
+    groups = _s1_groups(d.table)
+    return groups, curves_from(d, set(groups.values()))
 
 
 def _untestable(number: int, why: str) -> Verdict:
     return Verdict(number, CLAIMS[number], UNTESTABLE, why)
 
 
-def claim_adaptive_vs_fixed(rows, low_fraction: float) -> Verdict:
+def _region_effects(d: Draws, pairs, lo=-np.inf, hi=np.inf) -> tuple[list[Effect], list[str]]:
+    """One effect per (label, a, b): a - b's mean over [lo, hi]; labels of pairs that do not overlap."""
+    effects, missing = [], []
+    for label, a, b in pairs:
+        r = diff(a, b, lo=lo, hi=hi)
+        if r is None:
+            missing.append(label)
+            continue
+        effects.append(decide(f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, len(d.seeds), d.level, d.n_videos))
+    return effects, missing
+
+
+def _two_part(number: int, d: Draws, pairs, region: str, lo=-np.inf, hi=np.inf) -> Verdict:
+    effects, missing = _region_effects(d, pairs, lo, hi)
+    status = combine(effects) if not missing else (FAILS if combine(effects) == FAILS else UNTESTABLE)
+    evidence = region + " " + _describe(effects, d.n_videos) if effects else region
+    if missing:
+        evidence += f" No overlap for: {', '.join(missing)}."
+    numbers = {e.label.split(" (")[0]: e.as_dict() for e in effects}
+    return Verdict(number, CLAIMS[number], status, evidence, numbers, tuple(effects))
+
+
+def claim_adaptive_vs_fixed(d: Draws, low_fraction: float) -> Verdict:
     """Claim 1: per ratio, fixed minus adaptive over the low-GFLOPs part of S-1."""
-    groups, curves = _s1_curves(rows)
+    groups, curves = _s1_curves(d)
     ratios = sorted({r for (s, r) in groups if (("adaptive", r) in groups and ("fixed", r) in groups)})
     if not ratios:
         return _untestable(1, "S-1 needs an adaptive and a fixed curve of the same ratio.")
     low = fraction_point(curves.values(), low_fraction)
-    results, parts, numbers = [], [], {"low_below": low}
-    for r in ratios:
-        a, f = curves[groups[("adaptive", r)]], curves[groups[("fixed", r)]]
-        d = diff(f, a, hi=low)
-        results.append(d)
-        numbers[f"fixed_minus_adaptive_{r:g}"] = None if d is None else d.mean
-        part = f"ratio {r:g}: Fixed minus Adaptive = {_fmt(d)}"
-        if d is not None:  # each curve's drop below its own best, at the lowest GFLOPs both reach
-            drop_a, drop_f = (float(c.m.max() - c.at(d.lo)) for c in (a, f))
-            part += f"; drop below own best at {d.lo:.3g} GFLOPs: Adaptive {drop_a:.2f}, Fixed {drop_f:.2f} points"
-        parts.append(part)
-    evidence = (f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range). " + "; ".join(parts) + ".")
-    return Verdict(1, CLAIMS[1], _combine(results), evidence, numbers)
+    pairs = [(f"Fixed-{r:g} minus Adaptive-{r:g}", curves[groups[("fixed", r)]], curves[groups[("adaptive", r)]])
+             for r in ratios]
+    return _two_part(1, d, pairs, f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range).",
+                     hi=low)
 
 
-def claim_ratio(rows, low_fraction: float) -> Verdict:
+def claim_ratio(d: Draws, low_fraction: float) -> Verdict:
     """Claim 2: per strategy, largest ratio minus smallest ratio over the low-GFLOPs part of S-1."""
-    groups, curves = _s1_curves(rows)
+    groups, curves = _s1_curves(d)
     ratios = sorted({r for (_, r) in groups})
     if len(ratios) < 2:
         return _untestable(2, "S-1 needs curves of two different ratios.")
     lo_r, hi_r = ratios[0], ratios[-1]
     low = fraction_point(curves.values(), low_fraction)
-    results, parts, numbers = [], [], {"low_below": low}
-    for strategy in ("adaptive", "fixed"):
-        if (strategy, lo_r) not in groups or (strategy, hi_r) not in groups:
-            continue
-        d = diff(curves[groups[(strategy, hi_r)]], curves[groups[(strategy, lo_r)]], hi=low)
-        results.append(d)
-        numbers[f"{strategy}_{hi_r:g}_minus_{lo_r:g}"] = None if d is None else d.mean
-        parts.append(f"{strategy.capitalize()}-{hi_r:g} minus {strategy.capitalize()}-{lo_r:g} = {_fmt(d)}")
-    if not results:
+    pairs = [(f"{s.capitalize()}-{hi_r:g} minus {s.capitalize()}-{lo_r:g}", curves[groups[(s, hi_r)]],
+              curves[groups[(s, lo_r)]]) for s in ("adaptive", "fixed") if (s, lo_r) in groups and (s, hi_r) in groups]
+    if not pairs:
         return _untestable(2, "no strategy has curves of both ratios.")
-    evidence = f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range). " + "; ".join(parts) + "."
-    return Verdict(2, CLAIMS[2], _combine(results), evidence, numbers)
+    return _two_part(2, d, pairs, f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range).",
+                     hi=low)
 
 
-def claim_similar_above(rows, similar_from_fraction: float, margin: float) -> Verdict:
-    """Claim 3: spread of the S-1 curves above the rule's threshold, and the threshold measured."""
-    _, curves = _s1_curves(rows)
+def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -> Verdict:
+    """Claim 3 (equivalence): the largest spread of the S-1 curves above the threshold, against the margin."""
+    _, curves = _s1_curves(d)
     if len(curves) < 2:
         return _untestable(3, "S-1 needs at least two curves.")
     cs = list(curves.values())
@@ -250,91 +388,128 @@ def claim_similar_above(rows, similar_from_fraction: float, margin: float) -> Ve
                               f"(one ends at {c_max:.3g}, another starts at {c_min:.3g}).")
     threshold = c_min + similar_from_fraction * (c_max - c_min)
     measured = similar_from(cs, margin)
-    sp = spread(cs, lo=threshold)
-    numbers = {"threshold": threshold, "margin": margin, "measured_threshold": measured}
+    x, sp = spread(cs, lo=threshold)
+    worst = sp.max(axis=1)
+    e = decide(f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs", worst, len(d.seeds), d.level, d.n_videos,
+               bound=margin, side=-1)
+    # A max over noisy points is biased upward, so its interval cannot show "not similar". That needs a
+    # pair of curves whose mean difference over the region lies beyond the margin, with the level split
+    # over the pairs (Bonferroni): then the spread exceeds the margin somewhere, whatever the noise.
+    pairs = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1:]]
+    pair_level = 1.0 - (1.0 - d.level) / len(pairs)
+    apart = []
+    for a, b in pairs:
+        r = diff(a, b, lo=threshold)
+        up = decide(f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=margin)
+        down = decide(f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=-margin, side=-1)
+        apart += [f for f in (up, down) if f.status == HOLDS]
+    status = HOLDS if e.status == HOLDS else FAILS if apart else INCONCLUSIVE
+    e = Effect(e.label, e.point, e.lo, e.hi, e.seeds, e.bound, e.side, status,
+               e.videos_needed if status == INCONCLUSIVE else None)
     rule = (f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the range all "
-            f"{len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); margin = {margin:g} mAP points.")
-    found = (f" Measured: the spread stays within the margin from {measured:.3g} GFLOPs on." if measured is not None
-             else " Measured: the spread does not stay within the margin up to the end of the shared range.")
-    worst = float(sp[1].max())
-    numbers["max_spread_above"] = worst
-    status = HOLDS if worst <= margin else FAILS
-    evidence = (f"{rule} Largest spread between the {len(cs)} curves over {sp[0][0]:.3g}-{sp[0][-1]:.3g} GFLOPs: "
-                f"{worst:.2f} mAP points (at {float(sp[0][int(np.argmax(sp[1]))]):.3g} GFLOPs)." + found)
-    return Verdict(3, CLAIMS[3], status, evidence, numbers)
+            f"{len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); equivalence margin = {margin:g} mAP points: "
+            f"holds only if the whole interval of the largest spread is below it; fails only if some pair of "
+            f"curves differs on average over the region by more than the margin ({100 * pair_level:.2f} % "
+            f"interval, every seed).")
+    found = (f" The seed-mean spread stays within the margin from {measured:.3g} GFLOPs on." if measured is not None
+             else " The seed-mean spread does not stay within the margin up to the end of the shared range.")
+    shown = "".join(f" {f.label}: {fmt_effect(f)}." for f in apart)
+    evidence = f"{rule} {_describe([e], d.n_videos)}{shown}{found}"
+    numbers = {"threshold": threshold, "margin": margin, "measured_threshold": measured,
+               "max_spread_above": e.as_dict()}
+    return Verdict(3, CLAIMS[3], e.status, evidence, numbers, (e,))
 
 
-def _s2(rows):
-    curves = curves_from_table(rows, set(S2_GROUPS))
+def _s2(d: Draws):
+    curves = curves_from(d, set(S2_GROUPS))
     return curves if all(g in curves for g in S2_GROUPS) else None
 
 
-def claim_s2_low(rows, low_fraction: float) -> Verdict:
+def claim_s2_low(d: Draws, low_fraction: float) -> Verdict:
     """Claim 4: nt-5 and ns-20 each minus Teacher over the low-GFLOPs part of S-2."""
-    curves = _s2(rows)
+    curves = _s2(d)
     if curves is None:
         return _untestable(4, f"S-2 needs the curves {', '.join(S2_GROUPS)}.")
     low = fraction_point(curves.values(), low_fraction)
-    results, parts, numbers = [], [], {"low_below": low}
-    for g, label in (("dste_nt5", "nt-5"), ("dste_ns20", "ns-20")):
-        d = diff(curves[g], curves["teacher"], hi=low)
-        results.append(d)
-        numbers[f"{g}_minus_teacher"] = None if d is None else d.mean
-        parts.append(f"{label} minus Teacher = {_fmt(d)}")
-    evidence = f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-2 range). " + "; ".join(parts) + "."
-    return Verdict(4, CLAIMS[4], _combine(results), evidence, numbers)
+    pairs = [(f"{label} minus Teacher", curves[g], curves["teacher"])
+             for g, label in (("dste_nt5", "nt-5"), ("dste_ns20", "ns-20"))]
+    return _two_part(4, d, pairs, f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-2 range).",
+                     hi=low)
 
 
-def claim_ns20_high(rows, low_fraction: float) -> Verdict:
-    """Claim 5: ns-20 minus Teacher above the low-GFLOPs part of S-2."""
-    curves = _s2(rows)
+def claim_ns20_high(d: Draws, low_fraction: float) -> Verdict:
+    """Claim 5: ns-20 minus Teacher above the low-GFLOPs part of S-2 (the mean decides; the top end is shown)."""
+    curves = _s2(d)
     if curves is None:
         return _untestable(5, f"S-2 needs the curves {', '.join(S2_GROUPS)}.")
     low = fraction_point(curves.values(), low_fraction)
-    d = diff(curves["dste_ns20"], curves["teacher"], lo=low)
-    numbers = {"high_above": low, "dste_ns20_minus_teacher": None if d is None else d.mean}
-    evidence = f"Higher GFLOPs = above {low:.3g} (the S-2 range above its lowest {low_fraction:g}). "
-    if d is None:
-        return Verdict(5, CLAIMS[5], UNTESTABLE, evidence + "Not testable: ns-20 and Teacher do not overlap there.",
-                       numbers)
+    a, b = curves["dste_ns20"], curves["teacher"]
+    region = f"Higher GFLOPs = above {low:.3g} (the S-2 range above its lowest {low_fraction:g})."
+    r = diff(a, b, lo=low)
+    if r is None:
+        return Verdict(5, CLAIMS[5], UNTESTABLE, region + " Not testable: ns-20 and Teacher do not overlap there.")
+    e = decide(f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, len(d.seeds), d.level, d.n_videos)
     # at the top of the overlap too: "goes on to beat" is about the high end, not only the average
-    top = float(curves["dste_ns20"].at(d.hi) - curves["teacher"].at(d.hi))
-    numbers["at_top"] = top
-    evidence += f"ns-20 minus Teacher = {_fmt(d)}; at {d.hi:.3g} GFLOPs: {top:+.2f}."
-    return Verdict(5, CLAIMS[5], HOLDS if d.mean > 0 else FAILS, evidence, numbers)
+    top = decide(f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], len(d.seeds), d.level, d.n_videos)
+    evidence = f"{region} {_describe([e], d.n_videos)} Shown, not deciding: {top.label}: {fmt_effect(top)}."
+    return Verdict(5, CLAIMS[5], e.status, evidence, {"ns-20 minus Teacher": e.as_dict(), "at_top": top.as_dict()},
+                   (e,))
 
 
 def video_gains(videos: list[dict]) -> dict[str, float]:
     """Per video: mean DSTE minus mean Student ground-truth probability over its frames."""
     out = {}
     for v in videos:
-        s, d = np.asarray(v["student"], float), np.asarray(v["dste"], float)
-        if s.size and d.size:
-            out[str(v["id"])] = float(d.mean() - s.mean())
+        s, dd = np.asarray(v["student"], float), np.asarray(v["dste"], float)
+        if s.size and dd.size:
+            out[str(v["id"])] = float(dd.mean() - s.mean())
     return out
 
 
-def claim_s3(videos: list[dict]) -> Verdict:
-    """Claim 6: DSTE minus Student per-frame ground-truth probability, over every video of the S-3 file."""
-    gains = video_gains(videos)
-    if not gains:
-        return _untestable(6, "the S-3 file holds no video with frames.")
-    g = np.array([gains[k] for k in sorted(gains)])
-    frames_s = np.concatenate([np.asarray(v["student"], float) for v in videos])
-    frames_d = np.concatenate([np.asarray(v["dste"], float) for v in videos])
-    numbers = {"videos": int(g.size), "mean_gain": float(g.mean()), "videos_better": int((g > 0).sum()),
-               "frames": int(frames_s.size), "frames_better": int((frames_d > frames_s).sum()),
-               "mean_student": float(frames_s.mean()), "mean_dste": float(frames_d.mean())}
-    evidence = (f"Over {g.size} videos: DSTE minus Student mean per-frame probability = {g.mean():+.3f} on average "
-                f"per video; DSTE higher in {numbers['videos_better']}/{g.size} videos and in "
-                f"{numbers['frames_better']}/{frames_s.size} frames; frame means Student {frames_s.mean():.3f}, "
-                f"DSTE {frames_d.mean():.3f}.")
-    return Verdict(6, CLAIMS[6], HOLDS if g.mean() > 0 else FAILS, evidence, numbers)
+def s3_effect_rows(gains: np.ndarray, weights: np.ndarray | None,
+                   seed_weights: np.ndarray | None = None) -> np.ndarray | None:
+    """(1 + S + B,) mean per-video gain: seed mean, each seed, each resample (seed-averaged over the
+    resample's seed weights, plain mean without them); None if a seed has no gain."""
+    g = np.atleast_2d(np.asarray(gains, float))
+    ok = np.isfinite(g)
+    if not ok.any(axis=1).all():
+        return None
+    per_seed = np.array([row[m].mean() for row, m in zip(g, ok)])
+    w = np.zeros((0, g.shape[1])) if weights is None else np.atleast_2d(np.asarray(weights, float))
+    sw = np.full((len(w), len(g)), 1.0 / len(g)) if seed_weights is None else np.asarray(seed_weights, float)
+    boot = np.zeros(len(w))
+    for s, (row, m) in enumerate(zip(g, ok)):
+        den = w[:, m].sum(axis=1)
+        boot += np.divide(w[:, m] @ row[m], den, out=np.full(len(w), np.nan), where=den > 0) * sw[:, s]
+    return np.concatenate([[per_seed.mean()], per_seed, boot])
 
 
-def evaluate_all(rows, videos: list[dict], fp: dict) -> list[Verdict]:
+def claim_s3(gains: np.ndarray, weights: np.ndarray | None, level: float = 0.95,
+             seed_weights: np.ndarray | None = None) -> Verdict:
+    """Claim 6: mean over videos of DSTE minus Student per-frame ground-truth probability (S, V gains)."""
+    rows = s3_effect_rows(gains, weights, seed_weights)
+    if rows is None:
+        return _untestable(6, "a seed's S-3 file holds no video with frames.")
+    g = np.atleast_2d(np.asarray(gains, float))
+    n = int(np.isfinite(g).any(axis=0).sum())
+    e = decide("DSTE minus Student", rows, g.shape[0], level, n)
+    better = ", ".join(f"{int((row[np.isfinite(row)] > 0).sum())}/{int(np.isfinite(row).sum())}" for row in g)
+    evidence = (f"Mean over {n} videos of each video's mean per-frame probability difference: "
+                f"{_describe([e], n, unit='probability', digits=3)} DSTE higher in {better} videos (per seed).")
+    return Verdict(6, CLAIMS[6], e.status, evidence, {"DSTE minus Student": e.as_dict(), "videos": n}, (e,))
+
+
+def evaluate_all(draws: Draws, fp: dict) -> list[Verdict]:
     """All six verdicts, in the paper's order, under the rules in params['figures']."""
     low = fp["low_fraction"]
-    return [claim_adaptive_vs_fixed(rows, low), claim_ratio(rows, low),
-            claim_similar_above(rows, fp["similar_from"], fp["similar_margin"]),
-            claim_s2_low(rows, low), claim_ns20_high(rows, low), claim_s3(videos)]
+    gains = draws.s3_gain if draws.s3_gain is not None else np.full((1, 0), np.nan)
+    return [claim_adaptive_vs_fixed(draws, low), claim_ratio(draws, low),
+            claim_similar_above(draws, fp["similar_from"], fp["similar_margin"]),
+            claim_s2_low(draws, low), claim_ns20_high(draws, low), claim_s3(gains, draws.weights, draws.level, draws.seed_weights)]
+
+
+def claims_json(verdicts: list[Verdict]) -> dict:
+    """results/claims.json (DVC metrics): per claim the verdict (1 holds, 0 inconclusive, -1 fails) and effects."""
+    return {str(v.number): {"status": v.status, "verdict": VERDICT_CODE.get(v.status),
+                            "effects": {e.label.split(" (")[0]: e.as_dict() for e in v.effects}}
+            for v in verdicts}

@@ -1,4 +1,5 @@
-"""Figures S-1 and S-2: mAP against GFLOPs per video, from results/curves.csv."""
+"""Figures S-1 and S-2: seed-mean mAP against GFLOPs per video, with the video-bootstrap intervals
+(error bars), from results/curves.csv."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,11 @@ from .. import configs
 from ..errors import DkpError
 from . import labels, output
 
-COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "r_s", "r_t", "gflops",
-           "mAP", "mAP_official", "top1", "videos_evaluated", "videos_skipped"]
+COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "n_s_nominal", "n_t_nominal",
+           "r_s", "r_t", "gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min", "mAP_seed_max", "seeds",
+           "mAP_official", "top1", "videos_evaluated", "videos_skipped"]
+BOOTSTRAP_FIELDS = ("names", "groups", "gflops", "seeds", "map_seeds", "map_replicates", "weights", "video_ids",
+                    "level", "s3_gain", "seed_weights")
 HEIGHT = 2.45  # in, S-1 and S-2 at column width
 
 S2_STYLE = {"dste_nt5": ("nt-5", "o", "C0"), "dste_ns20": ("ns-20", "s", "C3"), "teacher": ("Teacher", "^", "C7")}
@@ -30,10 +34,36 @@ def load(path: str | Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in rows.columns]
     if missing:
         raise DkpError(f"{path}: missing columns {missing} (expected {COLUMNS})")
-    for col in ("gflops", "mAP"):
+    for col in ("gflops", "mAP", "mAP_lo", "mAP_hi"):
         if not pd.api.types.is_numeric_dtype(rows[col]):
             raise DkpError(f"{path}: column {col!r} must be numeric")
     return rows.sort_values(["figure", "group", "gflops", "name"], kind="stable").reset_index(drop=True)
+
+
+def load_bootstrap(path: str | Path, rows: pd.DataFrame) -> dict:
+    """results/bootstrap.npz as a dict of arrays; it must cover every configuration of curves.csv."""
+    path = Path(path)
+    if not path.exists():
+        raise DkpError(f"{path} not found: run `dkp evaluate` first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise DkpError(f"{path}: unreadable ({exc})") from None
+    missing = [f for f in BOOTSTRAP_FIELDS if f not in arrays]
+    if missing:
+        raise DkpError(f"{path}: missing {missing}; rerun `dkp evaluate`")
+    if sorted(map(str, arrays["names"])) != sorted(map(str, rows["name"])):
+        raise DkpError(f"{path} and results/curves.csv list different configurations: rerun `dkp evaluate`")
+    return arrays
+
+
+def _errorbar(ax, pts: pd.DataFrame, color: str) -> None:
+    """The interval of each point's seed-mean mAP, as a vertical bar."""
+    m = pts["mAP"].to_numpy(float)
+    yerr = np.vstack([m - pts["mAP_lo"].to_numpy(float), pts["mAP_hi"].to_numpy(float) - m])
+    ax.errorbar(pts["gflops"], m, yerr=yerr, fmt="none", ecolor=color, elinewidth=0.6, capsize=1.5,
+                capthick=0.6, alpha=0.8, zorder=1)
 
 
 def check_groups(rows: pd.DataFrame, p: dict) -> None:
@@ -100,19 +130,27 @@ def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
             pts = _points(rows, g)
             fixed = pts["strategy"].iloc[0] == "fixed"
             ax.plot(pts["gflops"], pts["mAP"], marker=_S1_MARKERS[i % len(_S1_MARKERS)], color=f"C{i}",
-                    linestyle="--" if fixed else "-", label=s1_label(g), markerfacecolor="white" if fixed else None)
+                    linestyle="--" if fixed else "-", label=s1_label(g), markerfacecolor="white" if fixed else None,
+                    zorder=2)
+            _errorbar(ax, pts, f"C{i}")
         s1 = rows[rows["group"].isin(groups)]
-        _pad_limits(ax, s1["gflops"], s1["mAP"], frac=(0.04, 0.08))
-        ax.legend(loc="best")
+        _pad_limits(ax, s1["gflops"], pd.concat([s1["mAP_lo"], s1["mAP_hi"]]), frac=(0.04, 0.08))
+        ax.legend(loc="best", title=_bars_title(rows), title_fontsize=5.5)
         _freeze_layout(fig)
         return output.save(fig, stem, dpi)
 
 
+def _bars_title(rows: pd.DataFrame) -> str:
+    """What the bars are, as the legend's title: seeds averaged, video bootstrap."""
+    seeds = int(rows["seeds"].max())
+    return f"mean of {seeds} seed{'s' if seeds != 1 else ''}, bars: 95% interval"
+
+
 def point_label(row) -> str:
-    """n_s/n_t of a point; a network that does not run counts 0 frames (Teacher alone: 0/n_t)."""
+    """Nominal n_s/n_t of a point; a network that does not run counts 0 frames (Teacher alone: 0/n_t)."""
     def num(v):
-        return "0" if pd.isna(v) else f"{float(v):g}"
-    return f"{num(row.n_s)}/{num(row.n_t)}"
+        return "0" if pd.isna(v) else f"{float(v):.3g}"
+    return f"{num(row.n_s_nominal)}/{num(row.n_t_nominal)}"
 
 
 def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
@@ -124,13 +162,16 @@ def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
             pts = _points(rows, g)
             if pts.empty:
                 continue
-            ax.plot(pts["gflops"], pts["mAP"], marker=marker, color=color, label=name)
+            ax.plot(pts["gflops"], pts["mAP"], marker=marker, color=color, label=name, zorder=2)
+            _errorbar(ax, pts, color)
             lines.append((pts["gflops"].to_numpy(float), pts["mAP"].to_numpy(float)))
+            lines += [([r.gflops, r.gflops], [r.mAP_lo, r.mAP_hi]) for r in pts.itertuples()]  # labels avoid bars
             points += [(float(r.gflops), float(r.mAP), point_label(r), color) for r in pts.itertuples()]
         if not points:
             raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
-        _pad_limits(ax, [x for x, *_ in points], [y for _, y, *_ in points], frac=(0.08, 0.14))
-        legend = ax.legend(loc="best", title="labels: $n_s/n_t$", title_fontsize=6)
+        shown = rows[rows["group"].isin(list(S2_STYLE))]
+        _pad_limits(ax, [x for x, *_ in points], pd.concat([shown["mAP_lo"], shown["mAP_hi"]]), frac=(0.08, 0.14))
+        legend = ax.legend(loc="best", title="labels: $n_s/n_t$\n" + _bars_title(rows), title_fontsize=5.5)
         _freeze_layout(fig)
         renderer = fig.canvas.get_renderer()
         avoid = [legend.get_window_extent(renderer).padded(2)]

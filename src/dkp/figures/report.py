@@ -8,12 +8,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_text
-from .claims import Verdict
+from . import claims
+from .claims import Draws, Verdict
 
 NA = "not available"
 _TABLE_COLUMNS = [("name", "configuration"), ("method", "method"), ("strategy", "sampling"), ("ratio", "n_s/n_t"),
-                  ("n_s", "n_s"), ("n_t", "n_t"), ("r_s", "r_s (s)"), ("r_t", "r_t (s)"), ("gflops", "GFLOPs"),
-                  ("mAP", "mAP (%)"), ("mAP_official", "mAP official (%)"), ("top1", "top-1 (%)"),
+                  ("n_s_nominal", "n_s"), ("n_t_nominal", "n_t"), ("distinct", "distinct frames (s/t)"),
+                  ("r_s", "r_s (s)"), ("r_t", "r_t (s)"), ("gflops", "GFLOPs"),
+                  ("mAP", "mAP (%) [95% interval]"), ("seed_range", "seeds (min-max)"),
+                  ("mAP_official", "mAP official (%)"), ("top1", "top-1 (%)"),
                   ("videos_evaluated", "videos"), ("videos_skipped", "skipped")]
 _DIGITS = {"gflops": 4, "mAP": 2, "mAP_official": 2, "top1": 2}
 
@@ -40,10 +43,29 @@ def config_table(rows: pd.DataFrame) -> list[str]:
     order = {"s1": 0, "s2": 1, "baseline": 2}
     df = rows.assign(_f=rows["figure"].map(order).fillna(3)).sort_values(["_f", "group", "gflops", "name"],
                                                                           kind="stable")
-    body = [[_num(getattr(r, c) if not pd.isna(getattr(r, c)) else None, _DIGITS.get(c))
-             if c not in ("name", "method", "strategy") else str(getattr(r, c)) for c, _ in _TABLE_COLUMNS]
-            for r in df.itertuples()]
+    body = [[_cell(r, c) for c, _ in _TABLE_COLUMNS] for r in df.itertuples()]
     return _md_table([h for _, h in _TABLE_COLUMNS], body)
+
+
+def _share(v) -> str:
+    return "" if v is None or pd.isna(v) else f"{100 * float(v):.0f}%"
+
+
+def _cell(r, c: str) -> str:
+    """One table cell: the mAP with its interval, the seed range, the distinct-frame shares, or the value."""
+    if c in ("name", "method", "strategy"):
+        return str(getattr(r, c))
+    if c == "mAP":
+        return f"{r.mAP:.2f} [{r.mAP_lo:.2f}, {r.mAP_hi:.2f}]"
+    if c == "seed_range":
+        return f"{r.mAP_seed_min:.2f}-{r.mAP_seed_max:.2f} ({int(r.seeds)})"
+    if c == "distinct":
+        s, t = _share(getattr(r, "distinct_s", None)), _share(getattr(r, "distinct_t", None))
+        return f"{s or '-'} / {t or '-'}"
+    v = getattr(r, c)
+    if isinstance(v, float) and c in ("n_s_nominal", "n_t_nominal") and v == 0:
+        return ""
+    return _num(v if not pd.isna(v) else None, _DIGITS.get(c))
 
 
 def _scalar_items(obj, prefix=""):
@@ -77,7 +99,8 @@ def metrics_section(metrics) -> list[str]:
     """results/metrics.json: the operating points as a table, then video and class counts."""
     if not isinstance(metrics, dict) or not isinstance(metrics.get("operating_points"), dict):
         return mapping_table(metrics)
-    out = mapping_table(metrics["operating_points"], ("gflops", "mAP", "mAP_official", "top1")) + [""]
+    out = mapping_table(metrics["operating_points"], ("gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min",
+                                                      "mAP_seed_max", "mAP_official", "top1")) + [""]
     rest = {k: v for k, v in metrics.items() if k != "operating_points"}
     out += [f"- {k}: {v}" for k, v in _scalar_items(rest)]
     return out
@@ -137,13 +160,51 @@ def _params_section(p: dict) -> list[str]:
                  f"teacher frame weight {k['teacher_frame_weight']:g}")
     fp = p["figures"]
     lines.append(f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; claim 3 "
-                 f"threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, margin {fp['similar_margin']:g} mAP points; "
-                 f"S-3 configuration `{p['sweep']['s3_config']}`; seeds {p['run']['seeds']}")
+                 f"threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, equivalence margin "
+                 f"{fp['similar_margin']:g} mAP points; S-3 configuration `{p['sweep']['s3_config']}`; seeds {p['run']['seeds']}")
+    b = p["evaluate"]["bootstrap"]
+    lines.append(f"- intervals: {b['resamples']} bootstrap resamples of the validation videos (generator seed "
+                 f"{b['seed']}), {100 * b['level']:g} % percentile intervals")
     return lines
 
 
+def _seeds_text(draws: Draws) -> str:
+    n = len(draws.seeds)
+    ids = f" ({', '.join(str(s) for s in draws.seed_ids)})" if draws.seed_ids else ""
+    return f"{n} seed{'s' if n != 1 else ''}{ids}"
+
+
+def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) -> list[str]:
+    """How to read the intervals: what was resampled, seeds, videos, pairing; the measured widths."""
+    half = (rows["mAP_hi"] - rows["mAP_lo"]) / 2
+    n_boot = 0 if draws is None else len(draws.boot)
+    seeds = "the seeds" if draws is None else _seeds_text(draws)
+    level = 95 if draws is None else round(100 * draws.level)
+    return [
+        f"- Every mAP is the mean over {seeds} of the mAP of each seed's models. Its interval [lo, hi] is a "
+        f"{level} % percentile interval from {n_boot} bootstrap resamples of the {_num(rows['videos_evaluated'].max())} "
+        "validation videos: each resample draws the videos with replacement and recomputes the seed-averaged mAP. "
+        "It shows how much the number would move on another draw of validation videos of the same kind; "
+        "it does not include the variation from training another set of seeds, which the seed range shows beside it.",
+        "- Paired: every configuration and every seed is scored on the same resamples, so a difference between two "
+        "curves is computed inside each resample. Its interval is narrower than the two curves' intervals suggest; "
+        "do not judge a difference by whether two error bars overlap.",
+        f"- Measured here: the half-width of a curve point's interval is {half.median():.2f} mAP points in the median "
+        f"configuration (largest {half.max():.2f}). Claim 3's equivalence margin is {margin:g} points.",
+        "- A verdict **holds** when the interval of the claim's effect lies entirely on the claimed side and every "
+        "seed's own effect does too; **fails** in the mirror case; **inconclusive** otherwise. Claims with two parts "
+        "need both parts to hold, and fail when one fails. An inconclusive verdict gives the number of validation "
+        "videos at which the interval would exclude zero at the measured effect (widths shrink as 1/sqrt(videos)).",
+    ]
+
+
+def _effects_cell(v: Verdict) -> str:
+    return "; ".join(f"{e.label.split(' (')[0]}: {claims.fmt_effect(e, 'probability' if v.number == 6 else 'mAP', 3 if v.number == 6 else 2)}"
+                     for e in v.effects)
+
+
 def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[str],
-           data_report=None, metrics=None) -> str:
+           data_report=None, metrics=None, draws: Draws | None = None) -> str:
     """The report's Markdown text."""
     out = ["# Results: Efficient Action Recognition via Dynamic Knowledge Propagation (supplementary)", "",
            "Generated by `dkp figures` from `results/curves.csv`, the S-3 predictions and the data report; "
@@ -154,15 +215,19 @@ def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[st
            "snakemake --cores 2    # the same pipeline through Snakemake (frames and sweep fan out)",
            "dkp figures            # this report and the figures alone, from existing results", "```", "",
            "## Claims of the supplementary, checked on this run", "",
-           *_md_table(["#", "claim", "verdict"], [[str(v.number), v.claim, f"**{v.status}**"] for v in verdicts]), ""]
+           *_md_table(["#", "claim", "verdict", "effect [95% interval], seeds on the claimed side"],
+                      [[str(v.number), v.claim, f"**{v.status}**", _effects_cell(v)] for v in verdicts]), ""]
     for v in verdicts:
         out.append(f"{v.number}. **{v.status}**: {v.evidence}")
+    out += ["", "### How to read the intervals", "",
+            *intervals_section(rows, draws, p["figures"]["similar_margin"])]
     out += ["", "## Figures", "",
             "![Figure S-1](figures/s1.png)", "",
-            "Figure S-1: mAP against GFLOPs of DSTE under adaptive and fixed sampling, ratio n_s/n_t "
-            "(`figures/s1.pdf`).", "",
+            "Figure S-1: seed-mean mAP against GFLOPs of DSTE under adaptive and fixed sampling, ratio n_s/n_t; "
+            "bars: 95 % video-bootstrap intervals (`figures/s1.pdf`).", "",
             "![Figure S-2](figures/s2.png)", "",
-            "Figure S-2: nt-5, ns-20 and Teacher alone; points labelled n_s/n_t (`figures/s2.pdf`).", "",
+            "Figure S-2: nt-5, ns-20 and Teacher alone; points labelled with the nominal n_s/n_t; bars: 95 % "
+            "video-bootstrap intervals (`figures/s2.pdf`).", "",
             "![Figure S-3](figures/s3.png)", "",
             f"Figure S-3: videos {', '.join(f'`{i}`' for i in s3_ids)}: input frames and the per-frame probability "
             "of the ground-truth class from Student and DSTE; labelled activity shaded (`figures/s3.pdf`).", "",
@@ -186,10 +251,10 @@ def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[st
 
 
 def write(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[str], target: str | Path,
-          results: str | Path = "results") -> Path:
+          results: str | Path = "results", draws: Draws | None = None) -> Path:
     """Render and write the report atomically, reading data_report.json and metrics.json when present."""
     results = Path(results)
     text = render(p, rows, verdicts, s3_ids, _read_json(results / "data_report.json"),
-                  _read_json(results / "metrics.json"))
+                  _read_json(results / "metrics.json"), draws)
     write_text(target, text)
     return Path(target)
