@@ -19,7 +19,7 @@ import torch
 from dkp import configs as configs_mod
 from dkp import layout, sampling
 from dkp.cli import main as dkp_main
-from dkp.evaluate import curves_table, metrics_summary
+from dkp.evaluate import COLUMNS, metrics_summary, score_all
 from dkp.features import FeatureCache, build_cache
 from dkp.predictions import read as read_predictions, write as write_predictions
 from dkp.sweep import select, sweep
@@ -107,8 +107,7 @@ def direct_scores(predictor, p, video, config) -> np.ndarray:
     frames, times = framestore.load(p, video["id"])
     inputs = {}
     for role, name in predictor.roles(config.method).items():
-        n, r = (config.ns, config.rs) if role == "s" else (config.nt, config.rt)
-        idx = sampling.sample(times, float(video["duration"]), config.strategy, n=n, interval=r)
+        idx = sampling.config_indices(config, role, times, float(video["duration"]))
         feats = predictor.embed(name, np.asarray(frames[idx]))
         pos = torch.from_numpy(sampling.positions(times[idx], float(video["duration"])))
         dev = feats.device
@@ -156,8 +155,16 @@ def test_sweep_equals_direct_path(cached, batch_videos):
         assert pred.scores.shape == (len(videos), N_CLASSES) and pred.scores.dtype == np.float32
         counts = np.array([sampling.role_counts(c, d) for d in videos["duration"]])
         used = ROLES[c.method]
-        np.testing.assert_array_equal(pred.ns, counts[:, 0] if "s" in used else 0)
-        np.testing.assert_array_equal(pred.nt, counts[:, 1] if "t" in used else 0)
+        np.testing.assert_array_equal(pred.ns_nominal, counts[:, 0] if "s" in used else 0)
+        np.testing.assert_array_equal(pred.nt_nominal, counts[:, 1] if "t" in used else 0)
+        for role, fed in (("s", pred.ns), ("t", pred.nt)):
+            from dkp import framestore
+
+            want = [len(sampling.config_indices(c, role, framestore.load(p, v["id"])[1], float(v["duration"])))
+                    if role in used else 0 for _, v in videos.iterrows()]
+            assert fed.tolist() == want
+        assert (pred.ns <= pred.ns_nominal).all() and (pred.nt <= pred.nt_nominal).all()
+        assert pred.gflops.tolist() == [_Cost().gflops(c.method, a, b) for a, b in zip(pred.ns, pred.nt)]
         for v, (_, video) in enumerate(videos.iterrows()):
             np.testing.assert_allclose(pred.scores[v], direct_scores(predictor, p, video, c), atol=1e-5)
 
@@ -167,9 +174,10 @@ def test_fixed_sampling_counts_vary_per_video(cached):
     fixed = [c for c in configs_mod.build(p) if c.strategy == "fixed"]
     out, _ = sweep(predictor, cache, fixed, 3, torch.device("cpu"), progress=False)
     for c in fixed:
-        assert len(set(out[c.name].ns.tolist())) > 1  # durations 2-60 s: counts differ per video
-        want = [sampling.fixed_count(d, c.rs) for d in videos["duration"]]
-        assert out[c.name].ns.tolist() == want
+        pred = out[c.name]
+        assert len(set(pred.nt_nominal.tolist())) > 1  # durations 2-60 s: counts differ per video
+        assert pred.nt_nominal.tolist() == [sampling.fixed_count(d, c.rt) for d in videos["duration"]]
+        assert (pred.ns_nominal == c.ratio * pred.nt_nominal).all()  # the ratio holds in every video
 
 
 def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
@@ -177,8 +185,9 @@ def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
     s3 = configs_mod.by_name(p)[p["sweep"]["s3_config"]]
     out, rows = sweep(predictor, cache, [s3], 4, torch.device("cpu"), s3_config=s3.name, progress=False)
     assert len(rows) == len(videos)
-    for (t, stu, dste), (_, v) in zip(rows, videos.iterrows()):
-        assert len(t) == len(stu) == len(dste) == s3.ns
+    for (t, stu, dste), (_, v), fed in zip(rows, videos.iterrows(), out[s3.name].ns):
+        assert len(t) == len(stu) == len(dste) == fed <= s3.ns
+        assert len(np.unique(t)) == len(t)  # distinct frames only
         assert np.all(np.diff(t) >= 0) and np.all((stu >= 0) & (stu <= 1)) and np.all((dste >= 0) & (dste <= 1))
     write_predictions(tmp_path / "a.npz", out[s3.name])
     again, no_rows = sweep(predictor, cache, [s3], 2, torch.device("cpu"), progress=False)
@@ -193,16 +202,20 @@ def test_curves_table_gflops_and_order(cached):
     p, videos, predictor, cache = cached
     configs = configs_mod.build(p)
     preds, _ = sweep(predictor, cache, configs, 64, torch.device("cpu"), progress=False)
-    table, scores = curves_table(p, {c.name: preds[c.name] for c in configs}, predictor.cost(), skipped=2)
-    assert table["name"].tolist() == [c.name for c in configs]
+    p["evaluate"]["bootstrap"]["resamples"] = 50
+    table, _ = score_all(p, {0: preds, 1: preds}, skipped=2)
+    assert table["name"].tolist() == [c.name for c in configs] and list(table.columns) == COLUMNS
     for c, (_, row) in zip(configs, table.iterrows()):
         pr = preds[c.name]
         want = np.mean([_Cost().gflops(c.method, a, b) for a, b in zip(pr.ns, pr.nt)])
         assert row["gflops"] == pytest.approx(want)
         assert row["n_s"] == pytest.approx(pr.ns.mean()) and row["videos_skipped"] == 2
+        if pr.ns_nominal.sum():
+            assert row["distinct_s"] == pytest.approx(pr.ns.sum() / pr.ns_nominal.sum())
         assert 0 <= row["mAP"] <= row["mAP_official"] + 1e-9 <= 100 + 1e-9
-    summary = metrics_summary(p, scores, len(videos), {"missing": 1, "unreadable": 1},
-                              [f"c{i}" for i in range(N_CLASSES)])
+        assert row["mAP_lo"] <= row["mAP"] <= row["mAP_hi"]
+    summary = metrics_summary(p, table, len(videos), {"missing": 1, "unreadable": 1},
+                              [f"c{i}" for i in range(N_CLASSES)], [])
     assert list(summary["operating_points"]) == p["evaluate"]["operating_points"]
     assert summary["videos"] == {"evaluated": len(videos), "skipped": 2, "skipped_missing": 1,
                                  "skipped_unreadable": 1}
@@ -271,27 +284,26 @@ def test_evaluate_outputs_and_official_rescoring(pipeline):
     configs = configs_mod.build(p)
     table = pd.read_csv(root / "results" / "curves.csv")
     assert table["name"].tolist() == [c.name for c in configs]
-    assert list(table.columns) == ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "r_s",
-                                   "r_t", "gflops", "mAP", "mAP_official", "top1", "videos_evaluated",
-                                   "videos_skipped"]
+    assert list(table.columns) == COLUMNS
     assert (table["gflops"] > 0).all() and (table["videos_evaluated"] == 4).all()
+    assert (table["mAP_lo"] <= table["mAP"]).all() and (table["mAP"] <= table["mAP_hi"]).all()
     summary = json.loads((root / "results" / "metrics.json").read_text())
     assert sorted(summary["operating_points"]) == sorted(p["evaluate"]["operating_points"])
     annotations = json.loads((root / p["data"]["annotations"]).read_text())
     gt = {vid: sorted({a["label"] for a in v["annotations"]})
           for vid, v in annotations["database"].items() if v["subset"] == p["data"]["val_subset"]}
-    exported = sorted((root / "results" / "anet").glob("*.json"))
+    seed = p["run"]["seeds"][0]
+    exported = sorted((root / "results" / "anet" / layout.seed_dir(seed)).glob("*.json"))
     assert [f.stem for f in exported] == sorted(c.name for c in configs if c.method in ("dste", "teacher"))
     for f in exported:
         c = configs_mod.by_name(p)[f.stem]
-        pred = read_predictions(root / layout.predictions_file(p["run"]["seeds"][0], c.group, c.name))
+        pred = read_predictions(root / layout.predictions_file(seed, c.group, c.name))
         from dkp.anet_format import score_results
         from dkp.metrics import mean_ap_official
 
         official = score_results(json.loads(f.read_text()), gt).value
         assert official == pytest.approx(mean_ap_official(pred.scores, pred.labels).value, abs=1e-12)
-        row = table[table["name"] == c.name].iloc[0]
-        assert row["mAP_official"] == pytest.approx(100 * official, rel=1e-5)
+    assert (root / "results" / "bootstrap.npz").exists()
 
 
 @pytest.mark.slow

@@ -202,6 +202,16 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
     try:
         s = checkpoints.read(layout.student_checkpoint(SEED), "student")
         assert set(s["backbones"]) == {"student", "student_plain"}
+        # auto ranges: DKP trained on every distinct count the sweep's DKP/DSTE configurations feed
+        from dkp import configs as configs_mod, framestore, sampling
+
+        ok = pd.concat([framestore.available(tiny_params, tiny_params["data"][k]) for k in ("train_subset",
+                                                                                            "val_subset")])
+        times = [framestore.load(tiny_params, v)[1] for v in ok["id"]]
+        dkp_configs = [c for c in configs_mod.build(tiny_params) if c.method in ("dkp", "dste")]
+        (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_range(dkp_configs, times, ok["duration"].to_numpy())
+        assert s["train_ranges"] == {"ns": [ns_lo, ns_hi], "nt": [nt_lo, nt_hi]}
+        assert ns_hi > 32 and nt_lo == 1  # wider than the old fixed [4, 32] x [2, 8]
         pred = Predictor.load(tiny_params, "cpu", SEED)
         assert pred.num_classes == tiny_params["data"]["synthetic"]["num_classes"]
         frames = np.load(next((work / "data/frames").glob("shard-*/*[!t].npy")))

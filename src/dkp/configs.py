@@ -22,7 +22,7 @@ class Config:
     ratio: float | None  # n_s / n_t, None where one network runs alone
     ns: int | None   # student frames (adaptive), None for fixed or teacher-only
     nt: int | None   # teacher frames (adaptive), None for fixed or student-only
-    rs: float | None  # student interval in seconds (fixed)
+    rs: float | None  # fixed: r_t / ratio, the mean student interval (n_s = ratio * n_t per video)
     rt: float | None  # teacher interval in seconds (fixed)
 
     def as_dict(self) -> dict:

@@ -6,12 +6,13 @@ take, for each segment, the extracted frame whose timestamp is nearest the
 segment's centre (ties go to the earlier frame):
 
 - adaptive: n is fixed per configuration; the interval L / n adapts to L.
-- fixed: the interval r (seconds) is fixed; n = max(1, round_half_up(L / r)),
-  and the segments are L / n long (about r), so they tile the whole video.
-  Rounding to nearest (not ceil) keeps the mean interval unbiased around r.
+- fixed: the teacher interval r_t (seconds) is fixed; n_t = max(1, round_half_up(L / r_t))
+  and n_s = ratio * n_t, so the ratio holds in every video (supplementary, fixed sampling).
+  Rounding to nearest (not ceil) keeps the mean interval unbiased around r_t.
 
 A video with fewer extracted frames than segments is not an error: neighbouring
-segments share their nearest frame, so frames repeat (in time order).
+segments share their nearest frame. A configuration is fed, and charged for, its
+distinct frames only (config_indices); its nominal count is what it asks for.
 """
 from __future__ import annotations
 
@@ -85,12 +86,57 @@ def positions(times: np.ndarray, duration) -> np.ndarray:
 
 
 def role_counts(config, duration: float) -> tuple[int, int]:
-    """(n_s, n_t) a configuration takes from a video of this duration; 0 for an unused role."""
-    ns = nt = 0
+    """Nominal (n_s, n_t) a configuration asks of a video of this duration; 0 for an unset role.
+
+    Fixed: n_t from r_t, n_s = ratio * n_t (a configuration without a ratio uses r_s alone)."""
     if config.strategy == "fixed":
-        ns = fixed_count(duration, config.rs) if config.rs is not None else 0
         nt = fixed_count(duration, config.rt) if config.rt is not None else 0
-    else:
-        ns = int(config.ns or 0)
-        nt = int(config.nt or 0)
-    return ns, nt
+        if config.ratio is not None and nt:
+            ns = int(round(config.ratio * nt))
+        else:
+            ns = fixed_count(duration, config.rs) if config.rs is not None else 0
+        return ns, nt
+    return int(config.ns or 0), int(config.nt or 0)
+
+
+def distinct_indices(times: np.ndarray, duration: float, count: int) -> np.ndarray:
+    """The distinct frames nearest the centres of `count` equal segments, in time order."""
+    return np.unique(nearest_indices(times, segment_centres(duration, count)))
+
+
+def config_indices(config, role: str, times: np.ndarray, duration: float) -> np.ndarray:
+    """The distinct frames a configuration feeds role "s" or "t" of a video."""
+    count = role_counts(config, duration)[0 if role == "s" else 1]
+    if count < 1:
+        raise ValueError(f"configuration {config.name} gives role {role!r} no frames")
+    return distinct_indices(times, duration, count)
+
+
+def distinct_count(times: np.ndarray, duration: float, count: int) -> int:
+    """How many distinct frames `count` segment centres land on (0 for count 0)."""
+    return int(distinct_indices(times, duration, count).size) if count > 0 else 0
+
+
+def count_range(configs, times: list[np.ndarray], durations) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((n_s low, high), (n_t low, high)): the distinct frame counts the configurations feed,
+    over the given videos; the range DKP is trained on when train.student ns/nt_range is auto."""
+    ns_seen, nt_seen = set(), set()
+    for t, d in zip(times, durations):
+        memo: dict[int, int] = {}
+        for c in configs:
+            ns, nt = role_counts(c, float(d))
+            for n, seen in ((ns, ns_seen), (nt, nt_seen)):
+                if n > 0:
+                    if n not in memo:
+                        memo[n] = distinct_count(t, float(d), n)
+                    seen.add(memo[n])
+    if not ns_seen or not nt_seen:
+        raise ValueError("count_range needs configurations that use both roles and at least one video")
+    return (min(ns_seen), max(ns_seen)), (min(nt_seen), max(nt_seen))
+
+
+def draw_count(rng: np.random.Generator, low: int, high: int) -> int:
+    """An integer in [low, high], log-uniform: small counts, where most configurations sit,
+    are drawn as often per octave as large ones."""
+    x = np.exp(rng.uniform(np.log(low), np.log(high + 1)))
+    return int(min(high, max(low, np.floor(x))))

@@ -13,6 +13,11 @@ the z-halves of the heads). Configurations that feed one method the same frames
 are computed once. Memory holds one block and its terms at a time, so it stays
 flat as videos grow.
 
+Each configuration is fed its distinct frames only (dkp.sampling.config_indices: segment
+centres that land on the same extracted frame feed it once), and each video's cost in
+GFLOPs is measured on the distinct counts (Predictor.cost), so no configuration is charged
+for a frame it did not get; the predictions also keep the nominal counts.
+
 For `--seed N`, from seed N's feature cache and checkpoints, writes
 results/predictions/seed-N/<group>/<config>.npz (dkp.predictions, dkp.layout) per group,
 each group's folder atomically, and for `sweep.s3_config`
@@ -49,7 +54,9 @@ def _signature(c, roles: dict) -> tuple:
     """Configurations with equal signatures feed the same method the same frames: same scores
     (e.g. dste_adaptive-4_nt5, dste_nt5_ns20 and dste_ns20_nt5), so they are computed once."""
     s, t = "s" in roles, "t" in roles
-    return (c.method, c.strategy, c.ns if s else None, c.nt if t else None, c.rs if s else None, c.rt if t else None)
+    if c.strategy == "fixed":
+        return (c.method, c.strategy, (c.ratio, c.rs) if s else None, c.rt if t else None)
+    return (c.method, c.strategy, c.ns if s else None, c.nt if t else None)
 
 
 def _batches(durations: np.ndarray, batch_videos: int) -> list[np.ndarray]:
@@ -102,7 +109,7 @@ class _BlockTerms:
 
 def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str | None = None,
           progress: bool = True) -> tuple[dict[str, Predictions], list]:
-    """Run configurations over all cached videos.
+    """Run configurations over all cached videos, each on its distinct frames.
 
     Returns (name -> Predictions, s3 rows): the rows, one per video in cache order, are
     (student frame times, ground-truth probability per frame from "student", from
@@ -124,8 +131,9 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     durations = index["duration"].to_numpy(np.float64)
     labels = index["label_index"].to_numpy(np.int64)
     n_videos, n_classes = len(index), predictor.num_classes
-    out = {sig: {"scores": np.zeros((n_videos, n_classes), np.float32), "ns": np.zeros(n_videos, np.int64),
-                 "nt": np.zeros(n_videos, np.int64)} for sig in unique}
+    out = {sig: {"scores": np.zeros((n_videos, n_classes), np.float32),
+                 **{k: np.zeros(n_videos, np.int64) for k in ("ns", "nt", "ns_nominal", "nt_nominal")}}
+           for sig in unique}
     s3_rows: list = [None] * n_videos
     bar = tqdm(total=n_videos * len(unique), unit="video-config", desc="sweep", disable=not progress)
     with torch.inference_mode():
@@ -138,7 +146,7 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
             def indices(b: int, count: int) -> np.ndarray:  # both strategies: `count` segment centres
                 if count not in memo[b]:
                     t = times[local_off[b]:local_off[b] + nframes[vids[b]]]
-                    memo[b][count] = sampling.nearest_indices(t, sampling.segment_centres(dur[b], count))
+                    memo[b][count] = sampling.distinct_indices(t, dur[b], count)
                 return memo[b][count]
 
             for sig, group in unique.items():
@@ -153,7 +161,8 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                     idx[role] = [indices(b, int(n)) for b, n in enumerate(counts[:, k])]
                     where[role] = _gather_index(local_off, idx[role], device)
                     inputs[role] = (terms.take(c.method, role, where[role][0]), where[role][1])
-                    out[sig]["ns" if role == "s" else "nt"][vids] = counts[:, k]
+                    out[sig]["ns" if role == "s" else "nt"][vids] = [len(i) for i in idx[role]]
+                    out[sig]["ns_nominal" if role == "s" else "nt_nominal"][vids] = counts[:, k]
                 result = predictor.predict_terms(c.method, **inputs)
                 scores = result["video"].float().cpu().numpy()
                 if not np.isfinite(scores).all():
@@ -172,8 +181,18 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                 bar.update(len(vids))
     bar.close()
     ids = index["id"].astype(str).to_numpy()
-    preds = {c.name: Predictions(ids, labels, o["scores"], o["ns"], o["nt"])
-             for sig, o in out.items() for c in unique[sig]}
+    cost, charged = predictor.cost(), {}
+    preds = {}
+    for sig, o in out.items():
+        method = unique[sig][0].method
+        for pair in zip(o["ns"].tolist(), o["nt"].tolist()):
+            if (method, *pair) not in charged:
+                charged[(method, *pair)] = cost.gflops(method, *pair)
+        gflops = np.array([charged[(method, a, b)] for a, b in zip(o["ns"].tolist(), o["nt"].tolist())],
+                          dtype=np.float64)
+        for c in unique[sig]:
+            preds[c.name] = Predictions(ids, labels, o["scores"], o["ns"], o["nt"], o["ns_nominal"],
+                                        o["nt_nominal"], gflops)
     return {c.name: preds[c.name] for c in configs}, (s3_rows if s3_config in preds else [])
 
 

@@ -3,10 +3,13 @@
 Phase 1 ("plain"): the student backbone alone, trained like the teacher (TSN frames,
 cross-entropy, train.plain_student): the "Student alone" baseline, which never sees
 the teacher. Phase 2 ("dkp"): a copy of it, the DKP module and the gate, trained with
-the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each batch draws its
-numbers of student and teacher frames at random over train.student.ns_range / nt_range
+the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each step draws its
+numbers of student and teacher frames log-uniformly over train.student.ns_range / nt_range
 (one random frame per equal segment of the whole video), so one checkpoint serves every
-sampling configuration. The frozen teacher runs in the loop (eval mode, no gradients) on
+sampling configuration; `auto` ranges are the distinct counts the sweep's DKP and DSTE
+configurations feed the training and validation videos (resolve_ranges), so DKP is never
+evaluated outside the range it was trained on. A step takes train.student.batch_videos
+videos, or fewer so that videos x (n_s + n_t) stays within max_frames_per_step. The frozen teacher runs in the loop (eval mode, no gradients) on
 the teacher frames (un-augmented, as at test time) for g_j, and on the student frames
 with the student's very augmentation for the targets T(x_i). Caching its features of
 every training frame once was measured and rejected: with a few epochs the loop shows
@@ -15,7 +18,7 @@ the teacher far fewer frames than a video holds (teacher inference is ~10% of a 
 For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
 results/train/seed-N/student.csv (rows of both phases; `val_acc`
 is frame accuracy inside the labelled activity: of the plain student in phase 1, of
-DSTE's p_i with n_t = mean of nt_range teacher frames at segment centres in phase 2;
+DSTE's p_i with n_t = the geometric mean of nt_range teacher frames at segment centres in phase 2;
 `val_acc_kd` is the DKP-trained student's own classifier C_s).
 """
 from __future__ import annotations
@@ -26,7 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import checkpoints, framestore, layout, runtime
+from .. import checkpoints, framestore, layout, runtime, sampling
+from .. import configs as configs_mod
 from ..errors import DkpError
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
@@ -43,7 +47,27 @@ def reads(p: dict) -> dict:
     return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
             "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
             "train_student": p["train"]["student"], "plain": p["train"]["plain_student"],
+            "sweep": {k: p["sweep"][k] for k in ("s1", "s2", "baselines")},
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
+
+
+def resolve_ranges(p: dict, *sets: VideoSet) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(ns_range, nt_range) of train.student, `auto` replaced by dkp.sampling.count_range over the
+    DKP and DSTE configurations of the sweep and the videos of `sets`."""
+    cfg = p["train"]["student"]
+    if cfg["ns_range"] != "auto" and cfg["nt_range"] != "auto":
+        return tuple(cfg["ns_range"]), tuple(cfg["nt_range"])
+    dkp_configs = [c for c in configs_mod.build(p) if c.method in ("dkp", "dste")]
+    times = [t for vs in sets for t in vs.times]
+    durations = np.concatenate([vs.durations for vs in sets])
+    auto_ns, auto_nt = sampling.count_range(dkp_configs, times, durations)
+    return (auto_ns if cfg["ns_range"] == "auto" else tuple(cfg["ns_range"]),
+            auto_nt if cfg["nt_range"] == "auto" else tuple(cfg["nt_range"]))
+
+
+def step_videos(vids: np.ndarray, ns: int, nt: int, max_frames: int) -> np.ndarray:
+    """The first videos of a batch that keep videos x (ns + nt) within max_frames (at least one)."""
+    return vids[:max(1, min(len(vids), max_frames // (ns + nt)))]
 
 
 def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
@@ -80,13 +104,13 @@ def dkp_step(student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: d
 
 
 def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSet, val_eval, device,
-              folder: Path, seed: int) -> list[dict]:
-    """Phase 2; `seed` is the phase's own (the run's seed + SEED_OFFSET["dkp"])."""
+              folder: Path, seed: int, ranges) -> list[dict]:
+    """Phase 2; `seed` is the phase's own (the run's seed + SEED_OFFSET["dkp"]); ranges from resolve_ranges."""
     cfg, aug, net = p["train"]["student"], p["train"]["augment"], p["student"]
     steps = -(-len(train) // cfg["batch_videos"])
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
-    (ns_lo, ns_hi), (nt_lo, nt_hi) = cfg["ns_range"], cfg["nt_range"]
+    (ns_lo, ns_hi), (nt_lo, nt_hi) = ranges
     t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
@@ -96,8 +120,9 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
         bar = tqdm(batches.epoch_batches(rng, len(train), cfg["batch_videos"]), desc=f"dkp {e + 1}/{cfg['epochs']}",
                    unit="batch", leave=False, disable=runtime.progress_disabled())
         for vids in bar:
+            ns, nt = sampling.draw_count(rng, ns_lo, ns_hi), sampling.draw_count(rng, nt_lo, nt_hi)
+            vids = step_videos(vids, ns, nt, cfg["max_frames_per_step"])
             B = len(vids)
-            ns, nt = int(rng.integers(ns_lo, ns_hi + 1)), int(rng.integers(nt_lo, nt_hi + 1))
             s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
             t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
             x = torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, s_idx) for j in idx])).to(device)
@@ -125,10 +150,10 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
 
 
 def dkp_validation(p: dict, student, dkp: DKP, teacher, t_entry: dict, val: VideoSet, val_frames, val_labels,
-                   val_pairs, device):
+                   val_pairs, device, nt_range):
     """A closure giving the phase-2 validation accuracies (DSTE p_i and C_s) on the fixed frames."""
-    lo, hi = p["train"]["student"]["nt_range"]
-    nt = (lo + hi) // 2
+    lo, hi = nt_range
+    nt = max(lo, min(hi, int(round((lo * hi) ** 0.5))))
     t_idx = [batches.centre_indices(val.n_frames(i), nt) for i in range(len(val))]
     t_frames = val.gather([(i, int(j)) for i in range(len(val)) for j in t_idx[i]])
     t_table = embed_frames(teacher, t_frames, t_entry["input_size"], t_entry["normalize"], device).numpy()
@@ -169,6 +194,9 @@ def run(p: dict, args) -> None:
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     val = load_subset(p, p["data"]["val_subset"], len(classes))
     val_frames, val_labels, val_pairs = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
+    ranges = resolve_ranges(p, train, val)
+    print(f"student: DKP trained on n_s {ranges[0][0]}-{ranges[0][1]}, n_t {ranges[1][0]}-{ranges[1][1]} frames "
+          f"per video")
     folder = checkpointing.resume_dir("student", base, reads(p), input_files(p) + [t_path])
 
     # Phase 1: the Student baseline, cross-entropy alone
@@ -192,15 +220,17 @@ def run(p: dict, args) -> None:
     dkp.init_heads(teacher.head, student.head)
     student.to(device)
     dkp.to(device)
-    val_eval = dkp_validation(p, student, dkp, teacher, t_entry, val, val_frames, val_labels, val_pairs, device)
+    val_eval = dkp_validation(p, student, dkp, teacher, t_entry, val, val_frames, val_labels, val_pairs, device,
+                              ranges[1])
     dkp_rows = train_dkp(p, student, dkp, teacher, t_entry, train, val_eval, device, folder,
-                         base + SEED_OFFSET["dkp"])
+                         base + SEED_OFFSET["dkp"], ranges)
 
     student.eval()
     dkp.eval()
     checkpoints.save(s_path, {
         "kind": "student", "classes": classes, "num_classes": len(classes),
         "teacher_sha256": checkpoints.file_digest(t_path),
+        "train_ranges": {"ns": list(ranges[0]), "nt": list(ranges[1])},
         "backbones": {"student": checkpoints.backbone_entry(student, p["student"]),
                       "student_plain": checkpoints.backbone_entry(plain, p["student"])},
         "dkp": {**k, "ds": student.feature_dim,
