@@ -35,4 +35,5 @@ rule all:
         "results/metrics.json",
         "results/anet",
         "results/figures",
+        "results/claims.json",
         "results/README.md",

@@ -343,9 +343,14 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
     seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
     new = max(seeds) + 1
     for change, stale, jobs in [
-            (lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),
+            (lambda p: p["sweep"]["baselines"]["teacher_nt"].append(7),
              {f"sweep@{n}" for n in seeds} | {"evaluate", "figures"},
              {"sweep": len(seeds) * len(_groups()), "evaluate": 1, "figures": 1}),
+            # a DKP configuration may widen the range DKP is trained on (train.student ranges auto)
+            (lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),
+             {f"{st}@{n}" for n in seeds for st in ("train-student", "sweep")} | {"evaluate", "figures"},
+             {"train_student": len(seeds), "features": len(seeds), "sweep": len(seeds) * len(_groups()),
+              "evaluate": 1, "figures": 1}),
             (lambda p: p["run"]["seeds"].append(new),
              {f"{st}@{new}" for st in PER_SEED} | {"evaluate", "figures"},
              {"train_teacher": 1, "train_student": 1, "features": 1, "sweep": len(_groups()), "evaluate": 1,

@@ -32,6 +32,7 @@ fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
 from __future__ import annotations
 
 import json
+import os
 import math
 import shutil
 import sys
@@ -266,6 +267,23 @@ def _shards(p: dict, args) -> list[int]:
     return [i]
 
 
+_STAGE_PID: int | None = None
+
+
+def _remember_stage(pid: int) -> None:
+    """Pool initializer: the pid of the stage that owns this worker."""
+    global _STAGE_PID
+    _STAGE_PID = pid
+
+
+def _process_for_stage(task: tuple) -> dict:
+    """process(task), unless the stage is gone: imap queues every task up front, so without this
+    check the workers of a killed stage would go on extracting a whole shard for nobody."""
+    if _STAGE_PID is not None and os.getppid() != _STAGE_PID:
+        os._exit(1)
+    return process(task)
+
+
 def _run_tasks(tasks: list[tuple], workers: int):
     """Yield process(task) for every task, in order, over `workers` processes."""
     if workers <= 1 or len(tasks) <= 1:
@@ -273,9 +291,10 @@ def _run_tasks(tasks: list[tuple], workers: int):
         return
     import multiprocessing
 
-    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)))
+    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_remember_stage,
+                                                     initargs=(os.getpid(),))
     try:
-        yield from pool.imap(process, tasks, chunksize=1)
+        yield from pool.imap(_process_for_stage, tasks, chunksize=1)
         pool.close()
     finally:
         pool.terminate()
