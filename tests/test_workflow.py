@@ -343,8 +343,8 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
     seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
     new = max(seeds) + 1
     for change, stale, jobs in [
-            (lambda p: p["sweep"]["baselines"]["teacher_nt"].append(7),
-             {f"sweep@{n}" for n in seeds} | {"evaluate", "figures"},
+            (lambda p: p["sweep"].update(batch_videos=p["sweep"]["batch_videos"] + 1),
+             {f"sweep@{n}" for n in seeds},
              {"sweep": len(seeds) * len(_groups()), "evaluate": 1, "figures": 1}),
             # a DKP configuration may widen the range DKP is trained on (train.student ranges auto)
             (lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),

@@ -47,8 +47,7 @@ def reads(p: dict) -> dict:
     return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
             "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
             "train_student": p["train"]["student"], "plain": p["train"]["plain_student"],
-            "sweep": {"s1": p["sweep"]["s1"], "s2": p["sweep"]["s2"],
-                      "dkp_noens_nt": p["sweep"]["baselines"]["dkp_noens_nt"]},
+            "sweep": {"s1": p["sweep"]["s1"], "s2": p["sweep"]["s2"], "baselines": p["sweep"]["baselines"]},
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
 
 
