@@ -3,6 +3,8 @@
 #
 #   bash bench/gpu_check.sh                   # install a CUDA torch into .venv if needed, then check
 #   bash bench/gpu_check.sh --wheels DIR      # offline: pip installs from the wheels in DIR only
+#       (for a python that has a CUDA torch: decord, av, jsonschema, jsonschema-specifications,
+#       referencing, rpds-py, setuptools; `pip download --no-deps --only-binary=:all:` them)
 #   bash bench/gpu_check.sh --dry-run         # CPU only, nothing installed: the same steps, a few frames
 #
 # 1. .venv: created if missing. Where the interpreter ($PYTHON, default python3) already has a
@@ -25,7 +27,7 @@
 # interpreter (the dry run uses it as it is). Exit status 0 when every step ran, else 1 or 2.
 set -euo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 DRY=0 STEPS="" BATCH="" SIZE="" WHEELS="" KEEP=0
 while [ $# -gt 0 ]; do
@@ -68,13 +70,16 @@ else
   command -v nvidia-smi >/dev/null || say "warning: nvidia-smi not found; GPU utilisation will read n/a"
   if [ ! -x .venv/bin/python ]; then
     say "creating .venv with $PYTHON"
-    "$PYTHON" -m venv .venv
+    # without ensurepip (some distributions' pythons), a venv without pip: the base's pip is used below
+    "$PYTHON" -m venv .venv 2>/dev/null || { rm -rf .venv; "$PYTHON" -m venv --without-pip .venv; } \
+      || die "$PYTHON cannot create .venv"
     if has_cuda_torch "$PYTHON"; then  # reuse the interpreter's CUDA torch rather than download one
       site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
       "$PYTHON" -c 'import site, sys; print("\n".join(site.getsitepackages()))' > "$site/_gpu_check_base.pth"
       say "$PYTHON has a CUDA torch: .venv sees its packages ($site/_gpu_check_base.pth)"
     fi
   fi
+  "$ROOT/.venv/bin/python" -m pip --version >/dev/null 2>&1 || die ".venv has no pip (and $PYTHON none to lend)"
   PY="$ROOT/.venv/bin/python"
   if ! has_cuda_torch "$PY"; then
     pin=$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' constraints.txt)
