@@ -115,18 +115,21 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
             hint = difflib.get_close_matches(name, list(names), n=1)
             raise ParamError(f"{key}: expected a configuration name declared by sweep, found {name!r}"
                              + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-    if check_paths:
+    if check_paths:  # (key, path, must be a folder): a preset's /path/to/ placeholder stops here
         paths = []
         if p["data"]["source"] != "synthetic":
-            paths += [("data.annotations", p["data"]["annotations"]), ("data.videos", p["data"]["videos"])]
+            paths += [("data.annotations", p["data"]["annotations"], False), ("data.videos", p["data"]["videos"], True)]
         if p["data"]["class_list"]:
-            paths.append(("data.class_list", p["data"]["class_list"]))
+            paths.append(("data.class_list", p["data"]["class_list"], False))
         for net in ("teacher", "student"):
             if p[net]["pretrained"]:
-                paths.append((f"{net}.pretrained", p[net]["pretrained"]))
-        for key, path in paths:
+                paths.append((f"{net}.pretrained", p[net]["pretrained"], False))
+        for key, path, folder in paths:
             if not Path(path).exists():
                 raise ParamError(f"{key}: expected an existing path, found {path!r} (no such file or folder)")
+            if Path(path).is_dir() != folder:
+                want, found = ("a folder", "a file") if folder else ("a file", "a folder")
+                raise ParamError(f"{key}: expected {want}, found {found} {path!r}")
 
 
 def check_seed(p: dict, seed: int) -> int:

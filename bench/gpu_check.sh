@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# GPU check for a machine with one CUDA GPU, at most ~8 minutes. From the project root:
+#
+#   bash bench/gpu_check.sh                   # install a CUDA torch into .venv if needed, then check
+#   bash bench/gpu_check.sh --wheels DIR      # offline: pip installs from the wheels in DIR only
+#       (for a python that has a CUDA torch: decord, av, jsonschema, jsonschema-specifications,
+#       referencing, rpds-py, setuptools; `pip download --no-deps --only-binary=:all:` them)
+#   bash bench/gpu_check.sh --dry-run         # CPU only, nothing installed: the same steps, a few frames
+#
+# 1. .venv: created if missing. Where the interpreter ($PYTHON, default python3) already has a
+#    CUDA torch, a .pth file lets .venv see its packages (no download); otherwise torch is
+#    installed from pip's default index at the version constraints.txt pins (the Linux x86-64
+#    wheels on PyPI are CUDA builds; constraints.txt's own pin is meant for a CPU build). Then
+#    the project (`pip install --no-deps -e .`) and its runtime dependencies, except dvc and
+#    snakemake, which this check does not call.
+# 2. The tiny pipeline (tests/params-tiny.yaml, run.device: cuda) stage by stage in a scratch
+#    folder ($WORK, default a new temporary one), as dvc.yaml runs it.
+# 3. Training steps at 224 px: the teacher (ResNet-50) and the student (MobileNetV2) of
+#    configs/activitynet.yaml, at its batch (batch_videos x segments frames), on random uint8
+#    frames held in host memory, each step as the training loop does it: copy to the device,
+#    to float, ImageNet standardisation, forward under autocast, cross-entropy, backward, SGD.
+#    Prints images/s and the GPU utilisation nvidia-smi reports during the timed steps.
+#
+# Options: --steps N (timed steps per network; default 30, dry run 1), --batch N (frames a
+# step; default the preset's, dry run 2), --size N (input side; default the preset's 224,
+# dry run 64), --keep (keep the scratch folder). $WORK: a folder to use (kept); $PYTHON: the
+# interpreter (the dry run uses it as it is). Exit status 0 when every step ran, else 1 or 2.
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
+
+DRY=0 STEPS="" BATCH="" SIZE="" WHEELS="" KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --steps) STEPS="$2"; shift ;;
+    --batch) BATCH="$2"; shift ;;
+    --size) SIZE="$2"; shift ;;
+    --wheels) WHEELS="$2"; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "gpu_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+START=$(date +%s)
+PYTHON_GIVEN="${PYTHON:-}"
+PYTHON="${PYTHON:-python3}"
+export DKP_NO_PROGRESS=1 PYTHONUNBUFFERED=1
+say() { printf '[gpu_check %4ss] %s\n' "$(( $(date +%s) - START ))" "$*"; }
+die() { say "FAILED: $*" >&2; exit 1; }
+
+has_cuda_torch() { "$1" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; }
+
+# ---- 1. environment ------------------------------------------------------------------------
+if [ "$DRY" = 1 ]; then
+  DEVICE=cpu
+  STEPS="${STEPS:-1}" WARMUP=1 SIZE="${SIZE:-64}"  # the script's paths, not a measurement
+  # nothing installed: $PYTHON if given, else the project's .venv if there is one, else python3
+  if [ -z "$PYTHON_GIVEN" ] && [ -x .venv/bin/python ]; then PY="$ROOT/.venv/bin/python"; else PY="$PYTHON"; fi
+  say "dry run on the CPU with $PY (nothing installed)"
+else
+  DEVICE=cuda
+  STEPS="${STEPS:-30}" WARMUP=5
+  PIP_ARGS=()
+  [ -n "$WHEELS" ] && PIP_ARGS=(--no-index --find-links "$WHEELS")
+  command -v nvidia-smi >/dev/null || say "warning: nvidia-smi not found; GPU utilisation will read n/a"
+  if [ ! -x .venv/bin/python ]; then
+    say "creating .venv with $PYTHON"
+    # without ensurepip (some distributions' pythons), a venv without pip: the base's pip is used below
+    "$PYTHON" -m venv .venv 2>/dev/null || { rm -rf .venv; "$PYTHON" -m venv --without-pip .venv; } \
+      || die "$PYTHON cannot create .venv"
+    if has_cuda_torch "$PYTHON"; then  # reuse the interpreter's CUDA torch rather than download one
+      site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+      "$PYTHON" -c 'import site, sys; print("\n".join(site.getsitepackages()))' > "$site/_gpu_check_base.pth"
+      say "$PYTHON has a CUDA torch: .venv sees its packages ($site/_gpu_check_base.pth)"
+    fi
+  fi
+  "$ROOT/.venv/bin/python" -m pip --version >/dev/null 2>&1 || die ".venv has no pip (and $PYTHON none to lend)"
+  PY="$ROOT/.venv/bin/python"
+  if ! has_cuda_torch "$PY"; then
+    pin=$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' constraints.txt)
+    say "installing torch==$pin from pip's default index (a CUDA build on Linux x86-64)"
+    "$PY" -m pip uninstall -q -y torch >/dev/null 2>&1 || true  # a CPU build of the same version would count as installed
+    "$PY" -m pip install -q "${PIP_ARGS[@]}" "torch==$pin" || die "pip could not install torch==$pin"
+    has_cuda_torch "$PY" || die "torch in .venv sees no CUDA device (driver? CUDA_VISIBLE_DEVICES?)"
+  fi
+  if ! "$PY" -c 'import dkp, os, sys; sys.exit(0 if os.path.realpath(dkp.__file__).startswith(os.path.realpath("src")) else 1)' 2>/dev/null; then
+    say "installing the project (editable, no dependencies) and its runtime dependencies but dvc/snakemake"
+    # without build isolation where setuptools is already there (no download), else pip's usual way
+    "$PY" -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null \
+      || "$PY" -m pip install -q "${PIP_ARGS[@]}" --no-deps -e . || die "pip could not install the project"
+  fi
+  mapfile -t deps < <("$PY" - <<'EOF'
+import tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+print("\n".join(d for d in deps if not d.split(">")[0].split("=")[0].split("<")[0].strip().startswith(("torch", "dvc", "snakemake"))))
+EOF
+)
+  "$PY" -m pip install -q "${PIP_ARGS[@]}" "${deps[@]}" || die "pip could not install ${deps[*]}"
+fi
+"$PY" -c 'import torch, dkp; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, device: "
+          + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu only"))' \
+  || die "$PY cannot import torch and dkp"
+say "environment ready"
+
+# ---- 2. the tiny pipeline on $DEVICE ---------------------------------------------------------
+if [ -n "${WORK:-}" ]; then
+  mkdir -p "$WORK"  # the caller's folder: kept
+else
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/dkp-gpu-check.XXXXXX")"
+  [ "$KEEP" = 1 ] || trap 'rm -rf "$WORK"' EXIT
+fi
+"$PY" - "$ROOT/tests/params-tiny.yaml" "$WORK/params.yaml" "$DEVICE" "$DRY" <<'EOF'
+import sys, yaml
+src, dst, device, dry = sys.argv[1:]
+p = yaml.safe_load(open(src))
+p["run"]["device"] = device
+if dry == "1":
+    p["run"]["seeds"] = p["run"]["seeds"][:1]  # one seed: the dry run checks the steps, not the spread
+yaml.safe_dump(p, open(dst, "w"), sort_keys=False)
+EOF
+SEEDS=$("$PY" -c 'import sys, yaml; print(" ".join(map(str, yaml.safe_load(open(sys.argv[1]))["run"]["seeds"])))' "$WORK/params.yaml")
+stage() {
+  local t0=$(date +%s)
+  (cd "$WORK" && "$PY" -m dkp.cli "$@" --params params.yaml > "$WORK/stage.log" 2>&1) \
+    || { cat "$WORK/stage.log" >&2; die "dkp $* (device $DEVICE)"; }
+  say "dkp $* ok ($(( $(date +%s) - t0 )) s)"
+}
+say "tiny pipeline, run.device: $DEVICE, seeds $SEEDS, in $WORK"
+stage synthesize; stage data; stage frames; stage data-report
+for s in $SEEDS; do stage train-teacher --seed "$s"; stage train-student --seed "$s"; done
+for s in $SEEDS; do stage features --seed "$s"; stage sweep --seed "$s"; done
+stage evaluate; stage figures
+"$PY" - "$WORK/results/metrics.json" <<'EOF'
+import json, sys
+ops = json.load(open(sys.argv[1])).get("operating_points", {})
+print("  results/metrics.json:", "; ".join(f"{k} mAP {v['mAP']}" for k, v in ops.items()
+                                           if isinstance(v, dict) and "mAP" in v) or "written")
+EOF
+
+# ---- 3. training steps at 224 px --------------------------------------------------------------
+say "training steps at ${SIZE:-224} px ($STEPS timed after $WARMUP warm-up, device $DEVICE)"
+"$PY" - "$ROOT/configs/activitynet.yaml" "$DEVICE" "$STEPS" "$WARMUP" "${BATCH:-}" "$DRY" "${SIZE:-}" <<'EOF'
+"""Teacher and student training steps at the preset's sizes on random frames: images/s, GPU use."""
+import shutil, subprocess, sys, time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from dkp.models import autocast, build_backbone, prepare, unit
+
+preset, device, steps, warmup, batch, dry, size_arg = sys.argv[1:]
+p, device, steps, warmup = yaml.safe_load(open(preset)), torch.device(device), int(steps), int(warmup)
+cuda = device.type == "cuda"
+if cuda:
+    torch.backends.cudnn.benchmark = True  # fixed shapes: the stages' deterministic setting is off here
+
+
+def gpu_sampler():
+    """nvidia-smi sampling utilisation every 100 ms, or None where it is absent."""
+    if not (cuda and shutil.which("nvidia-smi")):
+        return None
+    idx = str(torch.cuda.current_device())
+    return subprocess.Popen(["nvidia-smi", "-i", idx, "--query-gpu=utilization.gpu,memory.used",
+                             "--format=csv,noheader,nounits", "-lms", "100"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def run(net_key, train_key):
+    net, cfg = p[net_key], p["train"][train_key]
+    n = int(batch) if batch else cfg["batch_videos"] * cfg["segments"]
+    if dry == "1" and not batch:
+        n = 2
+    size = int(size_arg) if size_arg else net["input_size"]
+    torch.manual_seed(0)
+    model = build_backbone(net, 200).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                          weight_decay=cfg["weight_decay"])
+    rng = np.random.default_rng(0)
+    pool = torch.from_numpy(rng.integers(0, 256, (2 * n, size, size, 3), dtype=np.uint8))  # host frames
+    labels = torch.from_numpy(rng.integers(0, 200, 2 * n)).to(device)
+
+    def step(i):
+        sl = slice((i % 2) * n, (i % 2) * n + n)
+        x = pool[sl].to(device, non_blocking=True).permute(0, 3, 1, 2)
+        x = prepare(unit(x), size, net["normalize"])
+        with autocast(device):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), labels[sl])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    model.train()
+    for i in range(warmup):
+        step(i)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    sampler = gpu_sampler()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        loss = step(i)
+    float(loss.detach())  # the loop reads the loss each step; one read here waits for the last step
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    util = "n/a"
+    if sampler is not None:
+        sampler.terminate()
+        out, _ = sampler.communicate()
+        rows = [r.split(",") for r in out.strip().splitlines() if r.count(",") == 1]
+        vals = [float(u) for u, _ in rows if u.strip().replace(".", "").isdigit()]
+        if vals:
+            util = f"{np.mean(vals):.0f}% mean, {np.max(vals):.0f}% max over {len(vals)} samples"
+    mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else ""
+    print(f"  {net_key:7s} {net['arch']:12s} {size:3d} px, {n:4d} frames a step: {steps * n / dt:8.1f} images/s "
+          f"({1000 * dt / steps:.1f} ms a step{mem}); GPU utilisation {util}", flush=True)
+
+
+run("teacher", "teacher")
+run("student", "plain_student")
+EOF
+ELAPSED=$(( $(date +%s) - START ))
+say "done in ${ELAPSED} s$([ "$ELAPSED" -gt 480 ] && echo ' (over the 8-minute budget)')"
