@@ -31,6 +31,7 @@ test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m "not slow and not slurm" tests
 
 lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
 clean:
