@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 import yaml
-
 from workflow_repos import TINY, dvc_reproduced, dvc_status, sh, stages_run
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 import yaml
+from fixtures import media as M
 from PIL import Image
 
 from dkp import cli, framestore
@@ -19,7 +20,6 @@ from dkp.errors import DkpError
 from dkp.frames import decode, nearest_frames, output_shape, sample_times
 from dkp.ingest.pyav_reader import PyAVReader
 from dkp.ingest.videos import open_video
-from fixtures import media as M
 
 AV1 = M.av1_encoder()
 # id -> (seconds, width, height, codec); native 2 fps
@@ -113,7 +113,7 @@ def test_frames_count_timestamps_shape(workdir):
     index = framestore.read_index(p).set_index("id")
     assert sorted(index.index) == sorted(VIDEOS)  # only videos ok at ingest are extracted
     assert (index["status"] == "ok").all()
-    for vid, (sec, w, h, codec) in VIDEOS.items():
+    for vid, (sec, _w, _h, _codec) in VIDEOS.items():
         frames, times = framestore.load(p, vid)
         assert isinstance(frames, np.memmap) and frames.dtype == np.uint8 and times.dtype == np.float64
         assert abs(len(frames) - sec * p["frames"]["fps"]) <= 1, vid

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 import yaml
+from fixtures import media as M
 
 from dkp import cli, framestore
 from dkp.ingest import videos
-from fixtures import media as M
 
 LEAVES = ["Run", "Jump", "Swim", "Archery"]  # taxonomy file order; sorted order differs
 

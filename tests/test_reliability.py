@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from fixtures import media as M
+from test_params import _dkp, _set, _write
 
 from dkp.atomic import atomic_dir, atomic_path, write_json
 from dkp.predictions import read as read_predictions
-from fixtures import media as M
-from test_params import _dkp, _set, _write
 
 # Bad videos and annotation rows added to the tiny synthetic dataset: id -> (subset, what ingest and
 # extraction must make of it). Files are written by _write_bad_videos.
@@ -203,7 +203,8 @@ def test_broken_time_index_after_ingest_is_unreadable_at_extraction(pipeline, tm
     M.write_broken_index(work / "videos" / f"v_{SHORT}.mp4", "stts")
     res = dkp(work, "frames")
     assert res.returncode == 0, res.stderr
-    index = pd.concat([pd.read_csv(f, keep_default_na=False) for f in sorted(work.glob("data/frames/shard-*/index.csv"))])
+    shards = sorted(work.glob("data/frames/shard-*/index.csv"))
+    index = pd.concat([pd.read_csv(f, keep_default_na=False) for f in shards])
     row = index.set_index("id").loc[SHORT]
     assert (row["status"], row["reason"], row["n_frames"]) == ("unreadable", "invalid frame rate nan", 0)
     assert (index["status"] == "ok").sum() == len(index) - 2  # bad_stss and this one
@@ -213,7 +214,8 @@ def test_broken_time_index_after_ingest_is_unreadable_at_extraction(pipeline, tm
 def test_every_bad_input_is_recorded_with_its_reason(pipeline):
     root, _ = pipeline
     manifest = pd.read_csv(root / "data/manifest.csv", keep_default_na=False).set_index("id")
-    index = pd.concat([pd.read_csv(f, keep_default_na=False) for f in sorted(root.glob("data/frames/shard-*/index.csv"))])
+    shards = sorted(root.glob("data/frames/shard-*/index.csv"))
+    index = pd.concat([pd.read_csv(f, keep_default_na=False) for f in shards])
     index = index.set_index("id")
     for vid, (subset, stage, reason) in BAD_VIDEOS.items():
         row = manifest.loc[vid]
@@ -304,7 +306,7 @@ def test_short_video_is_fed_its_distinct_frames_through_the_sweep(pipeline):
         v = pred.video_ids.tolist().index(SHORT)
         assert np.isfinite(pred.scores[v]).all() and pred.scores[v].sum() == pytest.approx(1.0, abs=1e-4), c.name
         duration = SHORT_SECONDS
-        for fed, nominal, role in ((pred.ns[v], pred.ns_nominal[v], "s"), (pred.nt[v], pred.nt_nominal[v], "t")):
+        for fed, nominal in ((pred.ns[v], pred.ns_nominal[v]), (pred.nt[v], pred.nt_nominal[v])):
             if nominal:
                 assert fed == len(np.unique(sampling.nearest_indices(
                     times, sampling.segment_centres(duration, int(nominal))))) <= min(nominal, len(times)), c.name
@@ -488,7 +490,7 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
     reference = _tree(root / "results" / "predictions" / "seed-0")
     ref_groups = {Path(k).parts[0] for k in reference}
     # the kill lands mid-write unless the sweep writes its last group first: then try again
-    for attempt in range(8):
+    for _attempt in range(8):
         shutil.rmtree(work / "results", ignore_errors=True)
         rc, _children = _kill_9_when(work, "sweep", writing, args=("--seed", "0"))
         assert rc in (0, -signal.SIGKILL), f"dkp sweep failed (rc {rc})"

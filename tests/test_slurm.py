@@ -12,7 +12,6 @@ import subprocess
 import time
 
 import pytest
-
 from workflow_repos import REPO, dvc_reproduced, make_repo, sh
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

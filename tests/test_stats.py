@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from dkp import configs, evaluate, layout, metrics, stats
-from dkp.predictions import Predictions, write as write_predictions
+from dkp.predictions import Predictions
+from dkp.predictions import write as write_predictions
 
 
 def test_resample_weights_are_counts_and_fixed_by_the_seed():

@@ -21,7 +21,8 @@ from dkp import layout, sampling
 from dkp.cli import main as dkp_main
 from dkp.evaluate import COLUMNS, metrics_summary, score_all
 from dkp.features import FeatureCache, build_cache
-from dkp.predictions import read as read_predictions, write as write_predictions
+from dkp.predictions import read as read_predictions
+from dkp.predictions import write as write_predictions
 from dkp.sweep import select, sweep
 
 ROLES = {"dste": ("s", "t"), "dkp": ("s", "t"), "teacher": ("t",), "student": ("s",), "student-kd": ("s",)}
@@ -185,7 +186,7 @@ def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
     s3 = configs_mod.by_name(p)[p["sweep"]["s3_config"]]
     out, rows = sweep(predictor, cache, [s3], 4, torch.device("cpu"), s3_config=s3.name, progress=False)
     assert len(rows) == len(videos)
-    for (t, stu, dste), (_, v), fed in zip(rows, videos.iterrows(), out[s3.name].ns):
+    for (t, stu, dste), fed in zip(rows, out[s3.name].ns):
         assert len(t) == len(stu) == len(dste) == fed <= s3.ns
         assert len(np.unique(t)) == len(t)  # distinct frames only
         assert np.all(np.diff(t) >= 0) and np.all((stu >= 0) & (stu <= 1)) and np.all((dste >= 0) & (dste <= 1))
@@ -226,7 +227,8 @@ def test_unknown_group_is_one_line(tiny_workdir, monkeypatch, capsys, tiny_param
     assert dkp_main(["sweep", "--seed", "0", "--group", "nope"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown group 'nope'" in err and "dste_adaptive-4" in err
-    assert [c.group for c in select(tiny_params, "teacher")] == ["teacher"] * len(tiny_params["sweep"]["baselines"]["teacher_nt"])
+    n_teacher = len(tiny_params["sweep"]["baselines"]["teacher_nt"])
+    assert [c.group for c in select(tiny_params, "teacher")] == ["teacher"] * n_teacher
 
 
 # ---------------------------------------------------------------- end to end, real stages (slow)
@@ -241,8 +243,8 @@ PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """The tiny pipeline run once through `dkp <stage>` (one training epoch: exactness needs no accuracy)."""
-    from conftest import TINY
     import yaml
+    from conftest import TINY
 
     root = tmp_path_factory.mktemp("pipeline")
     p = yaml.safe_load(TINY.read_text())

@@ -106,7 +106,8 @@ def reference_mismatches(stats: dict[str, np.ndarray]) -> list[str]:
             p = QUANTILE_CHECKS[key]
             got = float(np.mean(values <= quantiles[key]))
             if abs(got - p) > _tol(p, values.size):
-                out.append(f"{name} {key}: F({quantiles[key]:g}) = {got:.3f}, expected {p} +- {_tol(p, values.size):.3f}")
+                tol = _tol(p, values.size)
+                out.append(f"{name} {key}: F({quantiles[key]:g}) = {got:.3f}, expected {p} +- {tol:.3f}")
 
     ecdf_check("duration", stats["duration"], ref["duration_s_trainval"], ("p10", "median", "p90"))
     ecdf_check("coverage", stats["coverage"], ref["coverage_fraction_union"], QUANTILE_CHECKS)

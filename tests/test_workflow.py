@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-
 import workflow_audit as audit
+import yaml
 from workflow_repos import REPO, TINY, dvc_reproduced, dvc_status, make_repo, sh, stages_run
 
 # Snakemake jobs fanned out beyond DVC's stages: the flag each job adds to the DVC command

@@ -20,7 +20,6 @@ Needs no model and no torch: the sweep stores each video's cost in the predictio
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,8 @@ from . import layout, metrics, stats
 from .anet_format import results_json
 from .atomic import atomic_dir, atomic_path, write_csv, write_json
 from .errors import DkpError
-from .predictions import Predictions, read as read_predictions, save_npz
+from .predictions import Predictions, save_npz
+from .predictions import read as read_predictions
 
 CURVES = layout.CURVES
 METRICS = layout.METRICS

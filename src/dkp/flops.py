@@ -7,6 +7,7 @@ torch.utils.flop_counter.FlopCounterMode's total (which counts a multiply-add as
 from __future__ import annotations
 
 import copy
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -53,7 +54,7 @@ class CostModel:
         self._forms = {}  # ensemble -> (attention, heads) bilinear coefficients, fitted on first use
 
     @classmethod
-    def from_modules(cls, backbones: dict[str, tuple[nn.Module, int]], roles: dict, dkp: nn.Module) -> "CostModel":
+    def from_modules(cls, backbones: dict[str, tuple[nn.Module, int]], roles: dict, dkp: nn.Module) -> CostModel:
         """backbones: name -> (module, input size)."""
         return cls({n: backbone_macs(m, s) for n, (m, s) in backbones.items()},
                    {n: classifier_macs(m) for n, (m, _) in backbones.items()}, roles, dkp)

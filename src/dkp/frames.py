@@ -32,8 +32,8 @@ fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import shutil
 import sys
 import time

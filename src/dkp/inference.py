@@ -56,7 +56,7 @@ class Predictor:
         self._cost = None
 
     @classmethod
-    def load(cls, p: dict, device, seed: int) -> "Predictor":
+    def load(cls, p: dict, device, seed: int) -> Predictor:
         """From `seed`'s teacher and student checkpoints (dkp.layout, relative to the project root)."""
         runtime.warm_up_vector_math()  # as runtime.setup does, for callers that build a Predictor outside a stage
         t_path, s_path = layout.teacher_checkpoint(seed), layout.student_checkpoint(seed)

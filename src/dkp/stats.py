@@ -54,7 +54,7 @@ class Resamples:
         self.n_present = self.present.sum(axis=1)
 
     @classmethod
-    def draw(cls, labels, n_classes: int, resamples: int, seed: int) -> "Resamples":
+    def draw(cls, labels, n_classes: int, resamples: int, seed: int) -> Resamples:
         return cls(labels, resample_weights(len(labels), resamples, seed), n_classes)
 
     def mean_ap(self, scores: np.ndarray) -> np.ndarray:

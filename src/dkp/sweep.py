@@ -36,7 +36,8 @@ from . import configs as configs_mod
 from . import layout, sampling
 from .atomic import atomic_dir
 from .errors import DkpError
-from .predictions import Predictions, write as write_predictions
+from .predictions import Predictions
+from .predictions import write as write_predictions
 
 
 def select(p: dict, group: str | None) -> list:
@@ -143,7 +144,8 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
             dur = durations[vids]
             memo: list[dict[int, np.ndarray]] = [{} for _ in vids]
 
-            def indices(b: int, count: int) -> np.ndarray:  # both strategies: `count` segment centres
+            def indices(b: int, count: int, memo=memo, times=times, local_off=local_off, vids=vids,
+                        dur=dur) -> np.ndarray:  # both strategies: `count` segment centres
                 if count not in memo[b]:
                     t = times[local_off[b]:local_off[b] + nframes[vids[b]]]
                     memo[b][count] = sampling.distinct_indices(t, dur[b], count)
@@ -252,5 +254,6 @@ def run(p: dict, args) -> None:
                 if c.name == s3:
                     rows = _frames_json(s3_rows, cache.index, framestore.load_manifest(p),
                                         list(framestore.load_classes(p)))
-                    (tmp / layout.s3_frames_file(seed, group, c.name).name).write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+                    text = json.dumps(rows, indent=1, sort_keys=True) + "\n"
+                    (tmp / layout.s3_frames_file(seed, group, c.name).name).write_text(text)
     print(f"sweep: {len(chosen)} configurations x {len(cache)} videos -> {layout.predictions_dir(seed)}/")

@@ -8,8 +8,6 @@ results/README.md, each atomically.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import layout
 from ..atomic import clean_stale_temps, write_json
 from ..errors import DkpError

@@ -80,13 +80,13 @@ class Draws:
         return np.vstack([self.point[None], self.seeds, self.boot])
 
     @classmethod
-    def exact(cls, table: pd.DataFrame, level: float = 0.95) -> "Draws":
+    def exact(cls, table: pd.DataFrame, level: float = 0.95) -> Draws:
         """A table's mAP taken as known exactly: one seed, a zero-width interval (for rules, not data)."""
         m = table["mAP"].to_numpy(float)[None]
         return cls(table.reset_index(drop=True), m, m.copy(), level)
 
     @classmethod
-    def from_arrays(cls, table: pd.DataFrame, arrays) -> "Draws":
+    def from_arrays(cls, table: pd.DataFrame, arrays) -> Draws:
         """curves.csv and results/bootstrap.npz (dkp evaluate), columns matched by configuration name."""
         names = [str(n) for n in arrays["names"]]
         table = table.set_index("name").loc[names].reset_index()
@@ -505,7 +505,8 @@ def evaluate_all(draws: Draws, fp: dict) -> list[Verdict]:
     gains = draws.s3_gain if draws.s3_gain is not None else np.full((1, 0), np.nan)
     return [claim_adaptive_vs_fixed(draws, low), claim_ratio(draws, low),
             claim_similar_above(draws, fp["similar_from"], fp["similar_margin"]),
-            claim_s2_low(draws, low), claim_ns20_high(draws, low), claim_s3(gains, draws.weights, draws.level, draws.seed_weights)]
+            claim_s2_low(draws, low), claim_ns20_high(draws, low),
+            claim_s3(gains, draws.weights, draws.level, draws.seed_weights)]
 
 
 def claims_json(verdicts: list[Verdict]) -> dict:

@@ -161,7 +161,8 @@ def _params_section(p: dict) -> list[str]:
     fp = p["figures"]
     lines.append(f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; claim 3 "
                  f"threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, equivalence margin "
-                 f"{fp['similar_margin']:g} mAP points; S-3 configuration `{p['sweep']['s3_config']}`; seeds {p['run']['seeds']}")
+                 f"{fp['similar_margin']:g} mAP points; S-3 configuration `{p['sweep']['s3_config']}`; "
+                 f"seeds {p['run']['seeds']}")
     b = p["evaluate"]["bootstrap"]
     lines.append(f"- intervals: {b['resamples']} bootstrap resamples of the validation videos (generator seed "
                  f"{b['seed']}), {100 * b['level']:g} % percentile intervals")
@@ -182,7 +183,8 @@ def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) ->
     level = 95 if draws is None else round(100 * draws.level)
     return [
         f"- Every mAP is the mean over {seeds} of the mAP of each seed's models. Its interval [lo, hi] is a "
-        f"{level} % percentile interval from {n_boot} bootstrap resamples of the {_num(rows['videos_evaluated'].max())} "
+        f"{level} % percentile interval from {n_boot} bootstrap resamples of the "
+        f"{_num(rows['videos_evaluated'].max())} "
         "validation videos: each resample draws the videos with replacement and recomputes the seed-averaged mAP. "
         "It shows how much the number would move on another draw of validation videos of the same kind; "
         "it does not include the variation from training another set of seeds, which the seed range shows beside it.",
@@ -199,7 +201,8 @@ def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) ->
 
 
 def _effects_cell(v: Verdict) -> str:
-    return "; ".join(f"{e.label.split(' (')[0]}: {claims.fmt_effect(e, 'probability' if v.number == 6 else 'mAP', 3 if v.number == 6 else 2)}"
+    unit, digits = ("probability", 3) if v.number == 6 else ("mAP", 2)
+    return "; ".join(f"{e.label.split(' (')[0]}: {claims.fmt_effect(e, unit, digits)}"
                      for e in v.effects)
 
 

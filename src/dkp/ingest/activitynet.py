@@ -54,7 +54,8 @@ def taxonomy_leaves(taxonomy: list) -> list[str]:
         parents = {node["parentId"] for node in taxonomy}
         leaves = [node["nodeName"] for node in taxonomy if node["nodeId"] not in parents]
     except (KeyError, TypeError) as exc:
-        raise DkpError(f"taxonomy: expected nodes with nodeId, parentId, nodeName, found a node without {exc}")
+        raise DkpError(f"taxonomy: expected nodes with nodeId, parentId, nodeName, "
+                       f"found a node without {exc}") from None
     return list(dict.fromkeys(leaves))
 
 

@@ -9,7 +9,8 @@ numbers of student and teacher frames log-uniformly over train.student.ns_range 
 sampling configuration; `auto` ranges are the distinct counts the sweep's DKP and DSTE
 configurations feed the training and validation videos (resolve_ranges), so DKP is never
 evaluated outside the range it was trained on. A step takes train.student.batch_videos
-videos, or fewer so that videos x (n_s + n_t) stays within max_frames_per_step. The frozen teacher runs in the loop (eval mode, no gradients) on
+videos, or fewer so that videos x (n_s + n_t) stays within max_frames_per_step. The frozen
+teacher runs in the loop (eval mode, no gradients) on
 the teacher frames (un-augmented, as at test time) for g_j, and on the student frames
 with the student's very augmentation for the targets T(x_i). Caching its features of
 every training frame once was measured and rejected: with a few epochs the loop shows
