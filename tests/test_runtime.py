@@ -11,7 +11,7 @@ import pytest
 FIRST_CALL = """
 import torch
 from dkp import runtime
-runtime.setup({"run": {"threads": 2, "seeds": [0], "device": "cpu"}}, 0)
+runtime.setup({"run": {"threads": 2, "seeds": [0], "device": "cpu", "precision": "fp32"}}, 0)
 x = torch.rand(8, 23, 64) * 200  # the shape and range of DKP's position-encoding angles
 print(int(torch.equal(x.sin(), x.sin())))
 """

@@ -4,6 +4,8 @@ Every backbone exposes the same interface:
     embed(x) -> (B, D)   one pooled feature per frame (x: (B, 3, S, S) from `preprocess`)
     classify(f) -> (B, C) its linear classifier (`fc` on ResNet, `classifier.1` on MobileNetV2)
     head -> that nn.Linear;  feature_dim -> D;  forward(x) = classify(embed(x))
+Their convolution weights are channels-last, and so are the inputs `to_unit` and
+`dkp.train.batches.augment` make from (N, H, W, 3) frames, so no layout is converted.
 """
 from __future__ import annotations
 
@@ -76,9 +78,13 @@ def preprocess(frames: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
 
 
 def autocast(device: torch.device):
-    """Mixed precision (bfloat16) on CUDA; full precision on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bfloat16 autocast where run.precision resolves to bf16 on `device` (dkp.runtime.precision;
+    auto until runtime.setup applies run.precision), else full precision. Training, feature
+    caching and the sweep all run their networks under it."""
+    from .. import runtime
+
+    if runtime.precision(device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

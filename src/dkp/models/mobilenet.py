@@ -4,6 +4,7 @@
 `torchvision.models.mobilenet_v2(width_mult=alpha)` key for key, so an ImageNet
 checkpoint saved by torchvision loads directly. Because torchvision names the
 trunk `features`, the pooled per-frame feature method is `embed`, as on ResNet.
+The convolution weights are channels-last, as on ResNet.
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ class MobileNetV2(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
+        self.to(memory_format=torch.channels_last)
 
     @property
     def head(self) -> nn.Linear:

@@ -3,6 +3,9 @@
 Names and shapes match `torchvision.models.resnet*` key for key at width 1.0, so
 an ImageNet checkpoint saved by torchvision loads directly (see
 `dkp.models.load_pretrained`). `width` scales the base channels (64 x width).
+The convolution weights are channels-last (NHWC in memory): a convolution's output takes
+its weight's layout, so every activation is channels-last too, the layout oneDNN's CPU
+convolutions and batch norms run fastest on. State-dict keys and shapes do not depend on it.
 """
 from __future__ import annotations
 
@@ -95,6 +98,7 @@ class ResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        self.to(memory_format=torch.channels_last)
 
     def _stage(self, block, planes: int, depth: int, stride: int) -> nn.Sequential:
         downsample = None

@@ -62,7 +62,8 @@ def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
     horizontal flip, random multiple of 90 degrees, random order of the colour channels.
 
     x: frames (N, 3, H, W) of any dtype, before `prepare`, so the student and the teacher
-    can be shown the same augmented frame. The training loops pass the uint8 frames (a
+    can be shown the same augmented frame; the result keeps x's memory layout (NCHW or
+    channels-last, as the backbones take it). The training loops pass the uint8 frames (a
     channels-last view) and convert after (dkp.models.unit): moving pixels commutes with
     the conversion, and moving bytes is cheaper than moving floats. rot90 and
     channel_shuffle preserve the labels of the synthetic data (rotation-free shapes and
@@ -107,7 +108,9 @@ def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
     else:
         order = torch.arange(c, device=dev).expand(n, c)
     if x.permute(0, 2, 3, 1).is_contiguous():  # (N, H, W, 3) in memory, as dkp.models.to_unit leaves it
-        flat, index = x.permute(0, 2, 3, 1).reshape(n, h * w * c), src[:, None, :] * c + order[:, :, None]
-    else:
-        flat, index = x.reshape(n, c * h * w), order[:, :, None] * (h * w) + src[:, None, :]
-    return torch.gather(flat, 1, index.reshape(n, c * oh * ow)).view(n, c, oh, ow)
+        # channels-last in, channels-last out (the backbones' layout)
+        index = src[:, :, None] * c + order[:, None, :]  # (N, OH*OW, C)
+        out = torch.gather(x.permute(0, 2, 3, 1).reshape(n, h * w * c), 1, index.reshape(n, oh * ow * c))
+        return out.view(n, oh, ow, c).permute(0, 3, 1, 2)
+    index = order[:, :, None] * (h * w) + src[:, None, :]  # (N, C, OH*OW)
+    return torch.gather(x.reshape(n, c * h * w), 1, index.reshape(n, c * oh * ow)).view(n, c, oh, ow)

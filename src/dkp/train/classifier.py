@@ -29,6 +29,12 @@ def validation_frames(val: VideoSet, per_video: int) -> tuple[np.ndarray, np.nda
     return val.gather(pairs), labels, pairs
 
 
+def validated(epoch: int, epochs: int, every: int) -> bool:
+    """Whether 0-based `epoch` of `epochs` is scored on the validation frames: every
+    `every`-th epoch, and always the last (the trained model's row)."""
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
+
 def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, sched, label_smoothing: float,
                     device: torch.device) -> tuple[float, int]:
     """One optimiser step on network-ready frames x (N, 3, S, S) with labels y (N,).
@@ -50,7 +56,9 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
 
     net: the backbone's params group (input_size, normalize); cfg: its train group
     (epochs, batch_videos, segments, within_activity, lr, momentum, weight_decay,
-    warmup_epochs, label_smoothing); aug: train.augment.
+    warmup_epochs, label_smoothing, val_every); aug: train.augment.
+    The validation frames are scored after every val_every-th epoch and after the last
+    (`validated`); the other rows have no val_acc (an empty cell in the CSV log).
     """
     size, norm = net["input_size"], net["normalize"]
     steps = -(-len(train) // cfg["batch_videos"])
@@ -76,9 +84,11 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
             hits += hit
             seen += len(y)
             bar.set_postfix(loss=f"{total / seen:.3f}")
-        model.eval()  # BN statistics and the classifier's dropout in inference mode
-        feats = embed_frames(model, val_frames, size, norm, device)
-        val_acc = loop.frame_accuracy(lambda f: model.classify(f.to(device)), feats, y_val)
-        return {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen, "val_acc": val_acc}
+        row = {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen}
+        if validated(e, cfg["epochs"], cfg["val_every"]):
+            model.eval()  # BN statistics and the classifier's dropout in inference mode
+            feats = embed_frames(model, val_frames, size, norm, device)
+            row["val_acc"] = loop.frame_accuracy(lambda f: model.classify(f.to(device)), feats, y_val)
+        return row
 
     return loop.run_phase(folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch)

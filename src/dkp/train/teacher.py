@@ -25,8 +25,11 @@ def input_files(p: dict) -> list[Path]:
 
 def run_reads(p: dict) -> dict:
     """The run settings a training stage reads besides its seed (not run.seeds: adding a seed
-    leaves the other seeds' resume folders valid)."""
-    return {"threads": p["run"]["threads"], "device": p["run"]["device"]}
+    leaves the other seeds' resume folders valid), with the precision run.precision resolves
+    to on this machine (auto may differ between machines)."""
+    device = runtime.resolve_device(p["run"]["device"])
+    return {"threads": p["run"]["threads"], "device": p["run"]["device"],
+            "precision": runtime.resolve_precision(p["run"]["precision"], device)}
 
 
 def reads(p: dict) -> dict:
