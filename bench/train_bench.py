@@ -90,7 +90,7 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     from dkp.models import build_backbone
     from dkp.models.dkp import DKP
     from dkp.train import classifier, loop
-    from dkp.train.student import dkp_step, train_dkp
+    from dkp.train.student import dkp_step, resolve_ranges, train_dkp
 
     empty_frames = np.zeros((0, 1, 1, 3), np.uint8)
     empty_labels = np.zeros(0, np.int64)
@@ -136,15 +136,16 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
                   k["pos_scale"], k["dropout"], k["teacher_frame_weight"])
         dkp.init_heads(teacher.head, student.head)
         sets.append((teacher, student, dkp.to(device)))
+    ranges = resolve_ranges(p, train)
     got = capture_epoch(train_dkp, p, sets[0][1], sets[0][2], sets[0][0], t_entry, train, lambda: {}, device, folder,
-                        seed)
+                        seed, ranges)
     rec = Recorder(sets[0][2], lambda inp: (int(inp[0].shape[0]), int(inp[0].shape[1]), int(inp[2].shape[1])))
     teacher, student, dkp = sets[1]
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
     steps = -(-len(train) // cfg["batch_videos"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     ts, ss, gen = p["teacher"]["input_size"], net["input_size"], torch.Generator().manual_seed(1)
-    B_max, ns_max, nt_max = cfg["batch_videos"], cfg["ns_range"][1], cfg["nt_range"][1]
+    B_max, ns_max, nt_max = cfg["batch_videos"], ranges[0][1], ranges[1][1]
     # one pool of random inputs of the largest batch, made once; a step takes leading slices
     pool = tuple(t.to(device) for t in (
         torch.randn(B_max * ns_max, 3, ts, ts, generator=gen), torch.randn(B_max * nt_max, 3, ts, ts, generator=gen),
@@ -244,7 +245,7 @@ def bench_phase(p, phase, train, num_classes, device, folder, args) -> dict:
         n = sum(frames_of(s) for s in state["shapes"])
         runs["real"].append((n / wall, cpu, wall, n, len(state["shapes"])))
         shapes = state["shapes"]
-        wall, cpu = _clock(lambda: raw_round(shapes))
+        wall, cpu = _clock(lambda shapes=shapes: raw_round(shapes))
         runs["raw"].append((n / wall, cpu, wall, n, len(shapes)))
     r = {"phase": phase, "steps_per_round": runs["real"][0][4], "epochs_per_round": epochs}
     for path, v in runs.items():

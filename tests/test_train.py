@@ -18,7 +18,6 @@ from dkp.models import to_unit, unit
 from dkp.train import batches, loop
 from dkp.train.data import VideoSet
 
-
 # ---------------------------------------------------------------- pure helpers
 
 def test_tsn_indices_take_one_frame_per_run_of_candidates():
@@ -203,7 +202,8 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
         s = checkpoints.read(layout.student_checkpoint(SEED), "student")
         assert set(s["backbones"]) == {"student", "student_plain"}
         # auto ranges: DKP trained on every distinct count the sweep's DKP/DSTE configurations feed
-        from dkp import configs as configs_mod, framestore, sampling
+        from dkp import configs as configs_mod
+        from dkp import framestore, sampling
 
         ok = pd.concat([framestore.available(tiny_params, tiny_params["data"][k]) for k in ("train_subset",
                                                                                             "val_subset")])
@@ -258,7 +258,8 @@ def test_kill_9_then_resume_ends_bit_identical(trained, tiny_data, tmp_path):
             sa, sb = a["backbones"][net]["state_dict"], b["backbones"][net]["state_dict"]
             assert all(torch.equal(sa[k], sb[k]) for k in sa), (name, net)
         if "dkp" in a:
-            assert all(torch.equal(a["dkp"]["state_dict"][k], b["dkp"]["state_dict"][k]) for k in a["dkp"]["state_dict"])
+            sd_a, sd_b = a["dkp"]["state_dict"], b["dkp"]["state_dict"]
+            assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
         assert (ref / models / name).read_bytes() == (work / models / name).read_bytes(), name
     log = pd.read_csv(work / "results/train" / f"seed-{SEED}" / "student.csv")
     ref_log = pd.read_csv(ref / "results/train" / f"seed-{SEED}" / "student.csv")

@@ -136,7 +136,8 @@ class DKP(nn.Module):
             if student_fc is not None:
                 self.student_head.weight[:, :ds].copy_(student_fc.weight)
                 self.student_head.weight[:, ds:].copy_(teacher_fc.weight)
-                self.student_head.bias.copy_(student_fc.bias + teacher_fc.bias)
+                dev = self.student_head.bias.device  # the heads may sit on another device than the backbones
+                self.student_head.bias.copy_(student_fc.bias.to(dev) + teacher_fc.bias.to(dev))
 
     # ------------------------------------------------ per-frame terms
     # concat(f, z) enters C_s' and h linearly, so each splits into an f-half (per student
