@@ -97,6 +97,9 @@ def dkp_step(student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: d
         out = dkp(f.view(B, ns, -1), u, g, v)
     terms = dkp_losses(out, kd_logits, y, target, dkp.teacher_head(target), None,
                        cfg["lambda_feat"], cfg["lambda_kd"], cfg["tau"])
+    if not torch.isfinite(terms["total"]):
+        raise DkpError(f"train-student: the DKP loss became non-finite at n_s={ns}, n_t={nt}; the phase "
+                       f"diverged (lower train.student.lr or narrow train.student.ns_range/nt_range)")
     opt.zero_grad(set_to_none=True)
     terms["total"].backward()
     opt.step()
