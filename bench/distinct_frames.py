@@ -20,6 +20,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from dkp import configs as configs_mod  # noqa: E402
 from dkp import layout  # noqa: E402
+from dkp.evaluate import distinct_share  # noqa: E402
 from dkp.predictions import read as read_predictions  # noqa: E402
 
 
@@ -32,10 +33,10 @@ def rows(p: dict, seed: int) -> list[dict]:
         pred = read_predictions(layout.predictions_file(seed, c.group, c.name))
         nominal = np.mean([cost.gflops(c.method, a, b) for a, b in zip(pred.ns_nominal, pred.nt_nominal)])
         charged = float(pred.gflops.mean())
-        share = lambda fed, asked: float(fed.sum() / asked.sum()) if asked.sum() else float("nan")  # noqa: E731
         out.append({"name": c.name, "n_s_nominal": float(pred.ns_nominal.mean()), "n_s": float(pred.ns.mean()),
                     "n_t_nominal": float(pred.nt_nominal.mean()), "n_t": float(pred.nt.mean()),
-                    "distinct_s": share(pred.ns, pred.ns_nominal), "distinct_t": share(pred.nt, pred.nt_nominal),
+                    "distinct_s": distinct_share([pred.ns], [pred.ns_nominal]),
+                    "distinct_t": distinct_share([pred.nt], [pred.nt_nominal]),
                     "gflops_nominal": float(nominal), "gflops": charged,
                     "saved": 1.0 - charged / nominal if nominal else 0.0})
     return out

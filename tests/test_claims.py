@@ -8,6 +8,7 @@ import pytest
 
 from dkp import stats
 from dkp.figures import claims
+from dkp.figures import curve_geometry as geometry
 
 X = claims.Draws.exact  # a table's mAP taken as exact: zero-width intervals, one seed
 
@@ -39,21 +40,21 @@ PAPER_S1 = s1(plateau(G, 80, 30), plateau(G, 80, 26), plateau(G - 1, 80, 12), pl
 
 
 def test_interpolation_is_piecewise_linear_and_limited_to_the_overlap():
-    a = claims.make_curve("a", [0, 10], [0, 10])
-    b = claims.make_curve("b", [5, 20, 5], [2, 2, 4])  # repeated GFLOPs are averaged: (5, 3)
+    a = geometry.make_curve("a", [0, 10], [0, 10])
+    b = geometry.make_curve("b", [5, 20, 5], [2, 2, 4])  # repeated GFLOPs are averaged: (5, 3)
     assert b.g.tolist() == [5, 20] and b.m.tolist() == [[3, 2]]
-    d = claims.diff(a, b)
+    d = geometry.diff(a, b)
     assert (d.lo, d.hi) == (5, 10)  # no extrapolation beyond a's end at 10
     # a - b = x - (3 - (x-5)/15): 2 at x=5, 7 + 1/3 at x=10, linear: mean is the midpoint
     assert d.min[0] == pytest.approx(2.0) and d.max[0] == pytest.approx(7 + 1 / 3)
     assert d.mean[0] == pytest.approx((2.0 + 7 + 1 / 3) / 2)
-    assert claims.diff(a, claims.make_curve("c", [11, 12], [0, 1])) is None
+    assert geometry.diff(a, geometry.make_curve("c", [11, 12], [0, 1])) is None
 
 
 def test_mean_difference_is_exact_across_a_crossing():
-    a = claims.make_curve("a", [0, 1, 2], [0, 2, 0])
-    b = claims.make_curve("b", [0, 2], [1, 1])
-    assert claims.diff(a, b).mean[0] == pytest.approx(0.0)  # triangle of area 2 over length 2, minus 1
+    a = geometry.make_curve("a", [0, 1, 2], [0, 2, 0])
+    b = geometry.make_curve("b", [0, 2], [1, 1])
+    assert geometry.diff(a, b).mean[0] == pytest.approx(0.0)  # triangle of area 2 over length 2, minus 1
 
 
 def test_claim1_holds_and_fails():

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from dkp import configs as configs_mod
-from dkp import layout, sampling
+from dkp import framestore, layout, sampling
 from dkp.cli import main as dkp_main
 from dkp.evaluate import COLUMNS, metrics_summary, score_all
 from dkp.features import FeatureCache, build_cache
@@ -103,8 +103,6 @@ def _write_frames(root, p, n_videos, seed=0):
 
 def direct_scores(predictor, p, video, config) -> np.ndarray:
     """The reference path: sample this video's frames, run the backbones on them, predict alone."""
-    from dkp import framestore
-
     frames, times = framestore.load(p, video["id"])
     inputs = {}
     for role, name in predictor.roles(config.method).items():
@@ -128,8 +126,6 @@ def cached(tmp_path, monkeypatch, tiny_params):
 
 
 def test_cache_layout_and_rows(cached):
-    from dkp import framestore
-
     p, videos, predictor, cache = cached
     idx = cache.index
     assert idx["id"].tolist() == videos["id"].tolist()
@@ -159,8 +155,6 @@ def test_sweep_equals_direct_path(cached, batch_videos):
         np.testing.assert_array_equal(pred.ns_nominal, counts[:, 0] if "s" in used else 0)
         np.testing.assert_array_equal(pred.nt_nominal, counts[:, 1] if "t" in used else 0)
         for role, fed in (("s", pred.ns), ("t", pred.nt)):
-            from dkp import framestore
-
             want = [len(sampling.config_indices(c, role, framestore.load(p, v["id"])[1], float(v["duration"])))
                     if role in used else 0 for _, v in videos.iterrows()]
             assert fed.tolist() == want

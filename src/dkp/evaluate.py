@@ -29,7 +29,7 @@ from . import layout, metrics, stats
 from .anet_format import results_json
 from .atomic import atomic_dir, atomic_path, write_csv, write_json
 from .errors import DkpError
-from .predictions import Predictions, save_npz
+from .predictions import Predictions, s3_video_gains, save_npz
 from .predictions import read as read_predictions
 
 CURVES = layout.CURVES
@@ -113,16 +113,17 @@ def s3_gains(p: dict, video_ids: np.ndarray) -> np.ndarray:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DkpError(f"{path}: not valid JSON ({exc})") from None
-        for v in data.get("videos", []) if isinstance(data, dict) else data:
-            s, d = np.asarray(v.get("student", []), float), np.asarray(v.get("dste", []), float)
-            if str(v.get("id")) not in col:
-                raise DkpError(f"{path}: video {v.get('id')!r} is not among the evaluated videos; rerun `dkp sweep`")
-            if s.size and d.size:
-                gains[k, col[str(v["id"])]] = d.mean() - s.mean()
+        videos = data.get("videos", []) if isinstance(data, dict) else data
+        unknown = [v.get("id") for v in videos if str(v.get("id")) not in col]
+        if unknown:
+            raise DkpError(f"{path}: video {unknown[0]!r} is not among the evaluated videos; rerun `dkp sweep`")
+        for vid, gain in s3_video_gains(videos).items():
+            gains[k, col[vid]] = gain
     return gains
 
 
-def _share(fed: list[np.ndarray], asked: list[np.ndarray]) -> float:
+def distinct_share(fed: list[np.ndarray], asked: list[np.ndarray]) -> float:
+    """Frames fed over frames asked for, summed over the arrays (NaN when nothing was asked)."""
     total = float(sum(a.sum() for a in asked))
     return float(sum(f.sum() for f in fed)) / total if total > 0 else float("nan")
 
@@ -160,8 +161,8 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
             "n_t": float(np.mean([q.nt.mean() for q in ps])),
             "n_s_nominal": float(np.mean([q.ns_nominal.mean() for q in ps])),
             "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
-            "distinct_s": _share([q.ns for q in ps], [q.ns_nominal for q in ps]),
-            "distinct_t": _share([q.nt for q in ps], [q.nt_nominal for q in ps]),
+            "distinct_s": distinct_share([q.ns for q in ps], [q.ns_nominal for q in ps]),
+            "distinct_t": distinct_share([q.nt for q in ps], [q.nt_nominal for q in ps]),
             "r_s": c.rs, "r_t": c.rt, "gflops": float(np.mean([q.gflops.mean() for q in ps])),
             "mAP": float(point[0, :, k].mean()), "mAP_lo": float(lo[k]), "mAP_hi": float(hi[k]),
             "mAP_seed_min": float(point[0, :, k].min()), "mAP_seed_max": float(point[0, :, k].max()),

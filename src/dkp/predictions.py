@@ -74,3 +74,14 @@ def read(path: str | Path) -> Predictions:
 
 def path_for(root: str | Path, group: str, name: str) -> Path:
     return Path(root) / group / f"{name}.npz"
+
+
+def s3_video_gains(videos: list[dict]) -> dict[str, float]:
+    """From the S-3 frames file's rows: per video id, mean DSTE minus mean Student ground-truth
+    probability over its frames (videos without frames left out)."""
+    out = {}
+    for v in videos:
+        s, d = np.asarray(v.get("student", []), float), np.asarray(v.get("dste", []), float)
+        if s.size and d.size:
+            out[str(v["id"])] = float(d.mean() - s.mean())
+    return out

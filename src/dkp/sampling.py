@@ -88,14 +88,10 @@ def positions(times: np.ndarray, duration) -> np.ndarray:
 def role_counts(config, duration: float) -> tuple[int, int]:
     """Nominal (n_s, n_t) a configuration asks of a video of this duration; 0 for an unset role.
 
-    Fixed: n_t from r_t, n_s = ratio * n_t (a configuration without a ratio uses r_s alone)."""
+    Fixed: n_t from r_t, n_s = ratio * n_t."""
     if config.strategy == "fixed":
-        nt = fixed_count(duration, config.rt) if config.rt is not None else 0
-        if config.ratio is not None and nt:
-            ns = int(round(config.ratio * nt))
-        else:
-            ns = fixed_count(duration, config.rs) if config.rs is not None else 0
-        return ns, nt
+        nt = fixed_count(duration, config.rt)
+        return (int(round(config.ratio * nt)) if config.ratio is not None else 0), nt
     return int(config.ns or 0), int(config.nt or 0)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DkpError
-from . import claims, output
+from ..predictions import s3_video_gains
+from . import output
 
 PANEL_LETTERS = "abcdefgh"
 
@@ -51,7 +52,7 @@ def select(videos: list[dict], ids: list[str] | None, n: int = 2) -> list[dict]:
             raise DkpError(f"figures.s3_videos: {unknown} not among the {len(by_id)} videos of the S-3 "
                            f"predictions (e.g. {sorted(by_id)[:3]})")
         return [by_id[i] for i in ids]
-    gains = claims.video_gains(videos)
+    gains = s3_video_gains(videos)
     ranked = sorted(gains, key=lambda k: (-gains[k], k))  # ties broken by id: deterministic
     return [by_id[k] for k in ranked[:n]]
 
