@@ -60,6 +60,7 @@ def anet_dir(tmp_path_factory):
 
 def _params(tiny_params, workdir, **data):
     p = json.loads(json.dumps(tiny_params))
+    p["data"]["tune_subset"] = None  # the fixtures hold training and validation only, as real ActivityNet
     p["data"].update(data)
     (workdir / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     return p
@@ -152,6 +153,17 @@ def test_class_order_sorted_and_cap(anet_dir, tiny_params, tmp_path, monkeypatch
     assert list(m["id"]) == ["audio", "ok_a", "gone", "multi"]  # first 2 sorted ids per subset
     capped = framestore.load_skipped(p).query("reason == 'max_videos_per_subset cap'")
     assert len(capped) == (7 - 2) + (5 - 2)  # 7 training and 5 validation entries usable
+
+
+@pytest.mark.parametrize("subsets", [{"val_subset": "training"}, {"tune_subset": "validation"},
+                                     {"tune_subset": "training"}])
+def test_subsets_that_coincide_are_one_line_error(anet_dir, tiny_params, tmp_path, subsets):
+    _params(tiny_params, tmp_path, source="activitynet", annotations=str(anet_dir / "activity_net.v1-3.min.json"),
+            videos=str(anet_dir / "videos"), **subsets)
+    r = subprocess.run(["dkp", "data"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "must differ" in r.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_empty_subset_is_one_line_error(anet_dir, tiny_params, tmp_path):
@@ -272,6 +284,7 @@ def test_synthetic_data_goes_through_the_activitynet_reader(tiny_workdir, monkey
     assert (m["status"] == "ok").all(), m[m["status"] != "ok"]
     counts = m["subset"].value_counts().to_dict()
     assert counts == {"training": syn["num_classes"] * syn["train_per_class"],
-                      "validation": syn["num_classes"] * syn["val_per_class"]}
+                      "validation": syn["num_classes"] * syn["val_per_class"],
+                      "tuning": syn["num_classes"] * syn["tune_per_class"]}
     assert len(framestore.load_classes(p)) == syn["num_classes"]
     assert all(len(s) >= 1 for s in m["segments"])

@@ -28,7 +28,8 @@ def _default_params(repo: Path) -> dict:
 
 
 def _specs(p: dict) -> list[spec.VideoSpec]:
-    return spec.make_specs(p["data"]["synthetic"], p["data"]["train_subset"], p["data"]["val_subset"])
+    d = p["data"]
+    return spec.make_specs(d["synthetic"], d["train_subset"], d["val_subset"], d["tune_subset"])
 
 
 def _synthesize(workdir: Path, params: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -183,7 +184,7 @@ def test_default_specs_structure_and_balance(repo):
     p = _default_params(repo)
     syn = p["data"]["synthetic"]
     specs = _specs(p)
-    assert len(specs) == syn["num_classes"] * (syn["train_per_class"] + syn["val_per_class"])
+    assert len(specs) == syn["num_classes"] * (syn["train_per_class"] + syn["val_per_class"] + syn["tune_per_class"])
     for s in specs:
         assert s.n_frames >= spec.MIN_FRAMES and len(s.segments) >= 1
         bounds = [x for seg in s.segments for x in seg]
@@ -193,7 +194,8 @@ def test_default_specs_structure_and_balance(repo):
     assert max(len(s.segments) for s in specs) >= 8  # the long tail of segment counts
     assert min(s.coverage for s in specs) < 0.05 and np.mean([s.coverage == 1 for s in specs]) > 0.02
     for subset, per_class in ((p["data"]["train_subset"], syn["train_per_class"]),
-                              (p["data"]["val_subset"], syn["val_per_class"])):
+                              (p["data"]["val_subset"], syn["val_per_class"]),
+                              (p["data"]["tune_subset"], syn["tune_per_class"])):
         counts = np.bincount([s.class_index for s in specs if s.subset == subset], minlength=syn["num_classes"])
         assert counts.tolist() == [per_class] * syn["num_classes"]
     ids = [s.vid for s in specs]

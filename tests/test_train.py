@@ -297,3 +297,33 @@ def test_another_seed_trains_its_own_teacher_in_its_own_folders(trained, tiny_da
     res = dkp_cmd(work, "train-teacher", "--seed", "9")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "expected one of run.seeds [0, 1], found 9" in res.stderr
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_dkp_step_clips_the_global_gradient_norm(clip):
+    """With train.student.grad_clip, one plain SGD step moves the trained parameters by at most
+    lr x grad_clip in total (the norm of all their gradients together); without it, by more."""
+    from dkp.models import build_backbone
+    from dkp.models.dkp import DKP
+    from dkp.train.student import dkp_step
+
+    torch.manual_seed(0)
+    C, B, ns, nt, lr = 5, 2, 3, 2, 1.0
+    student, teacher = build_backbone({"arch": "resnet18", "width": 0.125}, C), build_backbone(
+        {"arch": "resnet18", "width": 0.25}, C).eval().requires_grad_(False)
+    dkp = DKP(student.feature_dim, teacher.feature_dim, C, 2, 16, "sinusoidal", 1.0, 0.0, 1.0)
+    dkp.init_heads(teacher.head, student.head)
+    params = [q for q in [*student.parameters(), *dkp.parameters()] if q.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    cfg = {"lambda_feat": 1.0, "lambda_kd": 1.0, "tau": 4.0, "grad_clip": clip}
+    xs, xt, gt = torch.rand(B * ns, 3, 32, 32), torch.rand(B * ns, 3, 32, 32), torch.rand(B * nt, 3, 32, 32)
+    u, v, y = torch.rand(B, ns), torch.rand(B, nt), torch.tensor([0, 3])
+    before = torch.cat([q.detach().flatten().clone() for q in params])
+    terms, _ = dkp_step(student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, torch.device("cpu"))
+    moved = float((torch.cat([q.detach().flatten() for q in params]) - before).norm())
+    assert np.isfinite(terms["total"])
+    if clip is None:
+        assert moved > 1e-2
+    else:
+        assert moved <= lr * clip * (1 + 1e-4)

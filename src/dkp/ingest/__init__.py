@@ -22,10 +22,10 @@ from . import manifest as m
 
 def read_annotations(p: dict) -> m.Parsed:
     d = p["data"]
-    subsets = [d["train_subset"], d["val_subset"]]
-    if d["train_subset"] == d["val_subset"]:
-        raise DkpError(f"data.train_subset and data.val_subset are both {d['train_subset']!r}: "
-                       "training and evaluation need different subsets")
+    subsets = [d["train_subset"], d["val_subset"]] + ([d["tune_subset"]] if d["tune_subset"] else [])
+    if len(set(subsets)) < len(subsets):
+        raise DkpError(f"data.train_subset, val_subset and tune_subset must differ, found {subsets}: training, "
+                       "evaluation and hyperparameter tuning need different subsets")
     if not Path(d["annotations"]).exists():
         hint = " (run dkp synthesize first)" if d["source"] == "synthetic" else ""
         raise DkpError(f"data.annotations: {d['annotations']} not found{hint}")

@@ -117,7 +117,7 @@ def run(p: dict, args) -> None:
     _check(p)
     ann_rel, videos_rel = _layout(p)
     syn = p["data"]["synthetic"]
-    specs = make_specs(syn, p["data"]["train_subset"], p["data"]["val_subset"])
+    specs = make_specs(syn, p["data"]["train_subset"], p["data"]["val_subset"], p["data"]["tune_subset"])
     doc = annotations.build(specs, syn["num_classes"])
     _clean_stale(ROOT)
     with _sigterm_as_interrupt(), atomic.atomic_dir(ROOT) as tmp:
@@ -125,8 +125,7 @@ def run(p: dict, args) -> None:
         (tmp / ann_rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / ann_rel).write_text(json.dumps(doc, sort_keys=True) + "\n")
         size = _encode_all(specs, tmp / videos_rel, min(p["frames"]["workers"], len(specs)))
-    n_train = sum(s.subset == p["data"]["train_subset"] for s in specs)
+    per_subset = ", ".join(f"{sum(s.subset == name for s in specs)} {name}" for name in sorted({s.subset for s in specs}))
     frames = sum(s.n_frames for s in specs)
-    print(f"synthesize: {len(specs)} videos ({n_train} {p['data']['train_subset']}, "
-          f"{len(specs) - n_train} {p['data']['val_subset']}), {syn['num_classes']} classes, "
+    print(f"synthesize: {len(specs)} videos ({per_subset}), {syn['num_classes']} classes, "
           f"{frames} frames, {size / 2**20:.1f} MiB -> {ROOT}/")

@@ -199,8 +199,12 @@ def make_shots(rng: np.random.Generator, n_frames: int, fps: float, lo: float, h
         starts.append(k)
 
 
-def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "validation") -> list[VideoSpec]:
+def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "validation",
+               tune_subset: str | None = None) -> list[VideoSpec]:
     """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic.
+
+    tune_subset: the labelled split for choosing hyperparameters (tune_per_class videos a
+    class), or None for none.
 
     Durations are stratified over the whole set, segment counts and coverages over the
     videos of each duration bin, so the set's quantiles sit close to the reference's.
@@ -209,6 +213,8 @@ def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "val
     rng = np.random.default_rng([syn["seed"], 0x5EC])
     n_classes, fps, scale = syn["num_classes"], float(syn["fps"]), float(syn["time_scale"])
     subsets = [train_subset] * syn["train_per_class"] + [val_subset] * syn["val_per_class"]
+    if tune_subset:
+        subsets += [tune_subset] * syn["tune_per_class"]
     rows = [(c, s) for c in range(n_classes) for s in subsets]
     n = len(rows)
     ids = make_ids(rng, n)

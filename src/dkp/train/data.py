@@ -106,6 +106,11 @@ class MappedFrames:
         return frames
 
 
+def monitor_subset(p: dict) -> str:
+    """The subset the per-epoch training logs score: data.tune_subset, or data.val_subset without one."""
+    return p["data"]["tune_subset"] or p["data"]["val_subset"]
+
+
 def load_subset(p: dict, subset: str, num_classes: int) -> VideoSet:
     """The usable videos of one subset, read through dkp.framestore."""
     from .. import framestore

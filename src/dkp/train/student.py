@@ -17,8 +17,8 @@ every training frame once was measured and rejected: with a few epochs the loop 
 the teacher far fewer frames than a video holds (teacher inference is ~10% of a step).
 
 For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
-results/train/seed-N/student.csv (rows of both phases; `val_acc`
-is frame accuracy inside the labelled activity: of the plain student in phase 1, of
+results/train/seed-N/student.csv (rows of both phases; `val_acc` is frame accuracy inside the
+labelled activity on data.tune_subset (train.data.monitor_subset): of the plain student in phase 1, of
 DSTE's p_i with n_t = the geometric mean of nt_range teacher frames at segment centres in phase 2;
 `val_acc_kd` is the DKP-trained student's own classifier C_s).
 """
@@ -36,7 +36,7 @@ from ..errors import DkpError
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
 from . import batches, checkpointing, classifier, loop
-from .data import VideoSet, load_subset
+from .data import VideoSet, load_subset, monitor_subset
 from .teacher import input_files, run_reads
 
 SEED_OFFSET = {"plain": 1, "dkp": 2}
@@ -46,7 +46,7 @@ LOG_COLUMNS = ["phase", "epoch", "loss", *TERMS, "lr", "train_acc", "val_acc", "
 
 def reads(p: dict) -> dict:
     return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
-            "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
+            "monitor_subset": monitor_subset(p), "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
             "train_student": p["train"]["student"], "plain": p["train"]["plain_student"],
             "sweep": {"s1": p["sweep"]["s1"], "s2": p["sweep"]["s2"], "baselines": p["sweep"]["baselines"]},
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
@@ -102,6 +102,8 @@ def dkp_step(student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: d
                        f"diverged (lower train.student.lr or narrow train.student.ns_range/nt_range)")
     opt.zero_grad(set_to_none=True)
     terms["total"].backward()
+    if cfg["grad_clip"]:
+        torch.nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], cfg["grad_clip"])
     opt.step()
     sched.step()
     return {k: float(t.detach()) for k, t in terms.items()}, int((out["p"].argmax(-1) == y[:, None]).sum())
@@ -196,8 +198,9 @@ def run(p: dict, args) -> None:
     t_entry = t_ckpt["backbones"]["teacher"]
     teacher = checkpoints.build_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
-    val = load_subset(p, p["data"]["val_subset"], len(classes))
-    val_frames, val_labels, val_pairs = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
+    val = load_subset(p, p["data"]["val_subset"], len(classes))  # durations only: the range the sweep evaluates
+    monitor = load_subset(p, monitor_subset(p), len(classes))
+    val_frames, val_labels, val_pairs = classifier.validation_frames(monitor, p["train"]["val_frames_per_video"])
     ranges = resolve_ranges(p, train, val)
     print(f"student: DKP trained on n_s {ranges[0][0]}-{ranges[0][1]}, n_t {ranges[1][0]}-{ranges[1][1]} frames "
           f"per video")
@@ -224,7 +227,7 @@ def run(p: dict, args) -> None:
     dkp.init_heads(teacher.head, student.head)
     student.to(device)
     dkp.to(device)
-    val_eval = dkp_validation(p, student, dkp, teacher, t_entry, val, val_frames, val_labels, val_pairs, device,
+    val_eval = dkp_validation(p, student, dkp, teacher, t_entry, monitor, val_frames, val_labels, val_pairs, device,
                               ranges[1])
     dkp_rows = train_dkp(p, student, dkp, teacher, t_entry, train, val_eval, device, folder,
                          base + SEED_OFFSET["dkp"], ranges)
@@ -242,6 +245,6 @@ def run(p: dict, args) -> None:
     rows = [{"phase": "plain", **r} for r in plain_rows]
     rows += [{**r, "epoch": len(plain_rows) + r["epoch"]} for r in dkp_rows]
     loop.write_log(layout.train_log("student", base), rows, LOG_COLUMNS)
-    print(f"student: plain {len(plain_rows)} epochs (validation frame accuracy {plain_rows[-1]['val_acc']:.3f}), "
+    print(f"student: plain {len(plain_rows)} epochs (frame accuracy on {monitor_subset(p)} {plain_rows[-1]['val_acc']:.3f}), "
           f"DKP {len(dkp_rows)} epochs (DSTE {dkp_rows[-1]['val_acc']:.3f}, C_s {dkp_rows[-1]['val_acc_kd']:.3f}) "
           f"-> {s_path}")

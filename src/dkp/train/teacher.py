@@ -1,8 +1,8 @@
 """`dkp train-teacher`: the heavy network, TSN-style cross-entropy on frames (method.md 5).
 
 Writes models/seed-N/teacher.pt (dkp.checkpoints) and results/train/seed-N/teacher.csv (one
-row per epoch: loss, lr, training frame accuracy, validation frame accuracy inside the
-labelled activity, seconds), for `--seed N`. Resumable from .dkp-cache/train/teacher/<key>/
+row per epoch: loss, lr, training frame accuracy, frame accuracy inside the labelled activity
+on data.tune_subset (train.data.monitor_subset), seconds), for `--seed N`. Resumable from .dkp-cache/train/teacher/<key>/
 after any interruption (the key includes the seed).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import checkpoints, framestore, layout, runtime
 from ..models import build_backbone, load_pretrained, param_count
 from . import checkpointing, classifier, loop
-from .data import load_subset
+from .data import load_subset, monitor_subset
 
 SEED_OFFSET = 0  # each phase seeds the run's seed + its offset, so phases do not depend on each other
 
@@ -34,7 +34,7 @@ def run_reads(p: dict) -> dict:
 
 def reads(p: dict) -> dict:
     """The params this stage reads (with the seed, the resume key)."""
-    return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
+    return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "monitor_subset": monitor_subset(p),
             "shards": p["frames"]["shards"], "teacher": p["teacher"], "train_teacher": p["train"]["teacher"],
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
 
@@ -45,8 +45,8 @@ def run(p: dict, args) -> None:
     loop.make_deterministic(device)
     classes = framestore.load_classes(p)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
-    val = load_subset(p, p["data"]["val_subset"], len(classes))
-    val_frames, val_labels, _ = classifier.validation_frames(val, p["train"]["val_frames_per_video"])
+    monitor = load_subset(p, monitor_subset(p), len(classes))
+    val_frames, val_labels, _ = classifier.validation_frames(monitor, p["train"]["val_frames_per_video"])
     folder = checkpointing.resume_dir("teacher", base, reads(p), input_files(p))
 
     seed = base + SEED_OFFSET
@@ -64,5 +64,5 @@ def run(p: dict, args) -> None:
     loop.write_log(layout.train_log("teacher", base), rows, classifier.LOG_COLUMNS)
     last = rows[-1]
     print(f"teacher: {p['teacher']['arch']} x{p['teacher']['width']:g} ({param_count(model) / 1e6:.2f} M params), "
-          f"{len(train)} training videos, {len(rows)} epochs, validation frame accuracy {last['val_acc']:.3f} "
+          f"{len(train)} training videos, {len(rows)} epochs, frame accuracy on {monitor_subset(p)} {last['val_acc']:.3f} "
           f"-> {layout.teacher_checkpoint(base)}")
