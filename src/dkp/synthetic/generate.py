@@ -125,7 +125,8 @@ def run(p: dict, args) -> None:
         (tmp / ann_rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / ann_rel).write_text(json.dumps(doc, sort_keys=True) + "\n")
         size = _encode_all(specs, tmp / videos_rel, min(p["frames"]["workers"], len(specs)))
-    per_subset = ", ".join(f"{sum(s.subset == name for s in specs)} {name}" for name in sorted({s.subset for s in specs}))
+    names = sorted({s.subset for s in specs})
+    per_subset = ", ".join(f"{sum(s.subset == name for s in specs)} {name}" for name in names)
     frames = sum(s.n_frames for s in specs)
     print(f"synthesize: {len(specs)} videos ({per_subset}), {syn['num_classes']} classes, "
           f"{frames} frames, {size / 2**20:.1f} MiB -> {ROOT}/")

@@ -45,8 +45,9 @@ LOG_COLUMNS = ["phase", "epoch", "loss", *TERMS, "lr", "train_acc", "val_acc", "
 
 
 def reads(p: dict) -> dict:
-    return {"run": run_reads(p), "train_subset": p["data"]["train_subset"], "val_subset": p["data"]["val_subset"],
-            "monitor_subset": monitor_subset(p), "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
+    return {"run": run_reads(p), "train_subset": p["data"]["train_subset"],
+            "val_subset": p["data"]["val_subset"], "monitor_subset": monitor_subset(p),
+            "shards": p["frames"]["shards"], "student": p["student"], "dkp": p["dkp"],
             "train_student": p["train"]["student"], "plain": p["train"]["plain_student"],
             "sweep": {"s1": p["sweep"]["s1"], "s2": p["sweep"]["s2"], "baselines": p["sweep"]["baselines"]},
             "augment": p["train"]["augment"], "val_frames": p["train"]["val_frames_per_video"]}
@@ -245,6 +246,7 @@ def run(p: dict, args) -> None:
     rows = [{"phase": "plain", **r} for r in plain_rows]
     rows += [{**r, "epoch": len(plain_rows) + r["epoch"]} for r in dkp_rows]
     loop.write_log(layout.train_log("student", base), rows, LOG_COLUMNS)
-    print(f"student: plain {len(plain_rows)} epochs (frame accuracy on {monitor_subset(p)} {plain_rows[-1]['val_acc']:.3f}), "
+    print(f"student: plain {len(plain_rows)} epochs (frame accuracy on {monitor_subset(p)} "
+          f"{plain_rows[-1]['val_acc']:.3f}), "
           f"DKP {len(dkp_rows)} epochs (DSTE {dkp_rows[-1]['val_acc']:.3f}, C_s {dkp_rows[-1]['val_acc_kd']:.3f}) "
           f"-> {s_path}")

@@ -1,9 +1,9 @@
 """`dkp train-teacher`: the heavy network, TSN-style cross-entropy on frames (method.md 5).
 
 Writes models/seed-N/teacher.pt (dkp.checkpoints) and results/train/seed-N/teacher.csv (one
-row per epoch: loss, lr, training frame accuracy, frame accuracy inside the labelled activity
-on data.tune_subset (train.data.monitor_subset), seconds), for `--seed N`. Resumable from .dkp-cache/train/teacher/<key>/
-after any interruption (the key includes the seed).
+row per epoch: loss, lr, training frame accuracy, frame accuracy inside the labelled
+activity on data.tune_subset (train.data.monitor_subset), seconds), for `--seed N`.
+Resumable from .dkp-cache/train/teacher/<key>/ after any interruption (the key includes the seed).
 """
 from __future__ import annotations
 
@@ -64,5 +64,6 @@ def run(p: dict, args) -> None:
     loop.write_log(layout.train_log("teacher", base), rows, classifier.LOG_COLUMNS)
     last = rows[-1]
     print(f"teacher: {p['teacher']['arch']} x{p['teacher']['width']:g} ({param_count(model) / 1e6:.2f} M params), "
-          f"{len(train)} training videos, {len(rows)} epochs, frame accuracy on {monitor_subset(p)} {last['val_acc']:.3f} "
+          f"{len(train)} training videos, {len(rows)} epochs, "
+          f"frame accuracy on {monitor_subset(p)} {last['val_acc']:.3f} "
           f"-> {layout.teacher_checkpoint(base)}")
