@@ -144,8 +144,10 @@ def _params_section(p: dict) -> list[str]:
              f"evaluated subset `{d['val_subset']}`, cap per subset {_num(d['max_videos_per_subset']) or 'none'}"]
     if d["source"] == "synthetic":
         s = d["synthetic"]
-        lines.append(f"- synthetic data: {s['num_classes']} classes, {s['train_per_class']} training and "
-                     f"{s['val_per_class']} validation videos per class, "
+        tune = (f", {s['tune_per_class']} of the tuning split `{d['tune_subset']}` (scored by the training "
+                f"logs, never evaluated)" if d["tune_subset"] else "")
+        lines.append(f"- synthetic data: {s['num_classes']} classes; per class {s['train_per_class']} training and "
+                     f"{s['val_per_class']} validation videos{tune}; "
                      f"ActivityNet v1.3-shaped lengths x {s['time_scale']:g}, {s['size']} px at {s['fps']:g} fps, "
                      f"seed {s['seed']}")
     lines.append(f"- frames: extracted at {f['fps']:g} fps, short side {f['size']} px, centre crop "
