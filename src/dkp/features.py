@@ -81,9 +81,8 @@ def build_index(videos: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_rows(path: Path, start: int, stop: int, rows: np.ndarray) -> None:
-    """rows -> rows start..stop-1 of the .npy array at path, through a map opened for this write only
-    (maps kept open for the whole run kept every page written counted in resident memory: the
-    stage's peak grew with the size of the cache)."""
+    """rows -> rows start..stop-1 of the .npy array at path, through a map opened for this write only,
+    so the pages written leave resident memory and the stage's peak stays flat in the cache size."""
     arr = np.load(path, mmap_mode="r+")
     arr[start:stop] = rows
     arr.flush()

@@ -13,14 +13,11 @@ Decoding: decord where it reads the file right, else PyAV (AV1; an MP4 without a
 sync-sample table), chosen by ingest.videos.open_video and recorded in the
 index's `decoder` column; both go through the same timestamps, sampling and
 resizing. PyAV decodes from the start in one pass, converting only the wanted
-frames to RGB. decord: one `get_batch` per chunk of wanted indices (CHUNK).
-Measured on this machine, get_batch beat reading every frame with `next()` and
-keeping the wanted ones (64x64 2 fps, 300 frames: 0.06-0.08 s vs 0.07-0.09 s;
-320x240 30 fps, 1800 frames: 1.55 s vs 1.69-1.80 s), because it skips the RGB
-conversion of the frames it passes over. decord's own width/height resize is not used: with
-get_batch it failed on some target sizes, the same bug (padded rows, see unpad)
-that makes get_batch fail on videos 16, 24 or 48 px wide; those are read with
-skip_frames + next instead.
+frames to RGB. decord: one `get_batch` per chunk of wanted indices (CHUNK), which
+skips the RGB conversion of the frames it passes over (bench/README.md, design
+measurements). decord's own resize is not used: with get_batch it fails on some target
+sizes, the bug (padded rows, see unpad) that makes get_batch fail on videos 16, 24 or
+48 px wide; those are read with skip_frames + next instead.
 
 Layout and resume: data/frames/shard-<i>/<id>.npy and <id>.t.npy are written
 atomically, each shard's index.csv last. A rerun cleans stale temporaries,

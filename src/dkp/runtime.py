@@ -24,12 +24,11 @@ def seed_everything(seed: int) -> None:
 def warm_up_vector_math() -> None:
     """Initialise MKL's vector-math library (torch's sin, cos, log, erf on CPU) from one thread.
 
-    Measured on torch 2.13 (CPU, 2 threads): when the first such call of a process is split
-    across threads, it sometimes (about 1 process in 10) returns wrong low bits, up to 1.5e-4
-    for sin of arguments near 200, and every later call is right. The DKP position encoding
-    calls sin, so a run resumed from a checkpoint, whose first sin call falls in another
-    epoch, was not bit-identical to an uninterrupted run. A one-element call runs on the
-    calling thread only and sets the library up before any split call.
+    When the first such call of a process is split across threads, it can return wrong low
+    bits (bench/README.md, design measurements); the DKP position encoding calls sin, so a
+    resumed run, whose first call falls in another epoch, would not be bit-identical to an
+    uninterrupted one. A one-element call runs on the calling thread only and sets the
+    library up before any split call.
     """
     import torch
 

@@ -73,11 +73,10 @@ class MappedFrames:
     """The frames of a list of videos, memory-mapped through dkp.framestore when first read, at
     most `keep` of them mapped at a time (the least recently used is unmapped first).
 
-    Every map holds a file descriptor (numpy's memmap keeps its own), so mapping every video
-    for the whole run stopped training with "Too many open files" past `ulimit -n` videos
-    (1024 on many systems: a tenth of ActivityNet's training set). keep defaults to a quarter
-    of the soft limit (the training and validation sets together take at most half), so a
-    set that fits keeps every map, as before, and a larger one re-maps on a miss (~0.3 ms).
+    Every map holds a file descriptor (numpy's memmap keeps its own), so the number mapped
+    at once must stay under `ulimit -n` (often 1024, a tenth of ActivityNet's training set).
+    keep defaults to a quarter of the soft limit (the training and validation sets together
+    take at most half): a set that fits keeps every map, a larger one re-maps on a miss.
     """
 
     def __init__(self, p: dict, ids: list[str], keep: int | None = None):

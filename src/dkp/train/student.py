@@ -12,9 +12,8 @@ evaluated outside the range it was trained on. A step takes train.student.batch_
 videos, or fewer so that videos x (n_s + n_t) stays within max_frames_per_step. The frozen
 teacher runs in the loop (eval mode, no gradients) on
 the teacher frames (un-augmented, as at test time) for g_j, and on the student frames
-with the student's very augmentation for the targets T(x_i). Caching its features of
-every training frame once was measured and rejected: with a few epochs the loop shows
-the teacher far fewer frames than a video holds (teacher inference is ~10% of a step).
+with the student's very augmentation for the targets T(x_i); with a few epochs the loop
+shows it fewer frames than caching its features of every training frame would take.
 
 For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
 results/train/seed-N/student.csv (rows of both phases; `val_acc` is frame accuracy inside the
