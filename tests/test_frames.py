@@ -17,7 +17,7 @@ from PIL import Image
 
 from dkp import cli, framestore
 from dkp.errors import DkpError
-from dkp.frames import decode, nearest_frames, output_shape, sample_times
+from dkp.frames import decode, output_shape, sample_times
 from dkp.ingest.pyav_reader import PyAVReader
 from dkp.ingest.videos import open_video
 
@@ -91,12 +91,6 @@ def test_sample_times_bin_centres():
         for fps in (0.5, 1.0, 4.0):
             assert abs(len(sample_times(length, fps)) - length * fps) <= 1
 
-
-def test_nearest_frames():
-    pts = np.arange(10) / 2.0  # 2 fps
-    assert nearest_frames(pts, np.array([0.5, 1.5, 4.4, 9.0])).tolist() == [1, 3, 9, 9]
-    assert nearest_frames(pts, np.array([0.25])).tolist() == [0]  # tie -> the earlier frame
-    assert nearest_frames(np.array([0.0]), np.array([0.5, 3.5])).tolist() == [0, 0]
 
 
 def test_output_shape():

@@ -49,6 +49,12 @@ def test_nearest_frame_to_each_segment_centre():
 def test_tie_goes_to_earlier_frame():
     times = np.array([0.0, 1.0, 2.0])
     assert sampling.nearest_indices(times, np.array([0.5, 1.5, -3.0, 9.0])).tolist() == [0, 1, 0, 2]
+    pts = np.arange(10) / 2.0  # presentation times at 2 fps, as frame extraction uses it
+    assert sampling.nearest_indices(pts, np.array([0.5, 1.5, 4.4, 9.0])).tolist() == [1, 3, 9, 9]
+    assert sampling.nearest_indices(pts, np.array([0.25])).tolist() == [0]
+    assert sampling.nearest_indices(np.array([0.0]), np.array([0.5, 3.5])).tolist() == [0, 0]
+    # repeated presentation times (broken variable-rate files): the earlier of the equals
+    assert sampling.nearest_indices(np.array([0.0, 1.0, 1.0]), np.array([5.0, 1.0])).tolist() == [1, 1]
 
 
 def test_fixed_counts_grow_with_length_adaptive_do_not():

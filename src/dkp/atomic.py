@@ -79,13 +79,18 @@ def save_npy(target: str | os.PathLike, array) -> None:
         np.save(tmp, array)
 
 
-def clean_stale_temps(folder: str | os.PathLike) -> int:
-    """Remove temporaries left by a killed run (a rerun calls this first). Returns the count."""
+def clean_stale_temps(folder: str | os.PathLike, owner: str | None = None) -> int:
+    """Remove temporaries left by a killed run (a rerun calls this first). Returns the count.
+
+    owner: only the temporaries of that output (`.<owner>.*.tmp*`, from atomic_path and
+    atomic_dir) directly in `folder`, for folders where other stages may be writing theirs
+    at this moment; None: every temporary under `folder`.
+    """
     n = 0
     folder = Path(folder)
     if not folder.exists():
         return 0
-    for p in folder.rglob(".*.tmp*"):
+    for p in (folder.glob(f".{owner}.*.tmp*") if owner else folder.rglob(".*.tmp*")):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:

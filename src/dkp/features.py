@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import layout
-from .atomic import atomic_dir, write_json
+from .atomic import atomic_dir, clean_stale_temps, write_json
 from .errors import DkpError
 
 INDEX_COLUMNS = ["id", "offset", "n_frames", "duration", "label_index"]
@@ -30,15 +30,6 @@ def evaluated_videos(p: dict) -> pd.DataFrame:
     from . import framestore
 
     return framestore.available(p, p["data"]["val_subset"])
-
-
-def remove_stale_temps(target: Path) -> None:
-    """Drop temporaries a killed run left beside `target` (only its own: other stages may be
-    writing theirs in the same folder at this moment)."""
-    import shutil
-
-    for old in target.parent.glob(f".{target.name}.*.tmp*"):
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
 def _frame_batches(p: dict, videos: pd.DataFrame, batch_frames: int):
@@ -100,7 +91,7 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
     total = int(index["n_frames"].sum())
     names = list(predictor.backbone_names)
     folder = Path(folder)
-    remove_stale_temps(folder)
+    clean_stale_temps(folder.parent, owner=folder.name)
     with atomic_dir(folder) as tmp:
         dims: dict[str, int] = {}
         del_map = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,))

@@ -43,6 +43,7 @@ from . import framestore
 from .atomic import clean_stale_temps, save_npy, write_csv, write_json
 from .errors import DkpError
 from .runtime import progress_disabled
+from .sampling import nearest_indices
 
 CHUNK = 32  # frames per get_batch: bounds the memory of one native-resolution batch
 
@@ -53,15 +54,6 @@ def sample_times(length: float, fps: float) -> np.ndarray:
     """Bin centres (k + 0.5) / fps that fall before `length` seconds; at least one."""
     k = max(1, math.ceil(round(length * fps - 0.5, 9)))
     return (np.arange(k) + 0.5) / fps
-
-
-def nearest_frames(pts: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Index of the frame whose presentation time is nearest each target (ties: the earlier)."""
-    j = np.clip(np.searchsorted(pts, targets), 1, max(len(pts) - 1, 1))
-    if len(pts) == 1:
-        return np.zeros(len(targets), dtype=np.int64)
-    earlier = np.abs(pts[j - 1] - targets) <= np.abs(pts[j] - targets)
-    return np.where(earlier, j - 1, j).astype(np.int64)
 
 
 def output_shape(height: int, width: int, size: int, crop: int | None) -> tuple[int, int, int, int]:
@@ -156,7 +148,7 @@ def decode(path: str, decoder: str, reader, fps: float, size: int,
     from .ingest.videos import VideoError, captured_stderr, clean_reason
 
     pts, end = presentation_times(reader)
-    idx = nearest_frames(pts, sample_times(end, fps))
+    idx = nearest_indices(pts, sample_times(end, fps))
     out, filled = None, 0
     with captured_stderr() as read_log:
         try:

@@ -38,7 +38,8 @@ def segment_centres(duration: float, n: int) -> np.ndarray:
 
 
 def nearest_indices(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Index of the frame nearest each target time (ties: the earlier frame).
+    """Index of the frame nearest each target time (ties, repeated times included: the earlier
+    frame). Used for test-time sampling and for frame extraction from presentation times.
 
     `times` must be ascending; the result is non-decreasing when `targets` is.
     """
@@ -46,12 +47,11 @@ def nearest_indices(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
     if times.ndim != 1 or times.size == 0:
         raise ValueError("a video needs at least one extracted frame to sample from")
     targets = np.asarray(targets, dtype=np.float64)
-    right = np.searchsorted(times, targets, side="left").clip(1, times.size - 1)
-    left = right - 1
     if times.size == 1:
         return np.zeros(targets.shape, dtype=np.int64)
-    take_right = (times[right] - targets) < (targets - times[left])
-    return np.where(take_right, right, left).astype(np.int64)
+    right = np.searchsorted(times, targets, side="left").clip(1, times.size - 1)
+    earlier = np.abs(times[right - 1] - targets) <= np.abs(times[right] - targets)
+    return np.where(earlier, right - 1, right).astype(np.int64)
 
 
 def frame_count(strategy: str, duration: float, n: int | None = None, interval: float | None = None) -> int:

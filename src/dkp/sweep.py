@@ -34,7 +34,7 @@ import numpy as np
 
 from . import configs as configs_mod
 from . import layout, sampling
-from .atomic import atomic_dir
+from .atomic import atomic_dir, clean_stale_temps
 from .errors import DkpError
 from .predictions import Predictions
 from .predictions import write as write_predictions
@@ -235,7 +235,7 @@ def _frames_json(rows: list, cache_index, manifest, class_names: list[str]) -> l
 def run(p: dict, args) -> None:
     chosen = select(p, getattr(args, "group", None))  # before any heavy import: a typo fails fast
     from . import framestore, runtime
-    from .features import FeatureCache, remove_stale_temps
+    from .features import FeatureCache
     from .inference import Predictor
 
     seed = args.seed
@@ -247,7 +247,7 @@ def run(p: dict, args) -> None:
                            progress=not runtime.progress_disabled())
     for group in dict.fromkeys(c.group for c in chosen):
         target = layout.predictions_dir(seed) / group
-        remove_stale_temps(target)
+        clean_stale_temps(target.parent, owner=target.name)
         with atomic_dir(target) as tmp:
             for c in (c for c in chosen if c.group == group):
                 write_predictions(tmp / layout.predictions_file(seed, group, c.name).name, preds[c.name])

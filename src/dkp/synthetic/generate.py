@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import signal
 import threading
 from multiprocessing import get_context
@@ -101,12 +100,6 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _clean_stale(target: Path) -> None:
-    """Remove temporaries of a killed earlier run of this stage (only ours: .synthetic.*.tmp)."""
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def run(p: dict, args) -> None:
     if p["data"]["source"] != "synthetic":
         atomic.write_text(ROOT / MARKER, f"data.source: {p['data']['source']}\n"
@@ -119,7 +112,7 @@ def run(p: dict, args) -> None:
     syn = p["data"]["synthetic"]
     specs = make_specs(syn, p["data"]["train_subset"], p["data"]["val_subset"], p["data"]["tune_subset"])
     doc = annotations.build(specs, syn["num_classes"])
-    _clean_stale(ROOT)
+    atomic.clean_stale_temps(ROOT.parent, owner=ROOT.name)
     with _sigterm_as_interrupt(), atomic.atomic_dir(ROOT) as tmp:
         (tmp / videos_rel).mkdir(parents=True, exist_ok=True)
         (tmp / ann_rel).parent.mkdir(parents=True, exist_ok=True)
