@@ -266,6 +266,15 @@ def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     assert unlisted == [], f"{stage}'s code names files that are neither its deps nor its outs: {unlisted}"
 
 
+@pytest.mark.parametrize("stage", ["teacher", "student"])
+def test_resume_key_hashes_exactly_the_code_dvc_yaml_lists(stage):
+    """The training stages' code deps in dvc.yaml and the code their resume key hashes are one list."""
+    from dkp.train.resume import STAGE_CODE
+
+    st = next(st for st in dvc_stages(REPO).values() if st["base"] == f"train-{stage}")
+    assert sorted(d for d in st["deps"] if d.startswith("src/")) == sorted(f"src/dkp/{c}" for c in STAGE_CODE[stage])
+
+
 MUTATIONS = [
     ("unknown key", lambda p: p["run"].update(seedd=1)),
     ("missing key", lambda p: p["frames"].pop("fps")),

@@ -12,7 +12,7 @@ import torch
 
 from .. import runtime
 from ..atomic import write_csv
-from . import checkpointing
+from . import resume
 
 
 def sgd(parameters, cfg: dict) -> torch.optim.SGD:
@@ -49,13 +49,13 @@ def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, ep
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     start = 0
-    saved = checkpointing.load(folder, tag)
+    saved = resume.load(folder, tag)
     if saved is None:
         runtime.seed_everything(seed)  # the first epoch starts from a known state, whatever ran before
     else:
         for name, obj in stateful.items():
             obj.load_state_dict(saved["state"][name])
-        checkpointing.set_rng_states(saved["rng"], rng)
+        resume.set_rng_states(saved["rng"], rng)
         rows, start = saved["rows"], saved["epoch"]
         if start < epochs and not runtime.progress_disabled():
             print(f"{tag}: resuming after epoch {start} from {folder}")
@@ -64,7 +64,7 @@ def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, ep
         row = {"epoch": epoch + 1, **epoch_fn(epoch, rng)}
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
-        checkpointing.save(folder, tag, {"epoch": epoch + 1, "rows": rows, "rng": checkpointing.rng_states(rng),
+        resume.save(folder, tag, {"epoch": epoch + 1, "rows": rows, "rng": resume.rng_states(rng),
                                          "state": {n: o.state_dict() for n, o in stateful.items()}})
     return rows
 

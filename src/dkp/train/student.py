@@ -34,7 +34,7 @@ from .. import configs as configs_mod
 from ..errors import DkpError
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
-from . import batches, checkpointing, classifier, loop
+from . import batches, classifier, loop, resume
 from .data import VideoSet, load_subset, monitor_subset
 from .teacher import input_files, run_reads
 
@@ -204,7 +204,7 @@ def run(p: dict, args) -> None:
     ranges = resolve_ranges(p, train, val)
     print(f"student: DKP trained on n_s {ranges[0][0]}-{ranges[0][1]}, n_t {ranges[1][0]}-{ranges[1][1]} frames "
           f"per video")
-    folder = checkpointing.resume_dir("student", base, reads(p), input_files(p) + [t_path])
+    folder = resume.resume_dir("student", base, reads(p), input_files(p) + [t_path])
 
     # Phase 1: the Student baseline, cross-entropy alone
     seed = base + SEED_OFFSET["plain"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import checkpoints, framestore, layout, runtime
 from ..models import build_backbone, load_pretrained, param_count
-from . import checkpointing, classifier, loop
+from . import classifier, loop, resume
 from .data import load_subset, monitor_subset
 
 SEED_OFFSET = 0  # each phase seeds the run's seed + its offset, so phases do not depend on each other
@@ -47,7 +47,7 @@ def run(p: dict, args) -> None:
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     monitor = load_subset(p, monitor_subset(p), len(classes))
     val_frames, val_labels, _ = classifier.validation_frames(monitor, p["train"]["val_frames_per_video"])
-    folder = checkpointing.resume_dir("teacher", base, reads(p), input_files(p))
+    folder = resume.resume_dir("teacher", base, reads(p), input_files(p))
 
     seed = base + SEED_OFFSET
     runtime.seed_everything(seed)

@@ -22,15 +22,24 @@ from ..checkpoints import file_digest
 from ..layout import TRAIN_CACHE
 
 CACHE_ROOT = TRAIN_CACHE
-CODE_DIRS = ("models", "train")  # training code whose edit invalidates a resume folder
+# The code each training stage runs, relative to the dkp package: the one list behind both the
+# resume key (an edit invalidates the stage's resume folders) and the stage's code deps in
+# dvc.yaml (tests/test_workflow.py checks that they agree).
+STAGE_CODE = {
+    "teacher": ("train", "models", "checkpoints.py", "framestore.py", "layout.py", "runtime.py"),
+    "student": ("train", "models", "checkpoints.py", "framestore.py", "layout.py", "runtime.py",
+                "sampling.py", "configs.py"),
+}
 
 
-def code_digest() -> str:
+def code_digest(stage: str) -> str:
+    """sha256 over the stage's STAGE_CODE files (a folder: its *.py files), names and bytes."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    for sub in CODE_DIRS:
-        for path in sorted((root / sub).glob("*.py")):
-            h.update(path.name.encode())
+    for entry in STAGE_CODE[stage]:
+        paths = sorted((root / entry).glob("*.py")) if (root / entry).is_dir() else [root / entry]
+        for path in paths:
+            h.update(path.relative_to(root).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -38,7 +47,7 @@ def code_digest() -> str:
 def resume_dir(stage: str, seed: int, reads: dict, inputs: list[str | Path]) -> Path:
     """The resume folder for this stage, seed, params it reads and input files; created, with a key.json."""
     key = {"seed": int(seed), "params": reads, "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
-           "code": code_digest(), "torch": torch.__version__}
+           "code": code_digest(stage), "torch": torch.__version__}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = CACHE_ROOT / stage / digest
     folder.mkdir(parents=True, exist_ok=True)
