@@ -68,7 +68,7 @@ def read(path: str | Path, kind: str) -> dict:
     return ckpt
 
 
-def build_backbone(entry: dict, num_classes: int) -> nn.Module:
+def load_backbone(entry: dict, num_classes: int) -> nn.Module:
     """The backbone of a checkpoint entry, weights loaded, in eval mode."""
     from .models import build_backbone as fresh
 

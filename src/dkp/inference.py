@@ -69,7 +69,7 @@ class Predictor:
         classes = list(t["classes"])
         entries = {"teacher": t["backbones"]["teacher"], **s["backbones"]}
         device = torch.device(device)
-        backbones = {n: checkpoints.build_backbone(e, len(classes)).to(device) for n, e in entries.items()}
+        backbones = {n: checkpoints.load_backbone(e, len(classes)).to(device) for n, e in entries.items()}
         dkp = checkpoints.build_dkp(s["dkp"], len(classes)).to(device)
         return cls(backbones, {n: {k: e[k] for k in checkpoints.BACKBONE_KEYS} for n, e in entries.items()},
                    dkp, classes, device)

@@ -196,7 +196,7 @@ def run(p: dict, args) -> None:
         raise DkpError(f"{t_path} was trained on other classes than data/classes.txt: "
                        f"rerun `dkp train-teacher --seed {base}`")
     t_entry = t_ckpt["backbones"]["teacher"]
-    teacher = checkpoints.build_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
+    teacher = checkpoints.load_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     val = load_subset(p, p["data"]["val_subset"], len(classes))  # durations only: the range the sweep evaluates
     monitor = load_subset(p, monitor_subset(p), len(classes))
