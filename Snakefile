@@ -11,7 +11,7 @@ min_version("8.0")
 configfile: "params.yaml"
 
 
-validate(config, "workflow/schemas/params.schema.yaml")
+validate(config, "src/dkp/params.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

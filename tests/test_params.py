@@ -125,3 +125,44 @@ def test_stage_with_invalid_params_writes_nothing(tmp_path, tiny_params, case, e
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and expected in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+@pytest.mark.slow
+def test_built_wheel_validates_params_outside_the_checkout(tmp_path):
+    """dkp installed from its wheel (not -e) finds its schema and reference data as package data."""
+    import shutil
+    import sys
+    import sysconfig
+    import venv
+    import zipfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src-copy"  # build from a copy: setuptools writes build/ and egg-info beside the sources
+    shutil.copytree(repo / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("dkp-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "dkp/params.schema.yaml" in names and "dkp/synthetic/activitynet_v13_stats.json" in names
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # dkp's dependencies from the test environment (a plain path entry: its editable dkp finder is not loaded)
+    Path(site, "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+                   check=True, timeout=300)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    shutil.copy(repo / "params.yaml", work / "params.yaml")
+    where = subprocess.run([str(python), "-c", "import dkp; print(dkp.__file__)"], cwd=work,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where.startswith(str(env_dir)), where
+    r = subprocess.run([str(env_dir / "bin" / "dkp"), "validate-params", "--params", "params.yaml"], cwd=work,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "params.yaml: valid" in r.stdout, r.stderr

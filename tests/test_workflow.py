@@ -299,7 +299,7 @@ def test_snakemake_and_dkp_validate_params_alike(what, change):
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    schema_path = REPO / "workflow" / "schemas" / "params.schema.yaml"
+    schema_path = REPO / "src" / "dkp" / "params.schema.yaml"
     params = yaml.safe_load(TINY.read_text())
     change(params)
     dkp_ok = not list(jsonschema.Draft7Validator(yaml.safe_load(schema_path.read_text())).iter_errors(params))

@@ -14,8 +14,7 @@ import yaml
 
 from .errors import ParamError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")  # package data: found wherever dkp is installed
 
 
 def load_schema() -> dict:
