@@ -18,8 +18,8 @@ from PIL import Image
 from dkp import cli, framestore
 from dkp.errors import DkpError
 from dkp.frames import decode, output_shape, sample_times
-from dkp.ingest.pyav_reader import PyAVReader
-from dkp.ingest.videos import open_video
+from dkp.video import open_video
+from dkp.video.pyav_reader import PyAVReader
 
 AV1 = M.av1_encoder()
 # id -> (seconds, width, height, codec); native 2 fps

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from fixtures import media as M
 
-from dkp import cli, framestore
+from dkp import cli, framestore, video
 from dkp.ingest import videos
 
 LEAVES = ["Run", "Jump", "Swim", "Archery"]  # taxonomy file order; sorted order differs
@@ -267,8 +267,8 @@ def test_decoder_choice(tmp_path):
     }
     for decoder, paths in files.items():
         for path in paths:
-            assert videos.open_video(str(path))[0] == decoder, path.name
-            assert videos.mp4_lacks_sync_table(str(path)) == (path.name in ("i.mp4", "j.mp4")), path.name
+            assert video.open_video(str(path))[0] == decoder, path.name
+            assert video.mp4_lacks_sync_table(str(path)) == (path.name in ("i.mp4", "j.mp4")), path.name
             assert videos.probe(str(path)) == ("ok", "")
 
 

@@ -142,8 +142,9 @@ def _hidden(folder: Path) -> list[Path]:
 
 def test_broken_index_mp4s_open_or_fail_as_documented(tmp_path):
     """What decord makes of each corrupted sample table, through dkp's own probe and extraction."""
+    from dkp.errors import VideoError
     from dkp.frames import extract
-    from dkp.ingest.videos import VideoError, probe
+    from dkp.ingest.videos import probe
 
     for table in M.BROKEN_TABLES:
         M.write_broken_index(tmp_path / f"{table}.mp4", table)

@@ -11,3 +11,8 @@ class ParamError(DkpError):
     """An invalid parameter. Exit status 2, raised before any output is written."""
 
     exit_code = 2
+
+
+class VideoError(Exception):
+    """A video that cannot be read; str(exc) is the reason recorded in the manifest or frame index
+    (a recorded skip, not a stage failure)."""

@@ -10,7 +10,7 @@ Each frame is resized (Pillow, bilinear with antialiasing) so its short side is
 `frames.size`, then centre-cropped to `frames.crop`.
 
 Decoding: decord where it reads the file right, else PyAV (AV1; an MP4 without a
-sync-sample table), chosen by ingest.videos.open_video and recorded in the
+sync-sample table), chosen by dkp.video.open_video and recorded in the
 index's `decoder` column; both go through the same timestamps, sampling and
 resizing. PyAV decodes from the start in one pass, converting only the wanted
 frames to RGB. decord: one `get_batch` per chunk of wanted indices (CHUNK), which
@@ -41,12 +41,10 @@ import pandas as pd
 
 from . import framestore
 from .atomic import clean_stale_temps, save_npy, write_csv, write_json
-from .errors import DkpError
+from .errors import DkpError, VideoError
 from .runtime import progress_disabled
 from .sampling import nearest_indices
-
-CHUNK = 32  # frames per get_batch: bounds the memory of one native-resolution batch
-
+from .video import CHUNK, captured_stderr, clean_reason, open_video, presentation_times, read_chunks
 
 # ---- pure functions -------------------------------------------------------------------------
 
@@ -74,67 +72,9 @@ def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
     return np.ascontiguousarray(frames[:, top:top + fh, left:left + fw])
 
 
-# ---- one video --------------------------------------------------------------------------------
-
-def presentation_times(reader) -> tuple[np.ndarray, float]:
-    """(start time of every frame, end of the last frame) in seconds; from the frame rate where the
-    container's timestamps are unusable (not finite or not increasing). Raises VideoError when
-    both are (a broken time-to-sample table: every frame at 0 s, frame rate NaN)."""
-    from .ingest.videos import VideoError
-
-    n = len(reader)
-    ts = reader.get_frame_timestamp(list(range(n))).astype(np.float64)
-    pts, end = ts[:, 0], float(ts[-1, 1])
-    if not (np.all(np.isfinite(ts)) and np.all(np.diff(pts) > 0) and end > pts[-1] >= 0):
-        fps = reader.get_avg_fps()
-        if not (math.isfinite(fps) and fps > 0):
-            raise VideoError(f"invalid frame rate {fps}")  # the reason ingest's probe gives
-        pts, end = np.arange(n) / fps, n / fps
-    return np.round(pts, 6), end
-
-
-def unpad(frame: np.ndarray) -> np.ndarray:
-    """Undo decord's padded rows: for some widths (16, 24, 48 px, ...) a frame comes back as
-    (h, w, c) with c != 3, each row holding 3w bytes of RGB then padding."""
-    h, w, c = frame.shape
-    return frame if c == 3 else frame.reshape(h, w * c)[:, : 3 * w].reshape(h, w, 3)
-
-
-def read_sequential(reader, idx: np.ndarray):
-    """Yield each wanted frame (non-decreasing indices), skipping the others without RGB conversion."""
-    pos, last = 0, None
-    for i in idx.tolist():
-        if i >= pos:
-            if i > pos:
-                reader.skip_frames(i - pos)
-            last, pos = unpad(reader.next().asnumpy()), i + 1
-        yield last  # i < pos: the same frame again (extraction fps above the native rate)
-
-
-def read_chunks(path: str, reader, idx: np.ndarray):
-    """Yield uint8 (n, h, w, 3) chunks of the wanted frames, in order."""
-    import decord
-
-    from .ingest.videos import open_reader
-
-    for lo in range(0, len(idx), CHUNK):
-        try:
-            yield reader.get_batch(idx[lo:lo + CHUNK].tolist()).asnumpy()
-        except decord.DECORDError as exc:
-            if "size must exactly match" not in str(exc):
-                raise
-            # decord bug: get_batch cannot copy padded rows (see unpad); read the rest one by one
-            rest = list(read_sequential(open_reader(path), idx[lo:]))
-            for k in range(0, len(rest), CHUNK):
-                yield np.stack(rest[k:k + CHUNK])
-            return
-
-
 def extract_video(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray, str]:
     """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps, decoder "decord" or "pyav").
     Raises VideoError."""
-    from .ingest.videos import open_video
-
     decoder, reader = open_video(path)
     return (*decode(path, decoder, reader, fps, size, crop), decoder)
 
@@ -144,8 +84,6 @@ def decode(path: str, decoder: str, reader, fps: float, size: int,
     """(frames, timestamps) of an opened video; `reader` a decord.VideoReader (decoder "decord") or a
     PyAVReader ("pyav"), read through the same sampling and resizing. Raises VideoError."""
     import decord
-
-    from .ingest.videos import VideoError, captured_stderr, clean_reason
 
     pts, end = presentation_times(reader)
     idx = nearest_indices(pts, sample_times(end, fps))
@@ -173,8 +111,6 @@ def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndar
 
 def process(task: tuple) -> dict:
     """Worker: extract one video into its shard folder; returns its index.csv row."""
-    from .ingest.videos import VideoError
-
     vid, path, folder, fps, size, crop = task
     try:
         frames, times, decoder = extract_video(path, fps, size, crop)
@@ -195,8 +131,6 @@ def row_for(vid: str, shape: tuple, decoder: str) -> dict:
 def reuse(folder: Path, vid: str, path: str, decoder: str | None) -> dict | None:
     """The index row of a video a previous run completed, or None to decode it (again). `decoder`:
     the previous index's entry; without one (an interrupted run) the file is opened to choose again."""
-    from .ingest.videos import VideoError, open_video
-
     fpath, tpath = folder / f"{vid}.npy", folder / f"{vid}.t.npy"
     if not (fpath.exists() and tpath.exists()):
         return None

@@ -1,7 +1,7 @@
 """Decode a video with PyAV (FFmpeg with libdav1d) where decord cannot be trusted with it.
 
 decord 0.6's bundled FFmpeg has no AV1 decoder, and on an MP4 without a sync-sample table it
-seeks to inter-coded frames and returns wrong pictures; videos.open_video sends those here.
+seeks to inter-coded frames and returns wrong pictures; dkp.video.open_video sends those here.
 PyAVReader offers the part of decord.VideoReader that dkp uses (len, get_avg_fps,
 get_frame_timestamp), so sampling and timestamps go through the same code as decord's, and
 decodes the wanted frames in one pass from the start: no seeking, so no keyframe table to
@@ -13,9 +13,7 @@ import os
 
 import numpy as np
 
-from .videos import VideoError
-
-CHUNK = 32  # frames per yielded batch, as frames.CHUNK
+from ..errors import VideoError
 
 
 def reason(exc: BaseException, path: str) -> str:
@@ -67,7 +65,7 @@ class PyAVReader:
         if not packets:
             raise VideoError("zero frames")
         self._fps = float(rate) if rate else float("nan")
-        if any(pts is None for pts, _ in packets):  # no times: frames.presentation_times uses the frame rate
+        if any(pts is None for pts, _ in packets):  # no times: video.presentation_times uses the frame rate
             self._ts = np.full((len(packets), 2), np.nan)
             self._where: dict[int, int] = {}
         else:
@@ -119,7 +117,7 @@ class PyAVReader:
             raise VideoError(reason(exc, self.path)) from None
         raise VideoError(f"stream ended after {last + 1} of {len(self)} frames")
 
-    def chunks(self, idx: np.ndarray, chunk: int = CHUNK):
+    def chunks(self, idx: np.ndarray, chunk: int):
         """Yield uint8 (n, h, w, 3) batches of the wanted frames, in order."""
         batch = []
         for frame in self.frames(idx):
