@@ -172,8 +172,6 @@ def test_decide_is_three_valued_and_needs_every_seed():
     assert eq.status == claims.HOLDS
 
 
-
-
 # --- the whole verdict path on simulated predictions: null calibration and power ----------------------
 
 # curves of S-1 and S-2 with their GFLOPs; the default run's shapes (4 points a curve, interleaved GFLOPs)

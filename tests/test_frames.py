@@ -92,7 +92,6 @@ def test_sample_times_bin_centres():
             assert abs(len(sample_times(length, fps)) - length * fps) <= 1
 
 
-
 def test_output_shape():
     assert output_shape(48, 64, 32, None) == (32, 43, 32, 43)
     assert output_shape(64, 48, 32, 32) == (43, 32, 32, 32)

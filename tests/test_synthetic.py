@@ -478,7 +478,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-
 def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):
     """Shots last shot_seconds x time_scale; a new shot changes the background, never the class shape or tile."""
     p = _default_params(repo)

@@ -20,6 +20,7 @@ from dkp.train.data import VideoSet
 
 # ---------------------------------------------------------------- pure helpers
 
+
 def test_tsn_indices_take_one_frame_per_run_of_candidates():
     rng = np.random.default_rng(0)
     cand = np.arange(10, 50)

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -73,8 +75,6 @@ def write_csv(target: str | os.PathLike, frame) -> None:
 
 
 def save_npy(target: str | os.PathLike, array) -> None:
-    import numpy as np
-
     with atomic_path(target, suffix=".npy") as tmp:
         np.save(tmp, array)
 

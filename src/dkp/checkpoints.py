@@ -20,6 +20,8 @@ from torch import nn
 
 from .atomic import atomic_path
 from .errors import DkpError
+from .models import build_backbone
+from .models.dkp import DKP
 
 FORMAT = 1
 BACKBONE_KEYS = ("arch", "width", "input_size", "normalize")
@@ -70,9 +72,7 @@ def read(path: str | Path, kind: str) -> dict:
 
 def load_backbone(entry: dict, num_classes: int) -> nn.Module:
     """The backbone of a checkpoint entry, weights loaded, in eval mode."""
-    from .models import build_backbone as fresh
-
-    model = fresh(entry, num_classes)
+    model = build_backbone(entry, num_classes)
     model.load_state_dict(entry["state_dict"])
     return model.eval()
 
@@ -82,8 +82,6 @@ def dkp_config(entry: dict) -> dict:
 
 
 def build_dkp(entry: dict, num_classes: int) -> nn.Module:
-    from .models.dkp import DKP
-
     cfg = dkp_config(entry)
     module = DKP(entry["ds"], entry["dt"], num_classes, cfg["heads"], cfg["dim"], cfg["pos_encoding"],
                  cfg["pos_scale"], cfg["dropout"], cfg["teacher_frame_weight"])

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from . import params as params_mod
 from .errors import DkpError, ParamError
 
 # stage name -> (module, one-line help)
@@ -68,8 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, _ = STAGES[args.stage]
     try:
-        from . import params as params_mod
-
         if args.stage == "flops":
             params = None  # needs no params file
         else:

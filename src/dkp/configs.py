@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .errors import ParamError
+
 METHODS = ("dste", "dkp", "teacher", "student", "student-kd")
 
 
@@ -61,8 +63,6 @@ def build(p: dict) -> list[Config]:
     names = [c.name for c in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        from .errors import ParamError
-
         raise ParamError(f"sweep: configuration names must be unique, found duplicates {dup}")
     return out
 

@@ -13,12 +13,14 @@ features written sit in memory all at once.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from . import layout
+from . import framestore, layout, runtime
 from .atomic import atomic_dir, clean_stale_temps, write_json
 from .errors import DkpError
 
@@ -27,16 +29,12 @@ INDEX_COLUMNS = ["id", "offset", "n_frames", "duration", "label_index"]
 
 def evaluated_videos(p: dict) -> pd.DataFrame:
     """Videos of data.val_subset ok in the manifest and the frame index, with frames, sorted by id."""
-    from . import framestore
-
     return framestore.available(p, p["data"]["val_subset"])
 
 
 def _frame_batches(p: dict, videos: pd.DataFrame, batch_frames: int):
     """Yield (row offset, uint8 frames (b, H, W, 3), float64 times (b,)) in cache order,
     packing frames of consecutive videos into batches of at most batch_frames."""
-    from . import framestore
-
     buf_f, buf_t, start, filled = [], [], 0, 0
     for vid, expected in zip(videos["id"], videos["n_frames"]):
         frames, times = framestore.load(p, vid)
@@ -85,7 +83,6 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
     """Embed every frame of `videos` with each of predictor.backbone_names into `folder`
     (atomically); return the feature size per backbone."""
     import torch
-    from tqdm import tqdm
 
     index = build_index(videos)
     total = int(index["n_frames"].sum())
@@ -121,7 +118,6 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
 
 
 def run(p: dict, args) -> None:
-    from . import runtime
     from .inference import Predictor
 
     device = runtime.setup(p, args.seed)
@@ -149,7 +145,6 @@ class FeatureCache:
         folder = Path(folder)
         if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
             raise DkpError(f"feature cache {folder}/ not found or incomplete (run `dkp features` first)")
-        import json
 
         self.folder = folder
         self.meta = json.loads((folder / "meta.json").read_text())

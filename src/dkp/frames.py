@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -38,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
+from tqdm import tqdm
 
 from . import framestore
 from .atomic import clean_stale_temps, save_npy, write_csv, write_json
@@ -47,6 +50,7 @@ from .sampling import nearest_indices
 from .video import CHUNK, captured_stderr, clean_reason, open_video, presentation_times, read_chunks
 
 # ---- pure functions -------------------------------------------------------------------------
+
 
 def sample_times(length: float, fps: float) -> np.ndarray:
     """Bin centres (k + 0.5) / fps that fall before `length` seconds; at least one."""
@@ -63,8 +67,6 @@ def output_shape(height: int, width: int, size: int, crop: int | None) -> tuple[
 
 def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
     """uint8 (n, h, w, 3) -> uint8 (n, H, W, 3) per output_shape."""
-    from PIL import Image
-
     rh, rw, fh, fw = output_shape(frames.shape[1], frames.shape[2], size, crop)
     if (rh, rw) != frames.shape[1:3]:
         frames = np.stack([np.asarray(Image.fromarray(f).resize((rw, rh), Image.Resampling.BILINEAR)) for f in frames])
@@ -212,7 +214,6 @@ def _run_tasks(tasks: list[tuple], workers: int):
     if workers <= 1 or len(tasks) <= 1:
         yield from map(process, tasks)
         return
-    import multiprocessing
 
     pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_remember_stage,
                                                      initargs=(os.getpid(),))
@@ -225,8 +226,6 @@ def _run_tasks(tasks: list[tuple], workers: int):
 
 
 def run(p: dict, args) -> None:
-    from tqdm import tqdm
-
     start = time.perf_counter()
     f = p["frames"]
     settings = {"fps": f["fps"], "size": f["size"], "crop": f["crop"]}

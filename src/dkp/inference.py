@@ -23,6 +23,7 @@ import torch
 
 from . import checkpoints, layout, runtime
 from .errors import DkpError
+from .flops import CostModel
 from .models import embed_frames
 from .models.dkp import masked_mean
 
@@ -143,8 +144,6 @@ class Predictor:
 
     def cost(self):
         """dkp.flops.CostModel measured on these modules at their input sizes."""
-        from .flops import CostModel
-
         if self._cost is None:
             self._cost = CostModel.from_modules(
                 {n: (m, self.input_size[n]) for n, m in self.backbones.items()}, ROLES, self.dkp)

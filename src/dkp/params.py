@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
+from . import configs
 from .errors import ParamError
 
 SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")  # package data: found wherever dkp is installed
@@ -64,8 +66,6 @@ def _describe(error) -> str:
 
 def validate(params: Any, check_paths: bool = True) -> dict:
     """Validate a parameter mapping; return it unchanged or raise ParamError with one line."""
-    import jsonschema
-
     if not isinstance(params, dict):
         raise ParamError(f"<top level>: expected a mapping of parameter groups, found {type(params).__name__}")
     validator = jsonschema.Draft7Validator(load_schema())
@@ -105,7 +105,6 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
                                  f"(the generator's output), found {str(path)!r}")
     if p["data"]["source"] == "kinetics" and not p["data"]["class_list"]:
         raise ParamError("data.class_list: expected the Mini-Kinetics class list file for source kinetics, found null")
-    from . import configs
 
     names = configs.by_name(p)
     for key, name in [("sweep.s3_config", p["sweep"]["s3_config"])] + [

@@ -6,6 +6,10 @@ import os
 import random
 from pathlib import Path
 
+import numpy as np
+
+from .errors import ParamError
+
 PRECISIONS = ("auto", "fp32", "bf16")
 # CPU flags of native bfloat16 arithmetic (AVX512-BF16, AMX); without them CPU bf16 autocast
 # runs converted fp32 kernels and is many times slower than fp32
@@ -13,7 +17,6 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def seed_everything(seed: int) -> None:
-    import numpy as np
     import torch
 
     random.seed(seed)
@@ -53,8 +56,6 @@ def setup(p: dict, seed: int):
 def resolve_device(name: str):
     import torch
 
-    from .errors import ParamError
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -84,8 +85,6 @@ def resolve_precision(name: str, device) -> str:
     fp32 on other CPUs, where bf16 would be slower. Results depend on the precision: bf16
     runs are deterministic run to run, but differ from fp32 ones.
     """
-    from .errors import ParamError
-
     if name not in PRECISIONS:
         raise ParamError(f"run.precision: expected one of {list(PRECISIONS)}, found {name!r}")
     if name != "auto":

@@ -31,9 +31,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from tqdm import tqdm
 
 from . import configs as configs_mod
-from . import layout, sampling
+from . import framestore, layout, runtime, sampling
 from .atomic import atomic_dir, clean_stale_temps
 from .errors import DkpError
 from .predictions import Predictions
@@ -116,7 +117,6 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     (student frame times, ground-truth probability per frame from "student", from
     s3_config's method); empty unless s3_config is among the configurations."""
     import torch
-    from tqdm import tqdm
 
     roles = {c.name: predictor.roles(c.method) for c in configs}
     plain = predictor.roles("student")["s"]  # the Student baseline's backbone, for the S-3 comparison
@@ -234,7 +234,6 @@ def _frames_json(rows: list, cache_index, manifest, class_names: list[str]) -> l
 
 def run(p: dict, args) -> None:
     chosen = select(p, getattr(args, "group", None))  # before any heavy import: a typo fails fast
-    from . import framestore, runtime
     from .features import FeatureCache
     from .inference import Predictor
 

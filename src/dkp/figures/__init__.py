@@ -8,7 +8,7 @@ results/README.md, each atomically.
 """
 from __future__ import annotations
 
-from .. import layout
+from .. import framestore, layout
 from ..atomic import clean_stale_temps, write_json
 from ..errors import DkpError
 
@@ -21,8 +21,6 @@ CLAIMS = layout.RESULTS / "claims.json"
 
 def _classes(p: dict) -> list[str]:
     """Class names for S-3 titles; frames.json carries each video's label, so this is a fallback."""
-    from .. import framestore
-
     try:
         return framestore.load_classes(p)
     except DkpError:

@@ -49,7 +49,6 @@ class Diff:
     max: np.ndarray
 
 
-
 def make_curve(name: str, gflops, m_ap) -> Curve:
     """Sort by GFLOPs, average mAP over repeated GFLOPs, drop non-finite points. m_ap: (n,) or (R, n)."""
     g = np.asarray(gflops, dtype=float)

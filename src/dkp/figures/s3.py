@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import configs, framestore, layout
 from ..errors import DkpError
 from ..predictions import s3_video_gains
 from . import output
@@ -16,8 +17,6 @@ PANEL_LETTERS = "abcdefgh"
 
 def frames_json_path(p: dict) -> Path:
     """The first seed's results/predictions/seed-N/<group>/<sweep.s3_config>.frames.json."""
-    from .. import configs, layout
-
     name = p["sweep"]["s3_config"]
     return layout.s3_frames_file(p["run"]["seeds"][0], configs.by_name(p)[name].group, name)
 
@@ -79,8 +78,6 @@ def strip_indices(times: np.ndarray, duration: float, k: int) -> tuple[np.ndarra
 
 
 def _load_frames(p: dict, video_id: str):
-    from .. import framestore
-
     try:
         frames, times = framestore.load(p, video_id)
     except (DkpError, OSError, KeyError, ValueError) as exc:

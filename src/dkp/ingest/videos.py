@@ -7,6 +7,7 @@ the same wherever and whenever it is built.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -61,7 +62,6 @@ def probe_many(paths: list[str | None], workers: int) -> list[tuple[str, str]]:
     """probe() over many files, in `workers` processes when that pays off; results in input order."""
     if workers <= 1 or len(paths) < POOL_MIN:
         return [probe(p) for p in paths]
-    import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         return pool.map(probe, paths, chunksize=16)

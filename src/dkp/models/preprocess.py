@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import runtime
 from ..errors import DkpError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,8 +62,6 @@ def autocast(device: torch.device):
     """bfloat16 autocast where run.precision resolves to bf16 on `device` (dkp.runtime.precision;
     auto until runtime.setup applies run.precision), else full precision. Training, feature
     caching and the sweep all run their networks under it."""
-    from .. import runtime
-
     if runtime.precision(device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

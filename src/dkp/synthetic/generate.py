@@ -14,6 +14,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import atomic, runtime
 from ..errors import ParamError
@@ -65,8 +66,6 @@ def _encode_all(specs: list[VideoSpec], folder: Path, workers: int) -> int:
     Leaving the `with Pool` block for any reason (an error, an interrupt)
     terminates the workers, so none outlives the stage.
     """
-    from tqdm import tqdm
-
     todo = [(s, str(folder / f"v_{s.vid}.mp4")) for s in sorted(specs, key=lambda s: (-s.n_frames, s.vid))]
     total = 0
     with tqdm(total=len(todo), unit="video", desc="synthesize", disable=runtime.progress_disabled()) as bar:

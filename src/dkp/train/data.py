@@ -1,11 +1,13 @@
 """The videos a training stage reads: labels, durations, labelled segments, frames (memory-mapped)."""
 from __future__ import annotations
 
+import resource
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import framestore
 from ..errors import DkpError
 
 
@@ -80,8 +82,6 @@ class MappedFrames:
     """
 
     def __init__(self, p: dict, ids: list[str], keep: int | None = None):
-        import resource
-
         if keep is None:
             soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
             keep = len(ids) if soft == resource.RLIM_INFINITY or soft < 0 else max(8, soft // 4)
@@ -94,8 +94,6 @@ class MappedFrames:
     def __getitem__(self, i: int) -> np.ndarray:
         frames = self._open.get(i)
         if frames is None:
-            from .. import framestore
-
             frames = framestore.load(self._p, self._ids[i])[0]
             self._open[i] = frames
             if len(self._open) > self._keep:
@@ -112,8 +110,6 @@ def monitor_subset(p: dict) -> str:
 
 def load_subset(p: dict, subset: str, num_classes: int) -> VideoSet:
     """The usable videos of one subset, read through dkp.framestore."""
-    from .. import framestore
-
     videos = framestore.available(p, subset)
     if videos.empty:
         raise DkpError(f"no usable video in subset {subset!r} (ok in data/manifest.csv and with extracted "
