@@ -32,12 +32,10 @@ def test_tsn_indices_take_one_frame_per_run_of_candidates():
     assert len(few) == 5 and set(few) <= {3, 7} and list(few) == sorted(few)
 
 
-def test_spread_even_and_centre_indices():
+def test_spread_and_even_indices():
     rng = np.random.default_rng(1)
     idx = batches.spread_indices(rng, 100, 10)
     assert list(idx // 10) == list(range(10))
-    assert list(batches.centre_indices(100, 4)) == [12, 37, 62, 87]
-    assert list(batches.centre_indices(3, 5)) == [0, 0, 1, 2, 2]
     assert list(batches.even_indices(np.arange(5, 9), 8)) == [5, 6, 7, 8]
     assert list(batches.even_indices(np.arange(0, 40), 4)) == [5, 15, 25, 35]
 

@@ -36,11 +36,6 @@ def even_indices(candidates: np.ndarray, n: int) -> np.ndarray:
     return candidates[centres]
 
 
-def centre_indices(n_frames: int, n: int) -> np.ndarray:
-    """The frames at the centres of n equal segments (adaptive test-time sampling, by index)."""
-    return np.minimum(((np.arange(n) + 0.5) * n_frames / n).astype(np.int64), n_frames - 1)
-
-
 def epoch_batches(rng: np.random.Generator, n_videos: int, batch: int) -> list[np.ndarray]:
     """A random permutation of the videos cut into batches (the last one may be short)."""
     order = rng.permutation(n_videos)

@@ -18,7 +18,7 @@ shows it fewer frames than caching its features of every training frame would ta
 For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
 results/train/seed-N/student.csv (rows of both phases; `val_acc` is frame accuracy inside the
 labelled activity on data.tune_subset (train.data.monitor_subset): of the plain student in phase 1, of
-DSTE's p_i with n_t = the geometric mean of nt_range teacher frames at segment centres in phase 2;
+DSTE's p_i with the teacher frames adaptive sampling of n_t = the geometric mean of nt_range feeds in phase 2;
 `val_acc_kd` is the DKP-trained student's own classifier C_s).
 """
 from __future__ import annotations
@@ -160,10 +160,12 @@ def dkp_validation(p: dict, student, dkp: DKP, teacher, t_entry: dict, val: Vide
     """A closure giving the phase-2 validation accuracies (DSTE p_i and C_s) on the fixed frames."""
     lo, hi = nt_range
     nt = max(lo, min(hi, int(round((lo * hi) ** 0.5))))
-    t_idx = [batches.centre_indices(val.n_frames(i), nt) for i in range(len(val))]
+    # the teacher frames the sweep's adaptive sampling feeds: the distinct frames nearest nt segment centres
+    t_idx = [sampling.distinct_indices(val.times[i], float(val.durations[i]), nt) for i in range(len(val))]
     t_frames = val.gather([(i, int(j)) for i in range(len(val)) for j in t_idx[i]])
     t_table = embed_frames(teacher, t_frames, t_entry["input_size"], t_entry["normalize"], device).numpy()
-    t_rows = [np.arange(i * nt, (i + 1) * nt) for i in range(len(val))]
+    bounds = np.cumsum([0] + [len(ix) for ix in t_idx])
+    t_rows = [np.arange(bounds[i], bounds[i + 1]) for i in range(len(val))]
     g, v, g_mask = pad_batch(t_rows, t_table, [val.positions(i, t_idx[i]) for i in range(len(val))])
     video_of = np.array([i for i, _ in val_pairs])
     s_rows = [np.flatnonzero(video_of == i) for i in range(len(val))]
