@@ -51,8 +51,33 @@ def _turned_grids(h: int, w: int, device: torch.device) -> torch.Tensor:
                         for f in (0, 1) for k in range(4)]).to(device)
 
 
+def draw_augment(rng: np.random.Generator, n: int, pad: int, flip: bool, rot90: bool = False,
+                 channel_shuffle: bool = False) -> dict:
+    """The random draws of `augment` for n images, in its order: a plan a loader can carry
+    to another process and apply_augment can apply later, with the same result."""
+    out = {"pad": pad}
+    if not (pad > 0 or rot90 or channel_shuffle):
+        if flip:
+            out["mirror"] = rng.random(n) < 0.5
+        return out
+    if pad > 0:
+        out["dy"], out["dx"] = rng.integers(0, 2 * pad + 1, n), rng.integers(0, 2 * pad + 1, n)
+    if flip:
+        out["mirror"] = rng.random(n) < 0.5
+    if rot90:
+        out["turns"] = rng.integers(0, 4, n)
+    if channel_shuffle:
+        out["order"] = np.stack([rng.permutation(3) for _ in range(n)])
+    return out
+
+
 def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
             rot90: bool = False, channel_shuffle: bool = False) -> torch.Tensor:
+    """apply_augment(x, draw_augment(rng, len(x), ...))."""
+    return apply_augment(x, draw_augment(rng, x.shape[0], pad, flip, rot90, channel_shuffle))
+
+
+def apply_augment(x: torch.Tensor, plan: dict) -> torch.Tensor:
     """Per image: random crop after padding by `pad` px (edge pixels repeated), random
     horizontal flip, random multiple of 90 degrees, random order of the colour channels.
 
@@ -71,24 +96,24 @@ def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
     same random draws in the same order, without a Python loop over the images.
     """
     n, c, h, w = x.shape
-    if not (pad > 0 or rot90 or channel_shuffle):  # a flip alone (or nothing): one select, x's layout kept
-        if flip:
-            mirror = torch.from_numpy(rng.random(n) < 0.5).to(x.device)
+    pad = plan["pad"]
+    if not ("dy" in plan or "turns" in plan or "order" in plan):  # a flip alone (or nothing): one select
+        if "mirror" in plan:
+            mirror = torch.from_numpy(plan["mirror"]).to(x.device)
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         return x
     dev = x.device
     rows, cols = torch.arange(h, device=dev).expand(n, h), torch.arange(w, device=dev).expand(n, w)
-    if pad > 0:
-        dy = torch.from_numpy(rng.integers(0, 2 * pad + 1, n)).to(dev)
-        dx = torch.from_numpy(rng.integers(0, 2 * pad + 1, n)).to(dev)
+    if "dy" in plan:
+        dy, dx = torch.from_numpy(plan["dy"]).to(dev), torch.from_numpy(plan["dx"]).to(dev)
         rows = (dy[:, None] - pad + rows).clamp_(0, h - 1)  # (N, H): padded row dy + i = image row dy + i - pad
         cols = (dx[:, None] - pad + cols).clamp_(0, w - 1)
     combo = torch.zeros(n, dtype=torch.int64)
-    if flip:
-        combo += 4 * torch.from_numpy(rng.random(n) < 0.5)
+    if "mirror" in plan:
+        combo += 4 * torch.from_numpy(plan["mirror"])
     oh, ow = h, w
-    if rot90:
-        turns = torch.from_numpy(rng.integers(0, 4, n))
+    if "turns" in plan:
+        turns = torch.from_numpy(plan["turns"])
         combo += turns
         odd = set((turns % 2).tolist())
         if h != w and len(odd) > 1:
@@ -98,8 +123,8 @@ def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
             oh, ow = w, h
     grid = _turned_grids(h, w, dev)[combo.to(dev)]  # (N, 2, OH*OW): crop-window row and column of each pixel
     src = torch.gather(rows, 1, grid[:, 0]) * w + torch.gather(cols, 1, grid[:, 1])
-    if channel_shuffle:
-        order = torch.from_numpy(np.stack([rng.permutation(3) for _ in range(n)])).to(dev)
+    if "order" in plan:
+        order = torch.from_numpy(plan["order"]).to(dev)
     else:
         order = torch.arange(c, device=dev).expand(n, c)
     if x.permute(0, 2, 3, 1).is_contiguous():  # (N, H, W, 3) in memory, as dkp.models.to_unit leaves it

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .. import runtime
 from ..models import autocast, embed_frames, prepare, unit
-from . import batches, loop
+from . import batches, loader, loop
 from .data import VideoSet
 
 LOG_COLUMNS = ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
@@ -51,12 +51,12 @@ def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, op
 
 def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, train: VideoSet,
                      val_frames: np.ndarray, val_labels: np.ndarray, device: torch.device,
-                     folder: Path, tag: str, seed: int) -> list[dict]:
+                     folder: Path, tag: str, seed: int, lcfg: dict) -> list[dict]:
     """Train `model` in place for cfg['epochs'] epochs (resumable); return the log rows.
 
     net: the backbone's params group (input_size, normalize); cfg: its train group
     (epochs, batch_videos, segments, within_activity, lr, momentum, weight_decay,
-    warmup_epochs, label_smoothing, val_every); aug: train.augment.
+    warmup_epochs, label_smoothing, val_every); aug: train.augment; lcfg: train.loader.
     The validation frames are scored after every val_every-th epoch and after the last
     (`validated`); the other rows have no val_acc (an empty cell in the CSV log).
     """
@@ -68,17 +68,27 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
                   for i in range(len(train))]
     y_val = torch.from_numpy(val_labels)
 
+    def plan(rng: np.random.Generator) -> list[dict]:
+        """Every random draw of an epoch, step by step (dkp.train.loader)."""
+        out = []
+        for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
+            pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
+            out.append({"x": pairs, "y": loader.labels_of(train, pairs),
+                        "aug": batches.draw_augment(rng, len(pairs), aug["crop_pad"], aug["flip"], aug["rot90"],
+                                                    aug["channel_shuffle"])})
+        return out
+
     def epoch(e: int, rng: np.random.Generator) -> dict:
         model.train()
         total, hits, seen = 0.0, 0, 0
-        bar = tqdm(batches.epoch_batches(rng, len(train), cfg["batch_videos"]), desc=f"{tag} {e + 1}/{cfg['epochs']}",
-                   unit="batch", leave=False, disable=runtime.progress_disabled())
-        for vids in bar:
-            pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
-            x = torch.from_numpy(train.gather(pairs)).to(device).permute(0, 3, 1, 2)
-            x = unit(batches.augment(x, rng, aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"]))
-            x = prepare(x, size, norm)
-            y = torch.from_numpy(train.labels[[i for i, _ in pairs]]).to(device)
+        steps = plan(rng)
+        bar = tqdm(loader.steps(train, steps, ("x",), lcfg["workers"], lcfg["prefetch"], device), total=len(steps),
+                   desc=f"{tag} {e + 1}/{cfg['epochs']}", unit="batch", leave=False,
+                   disable=runtime.progress_disabled())
+        for step in bar:
+            x = step["x"].to(device, non_blocking=True).permute(0, 3, 1, 2)
+            x = prepare(unit(batches.apply_augment(x, step["aug"])), size, norm)
+            y = torch.from_numpy(step["y"]).to(device)
             loss, hit = classifier_step(model, x, y, opt, sched, cfg["label_smoothing"], device)
             total += loss * len(y)
             hits += hit

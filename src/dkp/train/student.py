@@ -34,7 +34,7 @@ from .. import configs as configs_mod
 from ..errors import DkpError
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
-from . import batches, classifier, loop, resume
+from . import batches, classifier, loader, loop, resume
 from .data import VideoSet, load_subset, monitor_subset
 from .teacher import input_files, run_reads
 
@@ -112,32 +112,45 @@ def dkp_step(student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: d
 def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSet, val_eval, device,
               folder: Path, seed: int, ranges) -> list[dict]:
     """Phase 2; `seed` is the phase's own (the run's seed + SEED_OFFSET["dkp"]); ranges from resolve_ranges."""
-    cfg, aug, net = p["train"]["student"], p["train"]["augment"], p["student"]
+    cfg, aug, net, lcfg = p["train"]["student"], p["train"]["augment"], p["student"], p["train"]["loader"]
     steps = -(-len(train) // cfg["batch_videos"])
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     (ns_lo, ns_hi), (nt_lo, nt_hi) = ranges
     t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
 
+    def plan(rng: np.random.Generator) -> list[dict]:
+        """Every random draw of an epoch, step by step (dkp.train.loader)."""
+        out = []
+        for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
+            ns, nt = sampling.draw_count(rng, ns_lo, ns_hi), sampling.draw_count(rng, nt_lo, nt_hi)
+            vids = step_videos(vids, ns, nt, cfg["max_frames_per_step"])
+            s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
+            t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
+            out.append({"xs": [(i, j) for i, idx in zip(vids, s_idx) for j in idx],
+                        "aug": batches.draw_augment(rng, len(vids) * ns, aug["crop_pad"], aug["flip"], aug["rot90"],
+                                                    aug["channel_shuffle"]),
+                        "gt": [(i, j) for i, idx in zip(vids, t_idx) for j in idx],
+                        "u": np.stack([train.positions(i, j) for i, j in zip(vids, s_idx)]).astype(np.float32),
+                        "v": np.stack([train.positions(i, j) for i, j in zip(vids, t_idx)]).astype(np.float32),
+                        "y": train.labels[vids]})
+        return out
+
     def epoch(e: int, rng: np.random.Generator) -> dict:
         student.train()
         dkp.train()
         sums, hits, seen, n_batches = dict.fromkeys(["total", *TERMS], 0.0), 0, 0, 0
-        bar = tqdm(batches.epoch_batches(rng, len(train), cfg["batch_videos"]), desc=f"dkp {e + 1}/{cfg['epochs']}",
-                   unit="batch", leave=False, disable=runtime.progress_disabled())
-        for vids in bar:
-            ns, nt = sampling.draw_count(rng, ns_lo, ns_hi), sampling.draw_count(rng, nt_lo, nt_hi)
-            vids = step_videos(vids, ns, nt, cfg["max_frames_per_step"])
-            B = len(vids)
-            s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
-            t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
-            x = torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, s_idx) for j in idx])).to(device)
-            x = unit(batches.augment(x.permute(0, 3, 1, 2), rng, aug["crop_pad"], aug["flip"], aug["rot90"],
-                                     aug["channel_shuffle"]))
-            y_frames = torch.from_numpy(train.gather([(i, j) for i, idx in zip(vids, t_idx) for j in idx])).to(device)
-            u = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, s_idx)])).float().to(device)
-            v = torch.from_numpy(np.stack([train.positions(i, j) for i, j in zip(vids, t_idx)])).float().to(device)
-            y = torch.from_numpy(train.labels[vids]).to(device)
+        steps = plan(rng)
+        bar = tqdm(loader.steps(train, steps, ("xs", "gt"), lcfg["workers"], lcfg["prefetch"], device),
+                   total=len(steps), desc=f"dkp {e + 1}/{cfg['epochs']}", unit="batch", leave=False,
+                   disable=runtime.progress_disabled())
+        for step in bar:
+            x = step["xs"].to(device, non_blocking=True)
+            x = unit(batches.apply_augment(x.permute(0, 3, 1, 2), step["aug"]))
+            y_frames = step["gt"].to(device, non_blocking=True)
+            u, v = torch.from_numpy(step["u"]).to(device), torch.from_numpy(step["v"]).to(device)
+            y = torch.from_numpy(step["y"]).to(device)
+            B, ns = u.shape
             xt, gt = prepare(x, t_size, t_norm), preprocess(y_frames, t_size, t_norm)
             xs = prepare(x, net["input_size"], net["normalize"])
             terms, hit = dkp_step(student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, device)
@@ -216,7 +229,8 @@ def run(p: dict, args) -> None:
         print(load_pretrained(plain, p["student"]["pretrained"], "student"))
     plain.to(device)
     plain_rows = classifier.train_classifier(plain, p["student"], p["train"]["plain_student"], p["train"]["augment"],
-                                             train, val_frames, val_labels, device, folder, "plain", seed)
+                                             train, val_frames, val_labels, device, folder, "plain", seed,
+                                             p["train"]["loader"])
     plain.eval()
 
     # Phase 2: DKP + gate + KD from the plain student, teacher frozen

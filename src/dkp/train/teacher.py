@@ -56,7 +56,7 @@ def run(p: dict, args) -> None:
         print(load_pretrained(model, p["teacher"]["pretrained"], "teacher"))
     model.to(device)
     rows = classifier.train_classifier(model, p["teacher"], p["train"]["teacher"], p["train"]["augment"], train,
-                                       val_frames, val_labels, device, folder, "teacher", seed)
+                                       val_frames, val_labels, device, folder, "teacher", seed, p["train"]["loader"])
     model.eval()
     checkpoints.save(layout.teacher_checkpoint(base), {
         "kind": "teacher", "classes": classes, "num_classes": len(classes),
