@@ -62,7 +62,7 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
     """
     size, norm = net["input_size"], net["normalize"]
     steps = -(-len(train) // cfg["batch_videos"])
-    opt = loop.sgd(model.parameters(), cfg)
+    opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     candidates = [train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
                   for i in range(len(train))]

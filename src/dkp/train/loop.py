@@ -15,9 +15,13 @@ from ..atomic import write_csv
 from . import resume
 
 
-def sgd(parameters, cfg: dict) -> torch.optim.SGD:
-    return torch.optim.SGD([q for q in parameters if q.requires_grad], lr=cfg["lr"],
-                           momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+def optimizer(parameters, cfg: dict, kind: str) -> torch.optim.Optimizer:
+    """`sgd` (momentum, L2 weight decay) or `adamw` (decoupled weight decay; momentum unused) over
+    the trainable parameters, with cfg's lr and weight_decay."""
+    params = [q for q in parameters if q.requires_grad]
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
 
 
 def warmup_cosine(opt, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

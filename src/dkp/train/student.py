@@ -114,7 +114,7 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
     """Phase 2; `seed` is the phase's own (the run's seed + SEED_OFFSET["dkp"]); ranges from resolve_ranges."""
     cfg, aug, net, lcfg = p["train"]["student"], p["train"]["augment"], p["student"], p["train"]["loader"]
     steps = -(-len(train) // cfg["batch_videos"])
-    opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
+    opt = loop.optimizer(list(student.parameters()) + list(dkp.parameters()), cfg, "sgd")
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     (ns_lo, ns_hi), (nt_lo, nt_hi) = ranges
     t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
