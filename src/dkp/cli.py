@@ -31,6 +31,7 @@ STAGES = {
 }
 
 PER_SEED = ("train-teacher", "train-student", "features", "sweep")
+TRAINING = ("train-teacher", "train-student")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -65,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def launch_procs(p: dict) -> int:
+    """Processes a training stage runs on (dkp.train.distributed): DKP_TRAIN_PROCS when set, else the
+    GPUs Slurm gave the job (SLURM_GPUS_ON_NODE) unless run.device is cpu; 1 inside a torchrun rank."""
+    if "WORLD_SIZE" in os.environ:
+        return 1
+    if os.environ.get("DKP_TRAIN_PROCS"):
+        return int(os.environ["DKP_TRAIN_PROCS"])
+    gpus = os.environ.get("SLURM_GPUS_ON_NODE", "")
+    return int(gpus) if gpus.isdigit() and p["run"]["device"] != "cpu" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, _ = STAGES[args.stage]
@@ -75,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             params = params_mod.load(args.params)
         if args.stage in PER_SEED:
             params_mod.check_seed(params, args.seed)
+        if args.stage in TRAINING:
+            procs = launch_procs(params)
+            if procs > 1:  # once, from the outer process: torchrun starts the ranks, each runs this again
+                torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
+                os.execv(sys.executable, torchrun + [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
         if args.stage == "validate-params":
             print(f"{args.params}: valid")
             return 0

@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from .. import runtime
 from ..models import autocast, embed_frames, prepare, unit
-from . import batches, loader, loop
+from . import batches, distributed, loader, loop
 from .data import VideoSet
+from .distributed import SINGLE, Group
 
 LOG_COLUMNS = ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
 
@@ -36,12 +37,22 @@ def validated(epoch: int, epochs: int, every: int) -> bool:
 
 
 def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, sched, label_smoothing: float,
-                    device: torch.device) -> tuple[float, int]:
-    """One optimiser step on network-ready frames x (N, 3, S, S) with labels y (N,).
-    Returns (mean loss, frames classified right)."""
+                    device: torch.device, group: Group = SINGLE, step_frames: int = 0) -> tuple[float, int]:
+    """One optimiser step on network-ready frames x (N, 3, S, S) with labels y (N,); with several
+    ranks, x is this rank's share of a step of step_frames frames. Returns (mean loss over x,
+    frames classified right)."""
     with autocast(device):
         logits = model(x)
-    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    if group.world == 1:
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    else:  # DDP averages the ranks' gradients: each rank's sum x world / step_frames averages to the step's mean
+        total = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing, reduction="sum")
+        loss = total * (group.world / step_frames)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(total.detach()) / max(1, len(y)), int((logits.argmax(-1) == y).sum())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -51,17 +62,20 @@ def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, op
 
 def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, train: VideoSet,
                      val_frames: np.ndarray, val_labels: np.ndarray, device: torch.device,
-                     folder: Path, tag: str, seed: int, lcfg: dict) -> list[dict]:
+                     folder: Path, tag: str, seed: int, lcfg: dict, group: Group = SINGLE) -> list[dict]:
     """Train `model` in place for cfg['epochs'] epochs (resumable); return the log rows.
 
     net: the backbone's params group (input_size, normalize); cfg: its train group
     (epochs, batch_videos, segments, within_activity, lr, momentum, weight_decay,
-    warmup_epochs, label_smoothing, val_every); aug: train.augment; lcfg: train.loader.
+    warmup_epochs, label_smoothing, val_every); aug: train.augment; lcfg: train.loader; group: the
+    ranks of a torchrun (dkp.train.distributed): each trains on its share of every step, rank 0
+    scores the validation frames.
     The validation frames are scored after every val_every-th epoch and after the last
     (`validated`); the other rows have no val_acc (an empty cell in the CSV log).
     """
     size, norm = net["input_size"], net["normalize"]
     steps = -(-len(train) // cfg["batch_videos"])
+    net = distributed.wrap(model, group, device)
     opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     candidates = [train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
@@ -79,9 +93,9 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
         return out
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
-        model.train()
+        net.train()
         total, hits, seen = 0.0, 0, 0
-        steps = plan(rng)
+        steps = [distributed.share_step(s, group, ("x", "y")) for s in plan(rng)]
         bar = tqdm(loader.steps(train, steps, ("x",), lcfg["workers"], lcfg["prefetch"], device), total=len(steps),
                    desc=f"{tag} {e + 1}/{cfg['epochs']}", unit="batch", leave=False,
                    disable=runtime.progress_disabled())
@@ -89,16 +103,18 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
             x = step["x"].to(device, non_blocking=True).permute(0, 3, 1, 2)
             x = prepare(unit(batches.apply_augment(x, step["aug"])), size, norm)
             y = torch.from_numpy(step["y"]).to(device)
-            loss, hit = classifier_step(model, x, y, opt, sched, cfg["label_smoothing"], device)
+            loss, hit = classifier_step(net, x, y, opt, sched, cfg["label_smoothing"], device, group, step["n"])
             total += loss * len(y)
             hits += hit
             seen += len(y)
             bar.set_postfix(loss=f"{total / seen:.3f}")
+        total, hits, seen = group.sum([total, hits, seen])
         row = {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen}
-        if validated(e, cfg["epochs"], cfg["val_every"]):
+        if validated(e, cfg["epochs"], cfg["val_every"]) and group.main:
             model.eval()  # BN statistics and the classifier's dropout in inference mode
             feats = embed_frames(model, val_frames, size, norm, device)
             row["val_acc"] = loop.frame_accuracy(lambda f: model.classify(f.to(device)), feats, y_val)
         return row
 
-    return loop.run_phase(folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch)
+    return loop.run_phase(folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch,
+                          group)

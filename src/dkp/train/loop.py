@@ -13,6 +13,7 @@ import torch
 from .. import runtime
 from ..atomic import write_csv
 from . import resume
+from .distributed import SINGLE, Group
 
 
 def optimizer(parameters, cfg: dict, kind: str) -> torch.optim.Optimizer:
@@ -41,14 +42,16 @@ def make_deterministic(device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
 
 
-def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, epoch_fn) -> list[dict]:
+def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, epoch_fn,
+              group: Group = SINGLE) -> list[dict]:
     """Run epochs [last saved, epochs) of one phase; checkpoint after each; return all log rows.
 
     stateful: name -> object with state_dict()/load_state_dict() (model, optimiser, scheduler).
     The caller seeds (runtime.seed_everything(seed)) before building these objects so they
     start the same whatever ran before; a fresh phase reseeds before its first epoch, a
     resumed one overwrites them from its checkpoint, RNG states included.
-    epoch_fn(epoch, rng) -> dict of logged values for that epoch.
+    epoch_fn(epoch, rng) -> dict of logged values for that epoch. With several ranks (group), rank 0
+    writes the checkpoints and every rank waits for it.
     """
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
@@ -68,8 +71,10 @@ def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, ep
         row = {"epoch": epoch + 1, **epoch_fn(epoch, rng)}
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
-        resume.save(folder, tag, {"epoch": epoch + 1, "rows": rows, "rng": resume.rng_states(rng),
-                                         "state": {n: o.state_dict() for n, o in stateful.items()}})
+        if group.main:
+            resume.save(folder, tag, {"epoch": epoch + 1, "rows": rows, "rng": resume.rng_states(rng),
+                                      "state": {n: o.state_dict() for n, o in stateful.items()}})
+        group.barrier()
     return rows
 
 

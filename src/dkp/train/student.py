@@ -34,7 +34,7 @@ from .. import configs as configs_mod
 from ..errors import DkpError
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, preprocess, unit
 from ..models.dkp import DKP, dkp_losses
-from . import batches, classifier, loader, loop, resume
+from . import batches, classifier, distributed, loader, loop, resume
 from .data import VideoSet, load_subset, monitor_subset
 from .teacher import input_files, run_reads
 
@@ -204,6 +204,7 @@ def run(p: dict, args) -> None:
     base = args.seed
     t_path, s_path = layout.teacher_checkpoint(base), layout.student_checkpoint(base)
     device = runtime.setup(p, base)
+    group, device = distributed.init(device)
     loop.make_deterministic(device)
     classes = framestore.load_classes(p)
     t_ckpt = checkpoints.read(t_path, "teacher")
@@ -230,8 +231,12 @@ def run(p: dict, args) -> None:
     plain.to(device)
     plain_rows = classifier.train_classifier(plain, p["student"], p["train"]["plain_student"], p["train"]["augment"],
                                              train, val_frames, val_labels, device, folder, "plain", seed,
-                                             p["train"]["loader"])
+                                             p["train"]["loader"], group)
     plain.eval()
+    # the DKP phase runs on rank 0 alone (its steps hold a few videos of many frames: not yet sharded)
+    distributed.close(group)
+    if not group.main:
+        return
 
     # Phase 2: DKP + gate + KD from the plain student, teacher frozen
     runtime.seed_everything(base + SEED_OFFSET["dkp"])

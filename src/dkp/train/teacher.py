@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import checkpoints, framestore, layout, runtime
 from ..models import build_backbone, load_pretrained, param_count
-from . import classifier, loop, resume
+from . import classifier, distributed, loop, resume
 from .data import load_subset, monitor_subset
 
 SEED_OFFSET = 0  # each phase seeds the run's seed + its offset, so phases do not depend on each other
@@ -42,6 +42,7 @@ def reads(p: dict) -> dict:
 def run(p: dict, args) -> None:
     base = args.seed
     device = runtime.setup(p, base)
+    group, device = distributed.init(device)
     loop.make_deterministic(device)
     classes = framestore.load_classes(p)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
@@ -56,8 +57,12 @@ def run(p: dict, args) -> None:
         print(load_pretrained(model, p["teacher"]["pretrained"], "teacher"))
     model.to(device)
     rows = classifier.train_classifier(model, p["teacher"], p["train"]["teacher"], p["train"]["augment"], train,
-                                       val_frames, val_labels, device, folder, "teacher", seed, p["train"]["loader"])
+                                       val_frames, val_labels, device, folder, "teacher", seed, p["train"]["loader"],
+                                       group)
     model.eval()
+    if not group.main:
+        distributed.close(group)
+        return
     checkpoints.save(layout.teacher_checkpoint(base), {
         "kind": "teacher", "classes": classes, "num_classes": len(classes),
         "backbones": {"teacher": checkpoints.backbone_entry(model, p["teacher"])}})
@@ -66,4 +71,5 @@ def run(p: dict, args) -> None:
     print(f"teacher: {p['teacher']['arch']} x{p['teacher']['width']:g} ({param_count(model) / 1e6:.2f} M params), "
           f"{len(train)} training videos, {len(rows)} epochs, "
           f"frame accuracy on {monitor_subset(p)} {last['val_acc']:.3f} "
-          f"-> {layout.teacher_checkpoint(base)}")
+          f"-> {layout.teacher_checkpoint(base)}" + (f" ({group.world} ranks)" if group.world > 1 else ""))
+    distributed.close(group)

@@ -1,0 +1,101 @@
+"""Data-parallel training over processes with torch.distributed, when run under `torchrun`.
+
+`torchrun --nproc_per_node N $(which dkp) train-teacher --seed S` starts N ranks; each plans
+the same epoch (the same seed, the same draws), takes its contiguous share of every step's
+frames, and DistributedDataParallel averages the gradients, the loss scaled so that the
+average is the mean over the whole step: the global batch is `batch_videos` as in one
+process. NCCL on GPUs (one per rank, `LOCAL_RANK`), gloo on CPUs. Rank 0 alone writes resume
+state, checkpoints and logs; every rank resumes from the same state.
+
+BatchNorm: SyncBatchNorm on GPUs, so the statistics are those of the global batch, as in one
+process; per-rank statistics on CPUs, where SyncBatchNorm does not run. A multi-process CPU
+run therefore differs a little from a one-process run (tests/test_train.py states how much).
+Without WORLD_SIZE > 1 nothing here changes a run.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among the training ranks (rank 0 of 1 outside torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, n: int) -> slice:
+        """This rank's contiguous share of n items (the first n % world ranks take one more)."""
+        bounds = np.linspace(0, n, self.world + 1).round().astype(int)
+        return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over the ranks."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+
+SINGLE = Group()  # one process
+
+
+def init(device: torch.device) -> tuple[Group, torch.device]:
+    """The rank group from torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK) and the device
+    of this rank: cuda:LOCAL_RANK on GPUs. One process: Group() and `device` unchanged."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE, device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Group(rank, world), device
+
+
+def wrap(model: nn.Module, group: Group, device: torch.device) -> nn.Module:
+    """`model` for training on this rank: DistributedDataParallel (with SyncBatchNorm on GPUs) when
+    there are several ranks, else itself."""
+    if group.world == 1:
+        return model
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def share_step(step: dict, group: Group, per_frame: tuple[str, ...]) -> dict:
+    """A planned step cut to this rank's share: the lists or arrays under `per_frame` and the
+    per-frame arrays of its augmentation plan ("aug"); the rest unchanged. "n" keeps the step's size."""
+    n = len(step[per_frame[0]])
+    if group.world == 1:
+        return {**step, "n": n}
+    sl = group.share(n)
+    out = {**step, "n": n}
+    for k in per_frame:
+        out[k] = step[k][sl]
+    if "aug" in step:
+        out["aug"] = {k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()}
+    return out
+
+
+def close(group: Group) -> None:
+    if group.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
