@@ -57,7 +57,7 @@ def workdir(anet_dir, tiny_params, tmp_path, monkeypatch):
     """A project folder whose params point at the fixture videos; `dkp data` already run."""
     def make(**frames):
         p = json.loads(json.dumps(tiny_params))
-        p["data"].update(source="activitynet", annotations=str(anet_dir / "anet.json"),
+        p["data"].update(source="activitynet", annotations=str(anet_dir / "anet.json"), tune_subset=None,
                          videos=str(tmp_path / "videos"))
         p["frames"].update(frames)
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))

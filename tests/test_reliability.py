@@ -104,6 +104,7 @@ def pipeline(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("reliability")
     p = yaml.safe_load(TINY.read_text())
+    p["data"]["tune_subset"] = None  # training and validation only, as the real ActivityNet
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     res = dkp(root, "synthesize")
     assert res.returncode == 0, res.stderr
@@ -326,7 +327,7 @@ def test_short_video_is_fed_its_distinct_frames_through_the_sweep(pipeline):
 
 
 def _kinetics_without_class_list(p):
-    p["data"].update(source="kinetics", annotations="params.yaml", videos=".", class_list=None)
+    p["data"].update(source="kinetics", annotations="params.yaml", videos=".", class_list=None, tune_subset=None)
 
 
 # Cross-key rules of dkp.params that tests/test_params.py (types, ranges, enums, keys, YAML, paths,
@@ -545,7 +546,7 @@ def test_subset_without_a_readable_video_stops_training_with_one_line(tiny_param
     bad = [(vid, M.entry(subset, 10.0, [("Run", 0.0, 5.0)])) for vid, (subset, _, _) in BAD_VIDEOS.items()]
     M.write_activitynet(tmp_path / "anet.json", ["Run", "Jump"], bad)
     p = json.loads(json.dumps(tiny_params))
-    p["data"].update(source="activitynet", annotations="anet.json", videos="videos")
+    p["data"].update(source="activitynet", annotations="anet.json", videos="videos", tune_subset=None)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     for stage in ("data", "frames", "data-report"):
         res = dkp(tmp_path, stage)

@@ -415,7 +415,8 @@ def test_real_source_writes_only_the_marker(tiny_workdir, tiny_params):
     old.parent.mkdir(parents=True)
     old.write_text("untouched")
     p = dict(tiny_params)
-    p["data"] = {**p["data"], "source": "activitynet", "annotations": "anet/anet.json", "videos": "anet/videos"}
+    p["data"] = {**p["data"], "source": "activitynet", "annotations": "anet/anet.json", "videos": "anet/videos",
+                 "tune_subset": None}
     res = _synthesize(tiny_workdir, p)
     assert res.returncode == 0, res.stderr
     marker = tiny_workdir / "data" / "synthetic" / "SOURCE.txt"

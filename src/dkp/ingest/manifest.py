@@ -56,7 +56,7 @@ def check_subsets(parsed: Parsed, subsets: list[str], source: str) -> None:
         if s not in have:
             seen = sorted(have | {k.subset for k in parsed.skips if k.subset})
             raise DkpError(f"{source}: no usable video in subset {s!r} (subsets found: {seen}; "
-                           f"check data.train_subset / data.val_subset and data/skipped.csv reasons)")
+                           f"check data.train_subset / val_subset / tune_subset and data/skipped.csv reasons)")
 
 
 def cap(parsed: Parsed, subsets: list[str], limit: int | None) -> Parsed:
