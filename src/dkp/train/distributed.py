@@ -7,6 +7,8 @@ average is the mean over the whole step: the global batch is `batch_videos` as i
 process. NCCL on GPUs (one per rank, `LOCAL_RANK`), gloo on CPUs. Rank 0 alone writes resume
 state, checkpoints and logs; every rank resumes from the same state.
 
+On CPUs the ranks of a node split `run.threads` between them.
+
 BatchNorm: SyncBatchNorm on GPUs, so the statistics are those of the global batch, as in one
 process; per-rank statistics on CPUs, where SyncBatchNorm does not run. A multi-process CPU
 run therefore differs a little from a one-process run (tests/test_train.py states how much).
@@ -65,6 +67,9 @@ def init(device: torch.device) -> tuple[Group, torch.device]:
     if device.type == "cuda":
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
+    else:  # the node's ranks share run.threads: more threads than cores stalls every rank
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(max(1, torch.get_num_threads() // local_world))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Group(rank, world), device
