@@ -183,6 +183,9 @@ def settle(e: Effect, n_videos: int) -> str:
     if e.status != INCONCLUSIVE:
         return ""
     if e.lo > e.bound or e.hi < e.bound:
+        beyond = e.lo > e.bound
+        if all((s > e.bound) if beyond else (s < e.bound) for s in e.seeds):
+            return ""  # a rule beyond this effect's interval decides (claim 3's pairs)
         return f" The interval excludes {e.bound:g} but the seeds disagree: more seeds would settle it."
     if e.videos_needed is None:
         return f" The effect sits at {e.bound:g}: no number of videos settles it at this size."
@@ -299,6 +302,10 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
     found = (f" The seed-mean spread stays within the margin from {measured:.3g} GFLOPs on." if measured is not None
              else " The seed-mean spread does not stay within the margin up to the end of the shared range.")
     shown = "".join(f" {f.label}: {fmt_effect(f)}." for f in apart)
+    if status == INCONCLUSIVE and e.lo > margin:
+        shown += (" The spread's interval lies above the margin, but a maximum over noisy curves is biased "
+                  "upward, so it cannot show a difference by itself; no pair of curves is apart by more than "
+                  f"the margin at the {100 * pair_level:.2f} % level in every seed, which \"fails\" needs.")
     evidence = f"{rule} {_describe([e], d.n_videos)}{shown}{found}"
     numbers = {"threshold": threshold, "margin": margin, "measured_threshold": measured,
                "max_spread_above": e.as_dict()}
