@@ -185,7 +185,7 @@ def settle(e: Effect, n_videos: int) -> str:
     if e.lo > e.bound or e.hi < e.bound:
         beyond = e.lo > e.bound
         if all((s > e.bound) if beyond else (s < e.bound) for s in e.seeds):
-            return ""  # a rule beyond this effect's interval decides (claim 3's pairs)
+            return ""  # interval and seeds agree: the claim's own rule, stated in its evidence, left it open
         return f" The interval excludes {e.bound:g} but the seeds disagree: more seeds would settle it."
     if e.videos_needed is None:
         return f" The effect sits at {e.bound:g}: no number of videos settles it at this size."

@@ -44,20 +44,15 @@ def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, op
     with autocast(device):
         logits = model(x)
     if group.world == 1:
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        loss = logged = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     else:  # DDP averages the ranks' gradients: each rank's sum x world / step_frames averages to the step's mean
         total = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing, reduction="sum")
-        loss = total * (group.world / step_frames)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        return float(total.detach()) / max(1, len(y)), int((logits.argmax(-1) == y).sum())
+        loss, logged = total * (group.world / step_frames), total / max(1, len(y))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     sched.step()
-    return float(loss.detach()), int((logits.argmax(-1) == y).sum())
+    return float(logged.detach()), int((logits.argmax(-1) == y).sum())
 
 
 def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, train: VideoSet,
@@ -87,7 +82,7 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
         out = []
         for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
             pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
-            out.append({"x": pairs, "y": loader.labels_of(train, pairs),
+            out.append({"x": pairs, "y": train.labels[[i for i, _ in pairs]],
                         "aug": batches.draw_augment(rng, len(pairs), aug["crop_pad"], aug["flip"], aug["rot90"],
                                                     aug["channel_shuffle"])})
         return out

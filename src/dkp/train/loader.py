@@ -12,7 +12,6 @@ result with any of them.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -49,6 +48,3 @@ def steps(videos: VideoSet, plan: list[dict], frames: tuple[str, ...], workers: 
                       prefetch_factor=prefetch if workers > 0 else None,
                       multiprocessing_context="fork" if workers > 0 else None)
 
-
-def labels_of(videos: VideoSet, pairs: list[tuple[int, int]]) -> np.ndarray:
-    return videos.labels[[i for i, _ in pairs]]

@@ -215,7 +215,7 @@ def run(p: dict, args) -> None:
     teacher = checkpoints.load_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     val = load_subset(p, p["data"]["val_subset"], len(classes))  # durations only: the range the sweep evaluates
-    monitor = load_subset(p, monitor_subset(p), len(classes))
+    monitor = val if monitor_subset(p) == p["data"]["val_subset"] else load_subset(p, monitor_subset(p), len(classes))
     val_frames, val_labels, val_pairs = classifier.validation_frames(monitor, p["train"]["val_frames_per_video"])
     ranges = resolve_ranges(p, train, val)
     print(f"student: DKP trained on n_s {ranges[0][0]}-{ranges[0][1]}, n_t {ranges[1][0]}-{ranges[1][1]} frames "

@@ -60,16 +60,14 @@ def run(p: dict, args) -> None:
                                        val_frames, val_labels, device, folder, "teacher", seed, p["train"]["loader"],
                                        group)
     model.eval()
-    if not group.main:
-        distributed.close(group)
-        return
-    checkpoints.save(layout.teacher_checkpoint(base), {
-        "kind": "teacher", "classes": classes, "num_classes": len(classes),
-        "backbones": {"teacher": checkpoints.backbone_entry(model, p["teacher"])}})
-    loop.write_log(layout.train_log("teacher", base), rows, classifier.LOG_COLUMNS)
-    last = rows[-1]
-    print(f"teacher: {p['teacher']['arch']} x{p['teacher']['width']:g} ({param_count(model) / 1e6:.2f} M params), "
-          f"{len(train)} training videos, {len(rows)} epochs, "
-          f"frame accuracy on {monitor_subset(p)} {last['val_acc']:.3f} "
-          f"-> {layout.teacher_checkpoint(base)}" + (f" ({group.world} ranks)" if group.world > 1 else ""))
+    if group.main:  # rank 0 writes the checkpoint and the log
+        checkpoints.save(layout.teacher_checkpoint(base), {
+            "kind": "teacher", "classes": classes, "num_classes": len(classes),
+            "backbones": {"teacher": checkpoints.backbone_entry(model, p["teacher"])}})
+        loop.write_log(layout.train_log("teacher", base), rows, classifier.LOG_COLUMNS)
+        last = rows[-1]
+        print(f"teacher: {p['teacher']['arch']} x{p['teacher']['width']:g} ({param_count(model) / 1e6:.2f} M params), "
+              f"{len(train)} training videos, {len(rows)} epochs, "
+              f"frame accuracy on {monitor_subset(p)} {last['val_acc']:.3f} "
+              f"-> {layout.teacher_checkpoint(base)}" + (f" ({group.world} ranks)" if group.world > 1 else ""))
     distributed.close(group)
