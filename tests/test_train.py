@@ -329,29 +329,38 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
 
 
 def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
-    """An epoch's plan read by 0, 1 or 2 worker processes: the same tensors, in the same order."""
+    """Two epochs' plans read through one StepReader by 0, 1 or 2 worker processes: the same tensors,
+    in the same order. More steps than ring slots, so slots are reused; the second plan's steps are
+    larger, so the ring grows between plans."""
     from dkp.train import loader
 
     rng = np.random.default_rng(5)
-    frames = [rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8) for n in (5, 9, 3, 12)]
+    sizes = rng.integers(3, 13, 20)
+    frames = [rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8) for n in sizes]
     times = [np.arange(len(f), dtype=np.float64) for f in frames]
-    vs = VideoSet(ids=list("abcd"), labels=np.arange(4), durations=np.array([5.0, 9.0, 3.0, 12.0]),
-                  segments=[[[0, 99]]] * 4, frames=frames, times=times)
+    vs = VideoSet(ids=[f"v{k:02d}" for k in range(len(sizes))], labels=np.arange(len(sizes)),
+                  durations=sizes.astype(float), segments=[[[0, 99]]] * len(sizes), frames=frames, times=times)
 
-    def plan(rng):
-        return [{"x": [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, np.arange(vs.n_frames(i)), 2)],
-                 "aug": batches.draw_augment(rng, 2 * len(vids), 2, True, True, True)}
+    def plan(rng, per_video):
+        return [{"x": [(int(i), int(j)) for i in vids
+                       for j in batches.tsn_indices(rng, np.arange(vs.n_frames(i)), per_video)],
+                 "aug": batches.draw_augment(rng, per_video * len(vids), 2, True, True, True)}
                 for vids in batches.epoch_batches(rng, len(vs), 3)]
 
     runs = []
     for workers in (0, 1, 2):
-        steps = plan(np.random.default_rng(0))
-        got = list(loader.steps(vs, steps, ("x",), workers, 2, torch.device("cpu")))
-        runs.append([batches.apply_augment(s["x"].permute(0, 3, 1, 2), s["aug"]) for s in got])
-    for other in runs[1:]:
-        assert len(other) == len(runs[0]) == 2
-        for a, b in zip(runs[0], other):
-            assert torch.equal(a, b)
+        rng = np.random.default_rng(0)
+        reader = loader.StepReader(vs, ("x",), workers, 2, torch.device("cpu"))
+        assert workers == 0 or reader.slots < len(plan(np.random.default_rng(0), 1))
+        # each step used at once, as the training loops do: its frames are a ring slot's until then
+        runs.append([batches.apply_augment(s["x"].permute(0, 3, 1, 2), s["aug"])
+                     for per_video in (1, 3) for s in reader(plan(rng, per_video))])
+    rng = np.random.default_rng(0)
+    expect = [batches.apply_augment(torch.from_numpy(vs.gather(s["x"])).permute(0, 3, 1, 2), s["aug"])
+              for s in plan(rng, 1) + plan(rng, 3)]
+    assert [len(r) for r in runs] == [len(expect)] * 3 == [14] * 3
+    for run in runs:
+        assert all(torch.equal(a, b) for a, b in zip(run, expect))
     # the planned draws are the ones augment makes from the same generator in the same order
     x = torch.from_numpy(frames[1]).permute(0, 3, 1, 2)
     a = batches.augment(x, np.random.default_rng(3), 2, True, True, True)

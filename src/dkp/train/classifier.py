@@ -76,6 +76,7 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
     candidates = [train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
                   for i in range(len(train))]
     y_val = torch.from_numpy(val_labels)
+    reader = loader.StepReader(train, ("x",), lcfg["workers"], lcfg["prefetch"], device)
 
     def plan(rng: np.random.Generator) -> list[dict]:
         """Every random draw of an epoch, step by step (dkp.train.loader)."""
@@ -91,7 +92,7 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
         net.train()
         total, hits, seen = 0.0, 0, 0
         steps = [distributed.share_step(s, group, ("x", "y")) for s in plan(rng)]
-        bar = tqdm(loader.steps(train, steps, ("x",), lcfg["workers"], lcfg["prefetch"], device), total=len(steps),
+        bar = tqdm(reader(steps), total=len(steps),
                    desc=f"{tag} {e + 1}/{cfg['epochs']}", unit="batch", leave=False,
                    disable=runtime.progress_disabled())
         for step in bar:

@@ -55,17 +55,18 @@ class VideoSet:
         d = float(self.durations[i])
         return np.clip(self.times[i][idx] / d, 0.0, 1.0) if d > 0 else np.zeros(len(idx))
 
-    def gather(self, pairs) -> np.ndarray:
-        """uint8 (N, H, W, 3) frames for (video, frame index) pairs, in order.
+    def gather(self, pairs, out: np.ndarray | None = None) -> np.ndarray:
+        """uint8 (N, H, W, 3) frames for (video, frame index) pairs, in order, into `out` if given.
 
         Each frame is copied out as soon as it is read, so no view keeps a video's map
         (and its file descriptor) alive after MappedFrames has let it go."""
         pairs = list(pairs)
         if not pairs:
             return np.stack([])  # ValueError, as ever
-        i, j = pairs[0]
-        first = self.frames[i][j]
-        out = np.empty((len(pairs), *first.shape), dtype=first.dtype)
+        if out is None:
+            i, j = pairs[0]
+            first = self.frames[i][j]
+            out = np.empty((len(pairs), *first.shape), dtype=first.dtype)
         for k, (i, j) in enumerate(pairs):
             out[k] = self.frames[i][j]
         return out

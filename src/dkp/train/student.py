@@ -118,6 +118,7 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     (ns_lo, ns_hi), (nt_lo, nt_hi) = ranges
     t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
+    reader = loader.StepReader(train, ("xs", "gt"), lcfg["workers"], lcfg["prefetch"], device)
 
     def plan(rng: np.random.Generator) -> list[dict]:
         """Every random draw of an epoch, step by step (dkp.train.loader)."""
@@ -141,7 +142,7 @@ def train_dkp(p: dict, student, dkp: DKP, teacher, t_entry: dict, train: VideoSe
         dkp.train()
         sums, hits, seen, n_batches = dict.fromkeys(["total", *TERMS], 0.0), 0, 0, 0
         steps = plan(rng)
-        bar = tqdm(loader.steps(train, steps, ("xs", "gt"), lcfg["workers"], lcfg["prefetch"], device),
+        bar = tqdm(reader(steps),
                    total=len(steps), desc=f"dkp {e + 1}/{cfg['epochs']}", unit="batch", leave=False,
                    disable=runtime.progress_disabled())
         for step in bar:
