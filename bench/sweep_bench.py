@@ -114,7 +114,8 @@ def _setup(args):
         p["sweep"]["batch_videos"] = args.batch_videos
     seed = p["run"]["seeds"][0] if args.seed is None else args.seed
     device = runtime.setup(p, seed)
-    predictor, cache = Predictor.load(p, device, seed), FeatureCache(layout.features_dir(seed))
+    predictor = Predictor.load(p, device, seed)
+    cache = FeatureCache(layout.features_dir(seed), p["frames"]["shards"])
     n = args.videos or args.rss_child
     if n:
         cache.index = cache.index.iloc[:n].reset_index(drop=True)

@@ -20,7 +20,7 @@ from dkp import configs as configs_mod
 from dkp import framestore, layout, sampling
 from dkp.cli import main as dkp_main
 from dkp.evaluate import COLUMNS, metrics_summary, score_all
-from dkp.features import FeatureCache, build_cache
+from dkp.features import FeatureCache, build_cache, build_shards
 from dkp.predictions import read as read_predictions
 from dkp.predictions import write as write_predictions
 from dkp.sweep import select, sweep
@@ -121,25 +121,52 @@ def cached(tmp_path, monkeypatch, tiny_params):
     tiny_params["features"]["batch_frames"] = 7  # batches that straddle videos
     videos = _write_frames(tmp_path, tiny_params, 9)
     predictor = StandInPredictor()
-    build_cache(tiny_params, videos, predictor, tmp_path / "data" / "features")
-    return tiny_params, videos, predictor, FeatureCache(tmp_path / "data" / "features")
+    shards = tiny_params["frames"]["shards"]
+    build_shards(tiny_params, videos, predictor, tmp_path / "data" / "features", list(range(shards)))
+    return tiny_params, videos, predictor, FeatureCache(tmp_path / "data" / "features", shards)
 
 
 def test_cache_layout_and_rows(cached):
+    """Shard folders read as one cache ordered by id: rows, times and features of every video, and
+    the same index, times and rows as one unsharded cache of the same videos."""
     p, videos, predictor, cache = cached
+    assert p["frames"]["shards"] == 2
+    sizes = [len(s.index) for s in cache.shards]
+    assert len(sizes) == 2 and min(sizes) > 0 and sum(sizes) == len(videos)
     idx = cache.index
     assert idx["id"].tolist() == videos["id"].tolist()
     assert idx["offset"].tolist() == np.concatenate([[0], np.cumsum(videos["n_frames"])[:-1]]).tolist()
     assert idx["duration"].tolist() == videos["duration"].tolist()  # exact round trip through the csv
-    for name, dim in (("student", 6), ("teacher", 4)):
-        arr = cache.array(name)
-        assert arr.dtype == np.float32 and arr.shape == (videos["n_frames"].sum(), dim)
+    assert cache.dims == {"student": 6, "teacher": 4}
     for _, v in idx.iterrows():
         frames, times = framestore.load(p, v["id"])
         rows = slice(v["offset"], v["offset"] + v["n_frames"])
         np.testing.assert_array_equal(cache.times[rows], times)
-        np.testing.assert_allclose(cache.array("teacher")[rows], predictor.embed("teacher", frames).numpy(),
-                                   atol=1e-6)
+        got = cache.rows("teacher", [rows])
+        assert got.dtype == np.float32 and got.shape == (v["n_frames"], 4)
+        np.testing.assert_allclose(got, predictor.embed("teacher", frames).numpy(), atol=1e-6)
+    build_cache(p, videos, predictor, "data/whole/shard-0")
+    whole = FeatureCache("data/whole", 1)
+    pd.testing.assert_frame_equal(whole.index, cache.index)
+    np.testing.assert_array_equal(whole.times, cache.times)
+    spans = [slice(o, o + n) for o, n in zip(idx["offset"], idx["n_frames"])][::-1]
+    for name in ("student", "teacher"):
+        np.testing.assert_allclose(whole.rows(name, spans), cache.rows(name, spans), atol=1e-6)
+    with pytest.raises(ValueError, match="not within one video"):
+        cache.rows("teacher", [slice(0, int(idx["n_frames"][0]) + 1)])
+
+
+def test_feature_shards_must_agree(cached):
+    p, videos, predictor, cache = cached
+    meta = json.loads((cache.shards[1].folder / "meta.json").read_text())
+    meta["backbones"]["teacher"] = 5
+    (cache.shards[1].folder / "meta.json").write_text(json.dumps(meta))
+    from dkp.errors import DkpError
+
+    with pytest.raises(DkpError, match="shards hold different backbones"):
+        FeatureCache(cache.folder, 2)
+    with pytest.raises(DkpError, match="not found or incomplete"):
+        FeatureCache(cache.folder, 3)
 
 
 @pytest.mark.parametrize("batch_videos", [1, 4, 64])
@@ -261,7 +288,7 @@ def test_cached_scores_equal_networks_on_sampled_frames(pipeline, monkeypatch):
     monkeypatch.chdir(root)
     seed = p["run"]["seeds"][-1]
     predictor = Predictor.load(p, torch.device("cpu"), seed)
-    videos = FeatureCache(root / layout.features_dir(seed)).index
+    videos = FeatureCache(root / layout.features_dir(seed), p["frames"]["shards"]).index
     by_name = configs_mod.by_name(p)
     worst = 0.0
     for name in EXACT_CONFIGS:

@@ -112,8 +112,9 @@ def test_same_stages_and_edges(scratch):
 
 
 def test_per_seed_stages_fan_out_in_both_graphs(scratch):
-    """Training, features and sweep run once per seed of run.seeds in both runners (the sweep
-    also per configuration group), each seed writing its own folders; the rest runs once."""
+    """Training, features and sweep run once per seed of run.seeds in both runners (Snakemake runs
+    features also per frame shard and the sweep per configuration group), each seed writing its
+    own folders; the rest runs once."""
     params = yaml.safe_load((scratch / "params.yaml").read_text())
     seeds = params["run"]["seeds"]
     assert len(seeds) >= 2, "the tiny params must hold several seeds for this test to mean anything"
@@ -128,7 +129,7 @@ def test_per_seed_stages_fan_out_in_both_graphs(scratch):
     for stage in PER_SEED:
         mine = [j for j in jobs if j["rule"] == rule_name(stage)]
         per_seed = {n: [j for j in mine if f" --seed {n} " in j["shell"]] for n in seeds}
-        want = len(groups(params)) if stage == "sweep" else 1
+        want = {"sweep": len(groups(params)), "features": params["frames"]["shards"]}.get(stage, 1)
         assert {n: len(js) for n, js in per_seed.items()} == {n: want for n in seeds}, stage
         assert sum(map(len, per_seed.values())) == len(mine), stage
         for n, js in per_seed.items():
@@ -139,6 +140,9 @@ def test_per_seed_stages_fan_out_in_both_graphs(scratch):
         if stage == "sweep":
             assert sorted(j["output"][0] for j in mine) == sorted(
                 f"results/predictions/seed-{n}/{g}" for n in seeds for g in groups(params))
+        if stage == "features":
+            assert sorted(j["output"][0] for j in mine) == sorted(
+                f"data/features/seed-{n}/shard-{i}" for n in seeds for i in range(params["frames"]["shards"]))
     for rule in ("synthesize", "data", "data_report", "evaluate", "figures"):
         assert len([j for j in jobs if j["rule"] == rule]) == 1, rule
 
@@ -357,11 +361,13 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
             # a DKP configuration may widen the range DKP is trained on (train.student ranges auto)
             (lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),
              {f"{st}@{n}" for n in seeds for st in ("train-student", "sweep")} | {"evaluate", "figures"},
-             {"train_student": len(seeds), "features": len(seeds), "sweep": len(seeds) * len(_groups()),
+             {"train_student": len(seeds), "features": len(seeds) * _shards(),
+              "sweep": len(seeds) * len(_groups()),
               "evaluate": 1, "figures": 1}),
             (lambda p: p["run"]["seeds"].append(new),
              {f"{st}@{new}" for st in PER_SEED} | {"evaluate", "figures"},
-             {"train_teacher": 1, "train_student": 1, "features": 1, "sweep": len(_groups()), "evaluate": 1,
+             {"train_teacher": 1, "train_student": 1, "features": _shards(), "sweep": len(_groups()),
+              "evaluate": 1,
               "figures": 1})]:
         for repo in (dvc_repo, smk):
             _edit_params(repo, change)
@@ -413,6 +419,10 @@ def _groups() -> list[str]:
     from dkp.configs import groups
 
     return groups(yaml.safe_load(TINY.read_text()))
+
+
+def _shards() -> int:
+    return yaml.safe_load(TINY.read_text())["frames"]["shards"]
 
 
 def _job_counts(dry_run: str) -> dict[str, int]:

@@ -53,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in PER_SEED:
             sp.add_argument("--seed", type=int, required=True, metavar="N",
                             help="the seed to run (one of run.seeds); outputs go to its seed-N folders")
-        if name == "frames":
+        if name in ("frames", "features"):
             sp.add_argument("--shard", type=_shard, default=None, metavar="i/N",
-                            help="extract only shard i of N (N must equal frames.shards); default: all shards")
+                            help="only frame shard i of N (N must equal frames.shards); default: all shards")
         if name == "sweep":
             sp.add_argument("--group", default=None, help="run one configuration group (default: all)")
         if name == "flops":

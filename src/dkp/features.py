@@ -1,19 +1,22 @@
 """`dkp features`: cache each backbone's pooled feature of every frame of the evaluated videos.
 
 Every sweep configuration then samples from this cache instead of rerunning the
-backbones. `--seed N` embeds with seed N's checkpoints into data/features/seed-N/
-(dkp.layout), written as one atomic folder:
-- <backbone>.npy: float32 (N_frames_total, D), rows of a video contiguous;
-- times.npy: float64 (N_frames_total,) frame timestamps in seconds;
+backbones. `--seed N` embeds with seed N's checkpoints; the cache is split like the frame
+store, one folder per frame shard (data/features/seed-N/shard-<i>/, dkp.layout), so a
+cluster runs one job per shard (`--shard i/N`). Each shard folder is written atomically:
+- <backbone>.npy: float32 (N_frames, D), rows of a video contiguous;
+- times.npy: float64 (N_frames,) frame timestamps in seconds;
 - index.csv: id, offset, n_frames, duration, label_index (sorted by id);
 - meta.json: backbone names and feature sizes, counts.
 Feature files are filled in place, a batch of `features.batch_frames` frames at a time,
 each write through a memory map opened for that batch only, so neither the frames nor the
-features written sit in memory all at once.
+features written sit in memory all at once. FeatureCache reads the shards as one cache
+ordered by id.
 """
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +120,18 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
     return dims
 
 
+def build_shards(p: dict, videos: pd.DataFrame, predictor, root: str | Path, shards: list[int],
+                 progress: bool = False) -> None:
+    """build_cache for the videos of each frame shard in `shards`, into root/shard-<i>/."""
+    of = np.array([framestore.shard_of(v, p["frames"]["shards"]) for v in videos["id"]], dtype=np.int64)
+    for i in shards:
+        part = videos[of == i].reset_index(drop=True)
+        folder = Path(root) / f"shard-{i}"
+        dims = build_cache(p, part, predictor, folder, progress=progress)
+        print(f"features: shard {i}: {len(part)} videos, {int(part['n_frames'].sum())} frames, "
+              f"feature sizes {dims} -> {folder}/")
+
+
 def run(p: dict, args) -> None:
     from .inference import Predictor
 
@@ -125,47 +140,79 @@ def run(p: dict, args) -> None:
     if videos.empty:
         raise DkpError(f"no video of subset {p['data']['val_subset']!r} has extracted frames "
                        f"(run `dkp data` and `dkp frames` first)")
-    predictor = Predictor.load(p, device, args.seed)
-    folder = layout.features_dir(args.seed)
-    dims = build_cache(p, videos, predictor, folder, progress=not runtime.progress_disabled())
-    print(f"features: {len(videos)} videos, {int(videos['n_frames'].sum())} frames, "
-          f"feature sizes {dims} -> {folder}/")
+    shards = framestore.selected_shards(p, getattr(args, "shard", None))
+    root = layout.features_dir(args.seed)
+    if len(shards) == p["frames"]["shards"]:  # a full run drops what an earlier layout left
+        keep = {layout.features_shard_dir(args.seed, i).name for i in shards}
+        for old in root.glob("*") if root.is_dir() else []:
+            if old.name not in keep:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+    build_shards(p, videos, Predictor.load(p, device, args.seed), root, shards,
+                 progress=not runtime.progress_disabled())
+
+
+class _Shard:
+    """One shard folder of a feature cache: its index, timestamps and feature sizes."""
+
+    def __init__(self, folder: Path):
+        if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
+            raise DkpError(f"feature cache {folder}/ not found or incomplete (run `dkp features` first)")
+        self.folder = folder
+        self.dims = {name: int(d) for name, d in json.loads((folder / "meta.json").read_text())["backbones"].items()}
+        self.index = pd.read_csv(folder / "index.csv", dtype={"id": str})
+        self.times = np.load(folder / "times.npy")
+        if len(self.times) != int(self.index["n_frames"].sum()):
+            raise DkpError(f"feature cache {folder}/ is inconsistent (times.npy vs index.csv); rerun `dkp features`")
 
 
 class FeatureCache:
-    """Read side of a feature cache (data/features/seed-N/): the per-video index and memory-mapped
-    feature arrays.
+    """Read side of a feature cache (data/features/seed-N/, `shards` shard folders) as one cache:
+    `index` lists every video sorted by id, `offset` its first row in a virtual concatenation
+    in that order, and `times` holds the timestamps of those rows.
 
     `rows` maps a feature file only for the duration of one read, so the pages it
     touched leave the process with the map: resident memory stays one block, however
     large the cache (a map held open would keep every page read so far resident).
     """
 
-    def __init__(self, folder: str | Path):
-        folder = Path(folder)
-        if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
-            raise DkpError(f"feature cache {folder}/ not found or incomplete (run `dkp features` first)")
-
-        self.folder = folder
-        self.meta = json.loads((folder / "meta.json").read_text())
-        self.dims = {name: int(d) for name, d in self.meta["backbones"].items()}
-        self.index = pd.read_csv(folder / "index.csv", dtype={"id": str})
-        self.times = np.load(folder / "times.npy")  # 8 bytes a frame: small enough to hold
-        if len(self.times) != int(self.index["n_frames"].sum()):
-            raise DkpError(f"feature cache {folder}/ is inconsistent (times.npy vs index.csv); rerun `dkp features`")
-
-    def array(self, name: str) -> np.ndarray:
-        """The whole (N_frames_total, D) float32 array of a backbone, memory-mapped read-only."""
-        self.require([name])
-        return np.load(self.folder / f"{name}.npy", mmap_mode="r")
+    def __init__(self, folder: str | Path, shards: int):
+        self.folder = Path(folder)
+        self.shards = [_Shard(self.folder / f"shard-{i}") for i in range(shards)]
+        filled = [s for s in self.shards if len(s.index)]
+        self.dims = filled[0].dims if filled else {}
+        if any(s.dims != self.dims for s in filled):
+            raise DkpError(f"feature cache {self.folder}/: shards hold different backbones or feature sizes; "
+                           f"rerun `dkp features`")
+        parts = [s.index.assign(shard=i, local=s.index["offset"]) for i, s in enumerate(self.shards)]
+        index = pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+        n = index["n_frames"].to_numpy(np.int64)
+        index["offset"] = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64) if len(n) else n
+        self._shard = index["shard"].to_numpy(np.int64)
+        self._local = index["local"].to_numpy(np.int64)
+        self.index = index[INDEX_COLUMNS]
+        self._offsets = index["offset"].to_numpy(np.int64)
+        self._n = n
+        self.times = np.concatenate([np.zeros(0)] + [self.shards[k].times[lo:lo + c]
+                                                     for k, lo, c in zip(self._shard, self._local, n)])
 
     def rows(self, name: str, spans: list[slice]) -> np.ndarray:
-        """A copy of the rows of `spans` (slices of the frame axis), concatenated."""
-        arr = self.array(name)
+        """A copy of the rows of `spans` (slices of the frame axis, each within one video), concatenated."""
+        self.require([name])
+        arrays: dict[int, np.ndarray] = {}
+        out = []
         try:
-            return np.concatenate([arr[s] for s in spans]) if spans else np.zeros((0, arr.shape[1]), np.float32)
+            for sp in spans:
+                v = int(np.searchsorted(self._offsets, sp.start, side="right")) - 1
+                if v < 0 or sp.stop > self._offsets[v] + self._n[v]:
+                    raise ValueError(f"rows {sp.start}..{sp.stop - 1} are not within one video of the cache")
+                lo = int(self._local[v]) + sp.start - int(self._offsets[v])
+                k = int(self._shard[v])
+                if k not in arrays:
+                    arrays[k] = np.load(self.shards[k].folder / f"{name}.npy", mmap_mode="r")
+                out.append(arrays[k][lo:lo + sp.stop - sp.start])
+            return np.concatenate(out) if out else np.zeros((0, self.dims[name]), np.float32)
         finally:
-            del arr  # unmaps: the pages read are released with it
+            del out, arrays  # unmaps: the pages read are released with them
 
     def require(self, names) -> None:
         missing = sorted(set(names) - set(self.dims))

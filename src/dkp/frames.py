@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from . import framestore
 from .atomic import clean_stale_temps, save_npy, write_csv, write_json
-from .errors import DkpError, VideoError
+from .errors import VideoError
 from .runtime import progress_disabled
 from .sampling import nearest_indices
 from .video import CHUNK, captured_stderr, clean_reason, open_video, presentation_times, read_chunks
@@ -181,17 +181,6 @@ def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> dict[str, str]
     return decoders
 
 
-def _shards(p: dict, args) -> list[int]:
-    n = p["frames"]["shards"]
-    shard = getattr(args, "shard", None)
-    if shard is None:
-        return list(range(n))
-    i, total = shard
-    if total != n:
-        raise DkpError(f"--shard {i}/{total}: N must equal frames.shards ({n})")
-    return [i]
-
-
 _STAGE_PID: int | None = None
 
 
@@ -231,7 +220,7 @@ def run(p: dict, args) -> None:
     settings = {"fps": f["fps"], "size": f["size"], "crop": f["crop"]}
     manifest = framestore.load_manifest(p)
     ok = manifest[manifest["status"] == "ok"].sort_values("id", kind="stable")
-    shards = _shards(p, args)
+    shards = framestore.selected_shards(p, getattr(args, "shard", None))
     by_shard = {i: [] for i in shards}
     for vid, path in zip(ok["id"], ok["path"]):
         i = framestore.shard_of(vid, f["shards"])

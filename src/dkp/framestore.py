@@ -45,6 +45,17 @@ def shard_dir(i: int) -> Path:
     return FRAMES / f"shard-{i}"
 
 
+def selected_shards(p: dict, shard: tuple[int, int] | None) -> list[int]:
+    """The shards a `--shard i/N` option selects (all of frames.shards when None)."""
+    n = p["frames"]["shards"]
+    if shard is None:
+        return list(range(n))
+    i, total = shard
+    if total != n:
+        raise DkpError(f"--shard {i}/{total}: N must equal frames.shards ({n})")
+    return [i]
+
+
 def _read_csv(path: Path, columns: list[str], hint: str) -> pd.DataFrame:
     if not path.exists():
         raise DkpError(f"{path} not found: run {hint} first")

@@ -48,6 +48,11 @@ def features_dir(seed: int) -> Path:
     return DATA / "features" / seed_dir(seed)
 
 
+def features_shard_dir(seed: int, shard: int) -> Path:
+    """The features of the videos whose frames are in frame shard `shard`."""
+    return features_dir(seed) / f"shard-{int(shard)}"
+
+
 def predictions_dir(seed: int) -> Path:
     return RESULTS / "predictions" / seed_dir(seed)
 

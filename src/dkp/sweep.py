@@ -239,7 +239,7 @@ def run(p: dict, args) -> None:
 
     seed = args.seed
     device = runtime.setup(p, seed)
-    cache = FeatureCache(layout.features_dir(seed))
+    cache = FeatureCache(layout.features_dir(seed), p["frames"]["shards"])
     predictor = Predictor.load(p, device, seed)
     s3 = p["sweep"]["s3_config"]
     preds, s3_rows = sweep(predictor, cache, chosen, p["sweep"]["batch_videos"], device, s3_config=s3,

@@ -37,6 +37,7 @@ FRAME_SHARDS = expand("data/frames/shard-{shard}", shard=SHARDS)
 TEACHER = "models/seed-{seed}/teacher.pt"
 STUDENT = "models/seed-{seed}/student.pt"
 FEATURES = "data/features/seed-{seed}"
+FEATURE_SHARDS = expand(FEATURES + "/shard-{shard}", shard=SHARDS, allow_missing=True)
 PREDICTIONS = expand("results/predictions/seed-{seed}/{group}", seed=SEEDS, group=GROUPS)
 CHECKPOINTS = expand(TEACHER, seed=SEEDS) + expand(STUDENT, seed=SEEDS)
 SYNTHETIC = "data/synthetic"

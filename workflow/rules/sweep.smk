@@ -1,5 +1,6 @@
-# Inference, per seed: cache per-frame features once with the seed's checkpoints, then score
-# every sampling configuration, one job per (seed, configuration group: one curve of the figures).
+# Inference, per seed: cache per-frame features once with the seed's checkpoints, one job per
+# (seed, frame shard), then score every sampling configuration, one job per (seed, configuration
+# group: one curve of the figures).
 
 
 rule features:
@@ -10,11 +11,14 @@ rule features:
         teacher=TEACHER,
         student=STUDENT,
     output:
-        directory(FEATURES),
+        directory(FEATURES + "/shard-{shard}"),
+    wildcard_constraints:
+        shard=r"\d+",
     params:
         tracked=tracked("features"),
+        shards=len(SHARDS),
     log:
-        "logs/features/seed-{seed}.log",
+        "logs/features/seed-{seed}/shard-{shard}.log",
     threads: config["run"]["threads"]
     resources:
         mem_mb=8000,
@@ -22,13 +26,13 @@ rule features:
     conda:
         "../envs/dkp.yaml"
     shell:
-        "dkp features --params params.yaml --seed {wildcards.seed} > {log} 2>&1"
+        "dkp features --params params.yaml --seed {wildcards.seed} --shard {wildcards.shard}/{params.shards} > {log} 2>&1"
 
 
 rule sweep:
     input:
         code=code("sweep"),
-        features=FEATURES,
+        features=FEATURE_SHARDS,
         manifest="data/manifest.csv",
         classes="data/classes.txt",
         teacher=TEACHER,
