@@ -13,7 +13,8 @@ results/curves.csv (the determinism contract) and prints a markdown table.
     .venv/bin/python bench/e2e_bench.py --cores 2          # the default parameters
 
 Goal (issue 7): default <= 15 min, tiny <= 90 s on 2 cores, for each runner.
-"""
+"""  # noqa: E501 (first line is the argparse description)
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,13 @@ def clone(dest: Path, params: Path | None) -> Path:
 
 
 def env(repo: Path) -> dict:
-    out = dict(os.environ, DVC_NO_ANALYTICS="1", DKP_NO_PROGRESS="1", PYTHONUNBUFFERED="1",
-               PYTHONPATH=str(repo / "src"))
+    out = dict(
+        os.environ,
+        DVC_NO_ANALYTICS="1",
+        DKP_NO_PROGRESS="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(repo / "src"),
+    )
     out["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{out['PATH']}"
     return out
 
@@ -53,8 +59,17 @@ def stream(cmd: list[str], repo: Path, log: Path) -> tuple[float, list[tuple[flo
     """Run cmd in repo; (wall seconds, [(seconds since start, line)]); fail with the log's tail."""
     start = time.monotonic()
     lines = []
-    with open(log, "w") as fh, subprocess.Popen(cmd, cwd=repo, env=env(repo), stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT, text=True) as proc:
+    with (
+        open(log, "w") as fh,
+        subprocess.Popen(
+            cmd,
+            cwd=repo,
+            env=env(repo),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc,
+    ):
         for line in proc.stdout:
             lines.append((time.monotonic() - start, line.rstrip("\n")))
             fh.write(line)
@@ -88,7 +103,9 @@ def snakemake_jobs(lines) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, default=None, help="params file to run (default: the repo's)")
+    ap.add_argument(
+        "--params", type=Path, default=None, help="params file to run (default: the repo's)"
+    )
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the scratch clones")
     ap.add_argument("--json", default=None)
@@ -98,15 +115,23 @@ def main() -> int:
     try:
         d, s = clone(root / "dvc", params), clone(root / "snakemake", params)
         dvc_wall, dvc_lines = stream(["dvc", "repro"], d, root / "dvc.log")
-        smk_wall, smk_lines = stream(["snakemake", "--profile", "workflow/profiles/default",
-                                      "--cores", str(args.cores)], s, root / "snakemake.log")
+        smk_wall, smk_lines = stream(
+            ["snakemake", "--profile", "workflow/profiles/default", "--cores", str(args.cores)],
+            s,
+            root / "snakemake.log",
+        )
         same = {f: (d / f).read_bytes() == (s / f).read_bytes() for f in COMPARED}
         stages, jobs = dvc_stages(dvc_lines, dvc_wall), snakemake_jobs(smk_lines)
         label = args.params.name if args.params else "params.yaml"
-        print(f"\n{label}, --cores {args.cores}: dvc repro {dvc_wall:.1f} s, "
-              f"snakemake {smk_wall:.1f} s; byte-identical: "
-              + ", ".join(f"{f} {'yes' if ok else 'NO'}" for f, ok in same.items()))
-        print("\n| stage | dvc repro s (sum over seeds) | snakemake job s (sum over jobs) |\n|---|---|---|")
+        print(
+            f"\n{label}, --cores {args.cores}: dvc repro {dvc_wall:.1f} s, "
+            f"snakemake {smk_wall:.1f} s; byte-identical: "
+            + ", ".join(f"{f} {'yes' if ok else 'NO'}" for f, ok in same.items())
+        )
+        print(
+            "\n| stage | dvc repro s (sum over seeds) | snakemake job s (sum over jobs) "
+            "|\n|---|---|---|"
+        )
         per_stage: dict[str, float] = {}
         for name, secs in stages.items():  # foreach stages: train-teacher@0, @1, ... summed
             base = name.split("@")[0]
@@ -116,9 +141,20 @@ def main() -> int:
             print(f"| {name} | {secs:.1f} | {jobs.get(rule, float('nan')):.1f} |")
         print(f"| **total (wall)** | **{dvc_wall:.1f}** | **{smk_wall:.1f}** |")
         if args.json:
-            Path(args.json).write_text(json.dumps({"params": label, "cores": args.cores, "dvc_wall": dvc_wall,
-                                                   "snakemake_wall": smk_wall, "dvc_stages": stages,
-                                                   "snakemake_jobs": jobs, "identical": same}, indent=1))
+            Path(args.json).write_text(
+                json.dumps(
+                    {
+                        "params": label,
+                        "cores": args.cores,
+                        "dvc_wall": dvc_wall,
+                        "snakemake_wall": smk_wall,
+                        "dvc_stages": stages,
+                        "snakemake_jobs": jobs,
+                        "identical": same,
+                    },
+                    indent=1,
+                )
+            )
         return 0 if all(same.values()) else 1
     finally:
         if not args.keep:

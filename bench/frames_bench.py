@@ -9,6 +9,7 @@ second and the ratio dkp / ffmpeg (goal: >= 0.8).
 
 Run from a folder where `dkp synthesize && dkp data` have run (reads data/manifest.csv).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,15 +29,35 @@ from dkp import framestore  # noqa: E402
 from dkp.frames import extract, output_shape  # noqa: E402
 
 
-def ffmpeg_decode(path: str, fps: float, size: int, crop: int | None, shape: tuple[int, int]) -> int:
+def ffmpeg_decode(
+    path: str, fps: float, size: int, crop: int | None, shape: tuple[int, int]
+) -> int:
     """Decode with the ffmpeg CLI to raw RGB on a pipe; returns the number of frames."""
     h, w = shape
     rh, rw, fh, fw = output_shape(h, w, size, crop)
     vf = f"fps={fps},scale={rw}:{rh}:flags=bilinear"
     if crop:
         vf += f",crop={fw}:{fh}"
-    out = subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-i", path, "-vf", vf,
-                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-threads",
+            "1",
+            "-i",
+            path,
+            "-vf",
+            vf,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     return len(out) // (fh * fw * 3)
 
 
@@ -72,11 +93,16 @@ def main() -> int:
         n_ff += ffmpeg_decode(path, fr["fps"], fr["size"], fr["crop"], shape)
         t_ff += time.perf_counter() - t0
     res = {
-        "videos": len(pick), "video_seconds": round(seconds, 1),
-        "dkp_frames": n_dkp, "ffmpeg_frames": n_ff,
-        "dkp_s": round(t_dkp, 3), "ffmpeg_s": round(t_ff, 3),
-        "dkp_frames_per_s": round(n_dkp / t_dkp, 1), "ffmpeg_frames_per_s": round(n_ff / t_ff, 1),
-        "dkp_video_s_per_s": round(seconds / t_dkp, 1), "ffmpeg_video_s_per_s": round(seconds / t_ff, 1),
+        "videos": len(pick),
+        "video_seconds": round(seconds, 1),
+        "dkp_frames": n_dkp,
+        "ffmpeg_frames": n_ff,
+        "dkp_s": round(t_dkp, 3),
+        "ffmpeg_s": round(t_ff, 3),
+        "dkp_frames_per_s": round(n_dkp / t_dkp, 1),
+        "ffmpeg_frames_per_s": round(n_ff / t_ff, 1),
+        "dkp_video_s_per_s": round(seconds / t_dkp, 1),
+        "ffmpeg_video_s_per_s": round(seconds / t_ff, 1),
         "ratio_video_s": round((seconds / t_dkp) / (seconds / t_ff), 3),
     }
     print(json.dumps(res, indent=2))

@@ -9,6 +9,7 @@ max, and the host-side read rate in frames/s.
 
     python bench/loader_bench.py --markdown
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,32 @@ def make_store(folder: Path, videos: int, frames: int, rng: np.random.Generator)
     arrays = []
     for v in range(videos):
         path = folder / f"{v}.npy"
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(frames, SIDE, SIDE, 3))
+        arr = np.lib.format.open_memmap(
+            path, mode="w+", dtype=np.uint8, shape=(frames, SIDE, SIDE, 3)
+        )
         arr[:] = rng.integers(0, 256, arr.shape, dtype=np.uint8)
         arr.flush()
         del arr
         arrays.append(np.load(path, mmap_mode="r"))
-    return VideoSet(ids=[str(v) for v in range(videos)], labels=np.zeros(videos, dtype=np.int64),
-                    durations=np.full(videos, float(frames)), segments=[[[0.0, float(frames)]]] * videos,
-                    frames=arrays, times=[np.arange(frames, dtype=np.float64)] * videos)
+    return VideoSet(
+        ids=[str(v) for v in range(videos)],
+        labels=np.zeros(videos, dtype=np.int64),
+        durations=np.full(videos, float(frames)),
+        segments=[[[0.0, float(frames)]]] * videos,
+        frames=arrays,
+        times=[np.arange(frames, dtype=np.float64)] * videos,
+    )
 
 
 def plan(vs: VideoSet, rng: np.random.Generator, batch: int, steps: int) -> list[dict]:
     out = []
     while len(out) < steps:
         for vids in batches.epoch_batches(rng, len(vs), batch):
-            pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, np.arange(vs.n_frames(i)), 1)]
+            pairs = [
+                (int(i), int(j))
+                for i in vids
+                for j in batches.tsn_indices(rng, np.arange(vs.n_frames(i)), 1)
+            ]
             out.append({"x": pairs})
     return out[:steps]
 
@@ -82,13 +94,18 @@ def main() -> None:
             both = per_step(vs, steps, w, compute)
             rows.append((w, load_w, both))
     frames = args.batch
-    lines = [f"{args.videos} videos x {args.frames} frames of {SIDE}x{SIDE} (hot page cache), {frames} frames a "
-             f"step; model step = sleep({compute * 1e3:.1f} ms) = the in-process load time", "",
-             "| workers | load only, ms/step | frames/s read | load + compute, ms/step | sum | max |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"{args.videos} videos x {args.frames} frames of {SIDE}x{SIDE} (hot page cache), {frames} "
+        f"frames a step; model step = sleep({compute * 1e3:.1f} ms) = the in-process load time",
+        "",
+        "| workers | load only, ms/step | frames/s read | load + compute, ms/step | sum | max |",
+        "|---|---|---|---|---|---|",
+    ]
     for w, load_w, both in rows:
-        lines.append(f"| {w} | {load_w * 1e3:.1f} | {frames / load_w:,.0f} | {both * 1e3:.1f} | "
-                     f"{(load + compute) * 1e3:.1f} | {max(load, compute) * 1e3:.1f} |")
+        lines.append(
+            f"| {w} | {load_w * 1e3:.1f} | {frames / load_w:,.0f} | {both * 1e3:.1f} | "
+            f"{(load + compute) * 1e3:.1f} | {max(load, compute) * 1e3:.1f} |"
+        )
     print("\n".join(lines) if args.markdown else "\n".join(lines[4:]))
 
 

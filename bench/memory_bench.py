@@ -1,6 +1,7 @@
 """Benchmark 5: peak resident memory of every stage, and how features / sweep grow with the videos.
 
-    .venv/bin/python bench/memory_bench.py stages --root DIR [--stages synthesize,data,...] [--json out.json]
+    .venv/bin/python bench/memory_bench.py stages --root DIR [--stages synthesize,data,...] [--json
+                                           out.json]
     .venv/bin/python bench/memory_bench.py scale --root DIR --work WORKDIR [--factors 1,2,4]
                                            [--stages features,sweep] [--json out.json]
 
@@ -20,6 +21,7 @@ depend on the weights); runs synthesize, data, frames (F > 1), then the --stages
 (default features, sweep) under the same measurement, and reports the peaks
 against the number of validation videos and frames.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +37,25 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student", "features", "sweep",
-          "evaluate", "figures"]
+STAGES = [
+    "synthesize",
+    "data",
+    "frames",
+    "data-report",
+    "train-teacher",
+    "train-student",
+    "features",
+    "sweep",
+    "evaluate",
+    "figures",
+]
 DKP = str(Path(sys.executable).with_name("dkp"))
-PER_SEED = ("train-teacher", "train-student", "features", "sweep")  # run with --seed <first of run.seeds>
+PER_SEED = (
+    "train-teacher",
+    "train-student",
+    "features",
+    "sweep",
+)  # run with --seed <first of run.seeds>
 
 
 def _sample(proc, peak: dict) -> None:
@@ -80,8 +97,13 @@ def measure(stage: str, cwd: Path, log: Path) -> dict:
         out.write(f"\n=== dkp {stage} ({cwd})\n")
         out.flush()
         seed = ["--seed", str(first_seed(cwd))] if stage in PER_SEED else []
-        proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", tf.name, DKP, stage, "--params", "params.yaml", *seed],
-                                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["/usr/bin/time", "-v", "-o", tf.name, DKP, stage, "--params", "params.yaml", *seed],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         peak: dict = {}
         while proc.poll() is None:
             _sample(proc, peak)
@@ -94,30 +116,44 @@ def measure(stage: str, cwd: Path, log: Path) -> dict:
         return re.search(rf"{re.escape(name)}: (.+)", text).group(1).strip()
 
     wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
-    secs = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall.split(":"))))
+    secs = sum(float(x) * 60**i for i, x in enumerate(reversed(wall.split(":"))))
     mb = 1024 * 1024
-    return {"stage": stage, "max_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
-            "wall_s": round(secs, 1), "cpu_s": round(float(field("User time (seconds)"))
-                                                     + float(field("System time (seconds)")), 1),
-            "sampled_anon_mb_max": round(peak.get("anon_max", 0) / mb, 1),
-            "sampled_file_mb_max": round(peak.get("file_max", 0) / mb, 1),
-            "sampled_tree_mb_max": round(peak.get("tree_max", 0) / mb, 1)}
+    return {
+        "stage": stage,
+        "max_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
+        "wall_s": round(secs, 1),
+        "cpu_s": round(
+            float(field("User time (seconds)")) + float(field("System time (seconds)")), 1
+        ),
+        "sampled_anon_mb_max": round(peak.get("anon_max", 0) / mb, 1),
+        "sampled_file_mb_max": round(peak.get("file_max", 0) / mb, 1),
+        "sampled_tree_mb_max": round(peak.get("tree_max", 0) / mb, 1),
+    }
 
 
 def data_size(cwd: Path) -> dict:
     """Validation videos and frames of a project (through dkp.framestore), and the frames' bytes."""
-    code = ("import json, yaml; from dkp import framestore; p = yaml.safe_load(open('params.yaml')); "
-            "v = framestore.available(p, p['data']['val_subset']); "
-            "t = framestore.available(p, p['data']['train_subset']); "
-            "print(json.dumps({'val_videos': len(v), 'val_frames': int(v.n_frames.sum()), "
-            "'train_videos': len(t), 'train_frames': int(t.n_frames.sum())}))")
-    r = json.loads(subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True,
-                                  text=True).stdout)
-    frames = sum(f.stat().st_size for f in (cwd / "data" / "frames").rglob("*.npy") if not f.name.endswith(".t.npy"))
-    r["frames_mb"] = round(frames / 2 ** 20, 1)
+    code = (
+        "import json, yaml; from dkp import framestore; p = yaml.safe_load(open('params.yaml')); "
+        "v = framestore.available(p, p['data']['val_subset']); "
+        "t = framestore.available(p, p['data']['train_subset']); "
+        "print(json.dumps({'val_videos': len(v), 'val_frames': int(v.n_frames.sum()), "
+        "'train_videos': len(t), 'train_frames': int(t.n_frames.sum())}))"
+    )
+    r = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True
+        ).stdout
+    )
+    frames = sum(
+        f.stat().st_size
+        for f in (cwd / "data" / "frames").rglob("*.npy")
+        if not f.name.endswith(".t.npy")
+    )
+    r["frames_mb"] = round(frames / 2**20, 1)
     feats = cwd / "data" / "features" / f"seed-{first_seed(cwd)}"
     if feats.exists():
-        r["features_mb"] = round(sum(f.stat().st_size for f in feats.glob("*.npy")) / 2 ** 20, 1)
+        r["features_mb"] = round(sum(f.stat().st_size for f in feats.glob("*.npy")) / 2**20, 1)
     return r
 
 
@@ -164,10 +200,18 @@ def cmd_scale(args) -> dict:
             rows.append(measure(stage, d, log))
             print(json.dumps({"factor": f, **rows[-1]}), file=sys.stderr, flush=True)
         out.append({"factor": f, "val_per_class": per_class * f, **data_size(d), "stages": rows})
-    flat = [{"factor": o["factor"], "val_videos": o["val_videos"], "val_frames": o["val_frames"],
-             "frames_on_disk_mb": o["frames_mb"], "features_on_disk_mb": o.get("features_mb", ""),
-             **{f"rss_{r['stage']}_mb": r["max_rss_mb"] for r in o["stages"]},
-             **{f"anon_{r['stage']}_mb": r["sampled_anon_mb_max"] for r in o["stages"]}} for o in out]
+    flat = [
+        {
+            "factor": o["factor"],
+            "val_videos": o["val_videos"],
+            "val_frames": o["val_frames"],
+            "frames_on_disk_mb": o["frames_mb"],
+            "features_on_disk_mb": o.get("features_mb", ""),
+            **{f"rss_{r['stage']}_mb": r["max_rss_mb"] for r in o["stages"]},
+            **{f"anon_{r['stage']}_mb": r["sampled_anon_mb_max"] for r in o["stages"]},
+        }
+        for o in out
+    ]
     cols = list(dict.fromkeys(k for row in flat for k in row))
     print(table(flat, cols))
     return {"root": str(root), "factors": out}

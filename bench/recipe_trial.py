@@ -6,11 +6,14 @@ train.teacher / train.plain_student), and its frame accuracy on data.tune_subset
 every 10 epochs, next to the training loss. Nothing is written outside a temporary folder;
 the validation subset is never read. Run after `dkp frames`, from the project root:
 
-    python bench/recipe_trial.py --net student --seed 1 --set optimizer=sgd lr=0.03 weight_decay=0.0005
-    python bench/recipe_trial.py --net teacher --seed 0 --set optimizer=adamw lr=0.003 weight_decay=0.05
+    python bench/recipe_trial.py --net student --seed 1 --set optimizer=sgd lr=0.03
+                                 weight_decay=0.0005
+    python bench/recipe_trial.py --net teacher --seed 0 --set optimizer=adamw lr=0.003
+                                 weight_decay=0.05
 
 The pipeline's own seeds are run seed + 0 (teacher) and run seed + 1 (Student baseline).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +38,9 @@ def main() -> None:
     args = ap.parse_args()
     p = params.load(args.params)
     if not p["data"]["tune_subset"]:
-        raise SystemExit("recipe_trial: data.tune_subset is null: choices need a labelled split the report skips")
+        raise SystemExit(
+            "recipe_trial: data.tune_subset is null: choices need a labelled split the report skips"
+        )
     cfg = dict(p["train"]["teacher" if args.net == "teacher" else "plain_student"])
     for item in args.set:
         key, _, value = item.partition("=")
@@ -50,11 +55,29 @@ def main() -> None:
     model = build_backbone(p[args.net], len(classes)).to(device)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = classifier.train_classifier(model, p[args.net], cfg, p["train"]["augment"], train, frames, labels,
-                                           device, Path(tmp), "trial", args.seed, p["train"]["loader"])
-    scored = " ".join(f"{r['epoch']}:{r['loss']:.2f}/{r['val_acc']:.3f}" for r in rows if r.get("val_acc") is not None)
-    print(f"{args.net} seed {args.seed} {' '.join(args.set)}: {time.perf_counter() - t0:.0f} s; "
-          f"epoch:loss/tuning accuracy {scored}")
+        rows = classifier.train_classifier(
+            model,
+            p[args.net],
+            cfg,
+            p["train"]["augment"],
+            train,
+            frames,
+            labels,
+            device,
+            Path(tmp),
+            "trial",
+            args.seed,
+            p["train"]["loader"],
+        )
+    scored = " ".join(
+        f"{r['epoch']}:{r['loss']:.2f}/{r['val_acc']:.3f}"
+        for r in rows
+        if r.get("val_acc") is not None
+    )
+    print(
+        f"{args.net} seed {args.seed} {' '.join(args.set)}: {time.perf_counter() - t0:.0f} s; "
+        f"epoch:loss/tuning accuracy {scored}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ the teacher, of the Student baseline (phase "plain") and of DSTE (phase "dkp"). 
 --train, a seed whose logs are missing is trained first (`dkp train-teacher --seed N`,
 then `dkp train-student --seed N`; needs `dkp frames` to have run). One JSON line per seed,
 then one with the means over seeds.
-"""
+"""  # noqa: E501 (first line is the argparse description)
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,8 @@ from dkp import layout  # noqa: E402
 
 
 def last_rows(log: Path) -> dict:
-    """The last row of a per-epoch log for each value of its `phase` column (None where it has none)."""
+    """The last row of a per-epoch log for each value of its `phase` column (None where it has
+    none)."""
     with log.open() as fh:
         return {r.get("phase"): r for r in csv.DictReader(fh)}
 
@@ -38,10 +40,16 @@ def train(params: str, seed: int) -> dict:
     out = {}
     for stage in ("train-teacher", "train-student"):
         t0 = time.perf_counter()
-        res = subprocess.run(["dkp", stage, "--params", params, "--seed", str(seed)],
-                             env={**os.environ, "DKP_NO_PROGRESS": "1"}, capture_output=True, text=True)
+        res = subprocess.run(
+            ["dkp", stage, "--params", params, "--seed", str(seed)],
+            env={**os.environ, "DKP_NO_PROGRESS": "1"},
+            capture_output=True,
+            text=True,
+        )
         if res.returncode != 0:
-            raise SystemExit(f"seed {seed}: dkp {stage} failed: {res.stderr.strip().splitlines()[-1:]}")
+            raise SystemExit(
+                f"seed {seed}: dkp {stage} failed: {res.stderr.strip().splitlines()[-1:]}"
+            )
         out[f"{stage}_s"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -50,9 +58,15 @@ def seed_row(seed: int) -> dict:
     t = last_rows(layout.train_log("teacher", seed))[None]
     rows = last_rows(layout.train_log("student", seed))
     s, d = rows["plain"], rows["dkp"]
-    return {"seed": seed, "teacher_val": float(t["val_acc"]), "teacher_train": float(t["train_acc"]),
-            "student_val": float(s["val_acc"]), "student_train": float(s["train_acc"]),
-            "dste_val": float(d["val_acc"]), "gap": round(float(t["val_acc"]) - float(s["val_acc"]), 4)}
+    return {
+        "seed": seed,
+        "teacher_val": float(t["val_acc"]),
+        "teacher_train": float(t["train_acc"]),
+        "student_val": float(s["val_acc"]),
+        "student_train": float(s["train_acc"]),
+        "dste_val": float(d["val_acc"]),
+        "gap": round(float(t["val_acc"]) - float(s["val_acc"]), 4),
+    }
 
 
 def main() -> int:
@@ -66,7 +80,11 @@ def main() -> int:
     out = []
     for seed in seeds:
         timing = {}
-        missing = [f for f in (layout.train_log("teacher", seed), layout.train_log("student", seed)) if not f.exists()]
+        missing = [
+            f
+            for f in (layout.train_log("teacher", seed), layout.train_log("student", seed))
+            if not f.exists()
+        ]
         if missing and not args.train:
             ap.error(f"{missing[0]} not found: run `dvc repro` (or pass --train)")
         if missing:
@@ -74,7 +92,10 @@ def main() -> int:
         out.append({**seed_row(seed), **timing})
         print(json.dumps(out[-1]), flush=True)
     keys = ("teacher_val", "student_val", "dste_val", "gap")
-    mean = {"seeds": seeds, **{f"mean_{k}": round(statistics.fmean(r[k] for r in out), 4) for k in keys}}
+    mean = {
+        "seeds": seeds,
+        **{f"mean_{k}": round(statistics.fmean(r[k] for r in out), 4) for k in keys},
+    }
     print(json.dumps(mean), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"seeds": out, "mean": mean}, indent=1) + "\n")

@@ -15,9 +15,10 @@ files (what `dkp sweep` costs; not for naive, which takes minutes). one and all
 alternate --repeat times so they share the machine's load; reported: the fastest
 wall time and the median CPU time (user + system, this process or the children),
 which a busy shared machine disturbs far less. Ratios all/one (goal <= 1.3) and
-naive/all (goal >= 10) come from the same run. --rss V1,V2,... gives the sweep's peak resident memory on the
-first V videos, each in a fresh process (flat = the cache is read block by block).
+naive/all (goal >= 10) come from the same run. --rss V1,V2,... gives the sweep's peak resident
+memory on the first V videos, each in a fresh process (flat = the cache is read block by block).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ def naive_sweep(p, predictor, index, configs, batch_videos, device) -> dict:
             roles = predictor.roles(c.method)
             scores = []
             for b0 in range(0, len(index), batch_videos):
-                rows = index.iloc[b0:b0 + batch_videos]
+                rows = index.iloc[b0 : b0 + batch_videos]
                 loaded = [framestore.load(p, vid) for vid in rows["id"]]
                 inputs = {}
                 for role, name in roles.items():
@@ -59,8 +60,12 @@ def naive_sweep(p, predictor, index, configs, batch_videos, device) -> dict:
                         picked.append(np.asarray(frames[i]))
                         pos.append(sampling.positions(t[i], float(dur)))
                     frames = np.concatenate(picked)
-                    feats = torch.cat([predictor.embed(name, frames[j:j + chunk])
-                                       for j in range(0, len(frames), chunk)])
+                    feats = torch.cat(
+                        [
+                            predictor.embed(name, frames[j : j + chunk])
+                            for j in range(0, len(frames), chunk)
+                        ]
+                    )
                     inputs[role] = _padded(feats, pos, device)
                 scores.append(predictor.predict(c.method, **inputs)["video"].float().cpu().numpy())
             out[c.name] = np.concatenate(scores)
@@ -81,7 +86,8 @@ def _padded(feats, pos: list[np.ndarray], device):
 
 
 def _clock(fn, children: bool = False) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one call; CPU of this process, or of the children it waits for."""
+    """(wall seconds, CPU seconds) of one call; CPU of this process, or of the children it waits
+    for."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     r0, t0 = resource.getrusage(who), time.perf_counter()
     fn()
@@ -137,8 +143,17 @@ def child(args) -> None:
         for name, pred in preds.items():
             write(Path(tmp) / f"{name}.npz", pred)
     if args.rss_child:
-        print(json.dumps({"videos": len(cache.index), "frames": int(cache.index["n_frames"].sum()),
-                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        print(
+            json.dumps(
+                {
+                    "videos": len(cache.index),
+                    "frames": int(cache.index["n_frames"].sum()),
+                    "peak_rss_mb": round(
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                    ),
+                }
+            )
+        )
 
 
 def _spawn(args, mode: str, extra: list[str] = ()) -> subprocess.CompletedProcess:
@@ -157,15 +172,32 @@ def _spawn(args, mode: str, extra: list[str] = ()) -> subprocess.CompletedProces
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--seed", type=int, default=None, help="seed whose checkpoints and features to use "
-                    "(default: the first of run.seeds)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed whose checkpoints and features to use (default: the first of run.seeds)",
+    )
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--videos", type=int, default=None, help="use only the first N evaluated videos")
+    ap.add_argument(
+        "--videos", type=int, default=None, help="use only the first N evaluated videos"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default run.threads)")
-    ap.add_argument("--batch-videos", type=int, default=None, help="videos per batch (default sweep.batch_videos)")
-    ap.add_argument("--one", default=None, help="configuration of the 'one' path (default sweep.s3_config)")
+    ap.add_argument(
+        "--batch-videos",
+        type=int,
+        default=None,
+        help="videos per batch (default sweep.batch_videos)",
+    )
+    ap.add_argument(
+        "--one", default=None, help="configuration of the 'one' path (default sweep.s3_config)"
+    )
     ap.add_argument("--skip-naive", action="store_true")
-    ap.add_argument("--rss", default=None, help="comma-separated video counts: peak memory of the sweep per count")
+    ap.add_argument(
+        "--rss",
+        default=None,
+        help="comma-separated video counts: peak memory of the sweep per count",
+    )
     ap.add_argument("--child", choices=["one", "all"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -175,8 +207,10 @@ def main() -> int:
         child(args)
         return 0
     if args.rss:
-        rows = [json.loads(_spawn(args, "all", ["--rss-child", v]).stdout.strip().splitlines()[-1])
-                for v in args.rss.split(",")]
+        rows = [
+            json.loads(_spawn(args, "all", ["--rss-child", v]).stdout.strip().splitlines()[-1])
+            for v in args.rss.split(",")
+        ]
         print(json.dumps(rows, indent=1))
         return 0
 
@@ -195,12 +229,22 @@ def main() -> int:
             metrics.mean_ap_official(pred.scores, pred.labels)
 
     run([one])  # warm-up: page cache, allocator, kernels
-    r = {"device": str(device), "threads": p["run"]["threads"], "videos": len(cache.index),
-         "frames": int(cache.index["n_frames"].sum()), "configurations": len(configs), "one": one.name,
-         "repeat": args.repeat, "setup_s": round(setup_s, 3)}
+    r = {
+        "device": str(device),
+        "threads": p["run"]["threads"],
+        "videos": len(cache.index),
+        "frames": int(cache.index["n_frames"].sum()),
+        "configurations": len(configs),
+        "one": one.name,
+        "repeat": args.repeat,
+        "setup_s": round(setup_s, 3),
+    }
     inproc = _interleaved({"one": lambda: run([one]), "all": lambda: run(configs)}, args.repeat)
-    proc = _interleaved({"one": lambda: _spawn(args, "one"), "all": lambda: _spawn(args, "all")}, args.repeat,
-                        children=True)
+    proc = _interleaved(
+        {"one": lambda: _spawn(args, "one"), "all": lambda: _spawn(args, "all")},
+        args.repeat,
+        children=True,
+    )
     for kind, res in (("inproc", inproc), ("process", proc)):
         for path, (wall, cpu) in res.items():
             r[f"{kind}_{path}_wall_s"], r[f"{kind}_{path}_cpu_s"] = wall, cpu
@@ -211,7 +255,9 @@ def main() -> int:
         r["inproc_naive_wall_s"], r["inproc_naive_cpu_s"] = wall, cpu
         r["ratio_naive_over_all_wall"] = wall / inproc["all"][0]
         r["ratio_naive_over_all_cpu"] = cpu / inproc["all"][1]
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, indent=1))
+    print(
+        json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, indent=1)
+    )
     return 0
 
 

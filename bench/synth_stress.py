@@ -6,9 +6,11 @@ times in their own shuffled order, through the generator's own render and write
 functions. Every frame array and every MP4 must come out byte-identical across all of
 them. Prints one summary line and exits 1 on any mismatch.
 
-    python bench/synth_stress.py --params tests/params-tiny.yaml --processes 8 --parallel 4 --reps 10
+    python bench/synth_stress.py --params tests/params-tiny.yaml --processes 8 --parallel 4 --reps
+                                 10
     python bench/synth_stress.py ... --x264-params bframes=0   # x264's own kernels, for comparison
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +57,8 @@ def worker(params: str, seed: int, reps: int, x264_params: str | None) -> dict:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Counts of renders and encodes, and of those that differ from their video's most common bytes."""
+    """Counts of renders and encodes, and of those that differ from their video's most common
+    bytes."""
     merged: dict = defaultdict(lambda: {"frames": Counter(), "mp4": Counter()})
     for run in runs:
         for vid, kinds in run.items():
@@ -71,9 +74,14 @@ def summarise(runs: list[dict]) -> dict:
             odd[kind] += n - counts.most_common(1)[0][1]
             if len(counts) > 1:
                 odd_videos.add(vid)
-    return {"videos": len(merged), "renders": total["frames"], "encodes": total["mp4"],
-            "renders_differing": odd["frames"], "encodes_differing": odd["mp4"],
-            "videos_differing": sorted(odd_videos)}
+    return {
+        "videos": len(merged),
+        "renders": total["frames"],
+        "encodes": total["mp4"],
+        "renders_differing": odd["frames"],
+        "encodes_differing": odd["mp4"],
+        "videos_differing": sorted(odd_videos),
+    }
 
 
 def _burner() -> subprocess.Popen:
@@ -85,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="tests/params-tiny.yaml")
     ap.add_argument("--processes", type=int, default=8, help="fresh worker processes in all")
     ap.add_argument("--parallel", type=int, default=4, help="workers running at once")
-    ap.add_argument("--reps", type=int, default=10, help="renders and encodes of each video per worker")
+    ap.add_argument(
+        "--reps", type=int, default=10, help="renders and encodes of each video per worker"
+    )
     ap.add_argument("--burn", type=int, default=1, help="busy-loop processes for load")
     ap.add_argument("--x264-params", default=None, help="override the writer's x264-params")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -101,13 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = list(range(args.processes))
         while seeds:
-            batch, seeds = seeds[:args.parallel], seeds[args.parallel:]
-            procs = [subprocess.Popen(cmd + ["--worker", str(s)], stdout=subprocess.PIPE, text=True,
-                                      env=dict(os.environ)) for s in batch]
+            batch, seeds = seeds[: args.parallel], seeds[args.parallel :]
+            procs = [
+                subprocess.Popen(
+                    cmd + ["--worker", str(s)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=dict(os.environ),
+                )
+                for s in batch
+            ]
             for proc in procs:
                 out, _ = proc.communicate()
                 if proc.returncode:
-                    raise SystemExit(f"synth_stress: a worker failed with exit code {proc.returncode}")
+                    raise SystemExit(
+                        f"synth_stress: a worker failed with exit code {proc.returncode}"
+                    )
                 runs.append(json.loads(out))
     finally:
         for b in burners:

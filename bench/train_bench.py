@@ -33,6 +33,7 @@ and prints the top functions by cumulative and by own time (to stderr).
 On a shared machine use --threads 1: two OpenMP threads on two busy cores spin and the
 rates swing by 3x between rounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,9 @@ class Recorder:
 
     def __init__(self, module, key):
         self.shapes, self.key = [], key
-        module.register_forward_pre_hook(lambda m, inp: self.shapes.append(self.key(inp)) if m.training else None)
+        module.register_forward_pre_hook(
+            lambda m, inp: self.shapes.append(self.key(inp)) if m.training else None
+        )
 
     def take(self) -> list:
         out, self.shapes = self.shapes, []
@@ -100,8 +103,20 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         seed = p["run"]["seeds"][0]
         runtime.seed_everything(seed)
         models = [build_backbone(net, num_classes).to(device) for _ in range(2)]
-        got = capture_epoch(classifier.train_classifier, models[0], net, cfg, p["train"]["augment"], train,
-                            empty_frames, empty_labels, device, folder, phase, seed)
+        got = capture_epoch(
+            classifier.train_classifier,
+            models[0],
+            net,
+            cfg,
+            p["train"]["augment"],
+            train,
+            empty_frames,
+            empty_labels,
+            device,
+            folder,
+            phase,
+            seed,
+        )
         rec = Recorder(models[0], lambda inp: int(inp[0].shape[0]))
         raw_model = models[1]
         opt = loop.sgd(raw_model.parameters(), cfg)
@@ -111,10 +126,16 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         cache = {}
 
         def raw_step(n: int):
-            if n not in cache:  # random, standardised-like inputs at the network's input size, made once
-                cache[n] = (torch.randn(n, 3, size, size, generator=gen).to(device),
-                            torch.randint(0, num_classes, (n,), generator=gen).to(device))
-            classifier.classifier_step(raw_model, *cache[n], opt, sched, cfg["label_smoothing"], device)
+            if (
+                n not in cache
+            ):  # random, standardised-like inputs at the network's input size, made once
+                cache[n] = (
+                    torch.randn(n, 3, size, size, generator=gen).to(device),
+                    torch.randint(0, num_classes, (n,), generator=gen).to(device),
+                )
+            classifier.classifier_step(
+                raw_model, *cache[n], opt, sched, cfg["label_smoothing"], device
+            )
 
         def raw_round(shapes):
             raw_model.train()
@@ -132,14 +153,37 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         runtime.seed_everything(seed)
         teacher = build_backbone(p["teacher"], num_classes).to(device).eval().requires_grad_(False)
         student = build_backbone(net, num_classes).to(device)
-        dkp = DKP(student.feature_dim, teacher.feature_dim, num_classes, k["heads"], k["dim"], k["pos_encoding"],
-                  k["pos_scale"], k["dropout"], k["teacher_frame_weight"])
+        dkp = DKP(
+            student.feature_dim,
+            teacher.feature_dim,
+            num_classes,
+            k["heads"],
+            k["dim"],
+            k["pos_encoding"],
+            k["pos_scale"],
+            k["dropout"],
+            k["teacher_frame_weight"],
+        )
         dkp.init_heads(teacher.head, student.head)
         sets.append((teacher, student, dkp.to(device)))
     ranges = resolve_ranges(p, train)
-    got = capture_epoch(train_dkp, p, sets[0][1], sets[0][2], sets[0][0], t_entry, train, lambda: {}, device, folder,
-                        seed, ranges)
-    rec = Recorder(sets[0][2], lambda inp: (int(inp[0].shape[0]), int(inp[0].shape[1]), int(inp[2].shape[1])))
+    got = capture_epoch(
+        train_dkp,
+        p,
+        sets[0][1],
+        sets[0][2],
+        sets[0][0],
+        t_entry,
+        train,
+        lambda: {},
+        device,
+        folder,
+        seed,
+        ranges,
+    )
+    rec = Recorder(
+        sets[0][2], lambda inp: (int(inp[0].shape[0]), int(inp[0].shape[1]), int(inp[2].shape[1]))
+    )
     teacher, student, dkp = sets[1]
     opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
     steps = -(-len(train) // cfg["batch_videos"])
@@ -147,16 +191,36 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     ts, ss, gen = p["teacher"]["input_size"], net["input_size"], torch.Generator().manual_seed(1)
     B_max, ns_max, nt_max = cfg["batch_videos"], ranges[0][1], ranges[1][1]
     # one pool of random inputs of the largest batch, made once; a step takes leading slices
-    pool = tuple(t.to(device) for t in (
-        torch.randn(B_max * ns_max, 3, ts, ts, generator=gen), torch.randn(B_max * nt_max, 3, ts, ts, generator=gen),
-        torch.randn(B_max * ns_max, 3, ss, ss, generator=gen), torch.rand(B_max, ns_max, generator=gen),
-        torch.rand(B_max, nt_max, generator=gen), torch.randint(0, num_classes, (B_max,), generator=gen)))
+    pool = tuple(
+        t.to(device)
+        for t in (
+            torch.randn(B_max * ns_max, 3, ts, ts, generator=gen),
+            torch.randn(B_max * nt_max, 3, ts, ts, generator=gen),
+            torch.randn(B_max * ns_max, 3, ss, ss, generator=gen),
+            torch.rand(B_max, ns_max, generator=gen),
+            torch.rand(B_max, nt_max, generator=gen),
+            torch.randint(0, num_classes, (B_max,), generator=gen),
+        )
+    )
 
     def raw_step(shape):
         B, ns, nt = shape
         u, v, y = pool[3][:B, :ns].contiguous(), pool[4][:B, :nt].contiguous(), pool[5][:B]
-        dkp_step(student, dkp, teacher, pool[2][:B * ns], pool[0][:B * ns], pool[1][:B * nt], u, v, y, opt, sched,
-                 cfg, device)
+        dkp_step(
+            student,
+            dkp,
+            teacher,
+            pool[2][: B * ns],
+            pool[0][: B * ns],
+            pool[1][: B * nt],
+            u,
+            v,
+            y,
+            opt,
+            sched,
+            cfg,
+            device,
+        )
 
     def raw_round(shapes):
         student.train()
@@ -189,10 +253,17 @@ def breakdown(real_round, train, state, frames_of) -> dict:
                 return fn(*a, **kw)
             finally:
                 spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+
         return wrapper
 
-    saved = [(batches, "augment"), (classifier, "unit"), (classifier, "prepare"), (student, "unit"),
-             (student, "prepare"), (student, "preprocess")]
+    saved = [
+        (batches, "augment"),
+        (classifier, "unit"),
+        (classifier, "prepare"),
+        (student, "unit"),
+        (student, "prepare"),
+        (student, "preprocess"),
+    ]
     originals = [getattr(m, n) for m, n in saved]
     for (m, n), fn in zip(saved, originals):
         setattr(m, n, timed("prepare" if n == "preprocess" else n, fn))
@@ -254,10 +325,13 @@ def bench_phase(p, phase, train, num_classes, device, folder, args) -> dict:
         r[f"{path}_cpu_s_median"] = statistics.median(x[1] for x in v)
         r[f"{path}_frames_per_round_median"] = statistics.median(x[3] for x in v)
     r["ratio_best"] = r["real_fps_best"] / r["raw_fps_best"]
-    r["ratio_cpu"] = r["raw_cpu_s_median"] / r["real_cpu_s_median"]  # same frames: fps ratio by CPU time
+    # same frames: fps ratio by CPU time
+    r["ratio_cpu"] = r["raw_cpu_s_median"] / r["real_cpu_s_median"]
     r["ratio_median"] = r["real_fps_median"] / r["raw_fps_median"]
     # per round pairs (real and raw ran back to back): the median of the pairwise ratios
-    r["ratio_paired_median"] = statistics.median(a[0] / b[0] for a, b in zip(runs["real"], runs["raw"]))
+    r["ratio_paired_median"] = statistics.median(
+        a[0] / b[0] for a, b in zip(runs["real"], runs["raw"])
+    )
     if args.breakdown:
         r.update(breakdown(real_round, train, state, frames_of))
     if args.profile == phase:
@@ -275,12 +349,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per path (alternating)")
-    ap.add_argument("--steps", type=int, default=40, help="at least this many optimiser steps per round")
+    ap.add_argument(
+        "--steps", type=int, default=40, help="at least this many optimiser steps per round"
+    )
     ap.add_argument("--phases", default=",".join(PHASES))
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default run.threads)")
-    ap.add_argument("--profile", choices=PHASES, default=None, help="cProfile one extra real round of this phase")
-    ap.add_argument("--breakdown", action="store_true",
-                    help="one more real round per phase with timers on the data-path functions")
+    ap.add_argument(
+        "--profile",
+        choices=PHASES,
+        default=None,
+        help="cProfile one extra real round of this phase",
+    )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="one more real round per phase with timers on the data-path functions",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -293,12 +377,20 @@ def main() -> int:
     device = runtime.setup(p, p["run"]["seeds"][0])
     classes = framestore.load_classes(p)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
-    out = {"device": str(device), "threads": torch.get_num_threads(), "train_videos": len(train),
-           "train_frames": train.n_frames_total, "rounds": args.rounds, "phases": []}
+    out = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "train_videos": len(train),
+        "train_frames": train.n_frames_total,
+        "rounds": args.rounds,
+        "phases": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for phase in args.phases.split(","):
             r = bench_phase(p, phase, train, len(classes), device, Path(tmp), args)
-            out["phases"].append({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
+            out["phases"].append(
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+            )
             print(json.dumps(out["phases"][-1]), file=sys.stderr, flush=True)
     out["load_avg"] = os.getloadavg()
     print(json.dumps(out, indent=1))

@@ -1,4 +1,5 @@
 """Shared fixtures: repository paths and the tiny parameter set."""
+
 from __future__ import annotations
 
 import os

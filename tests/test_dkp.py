@@ -1,4 +1,5 @@
 """DKP cross-attention, the DSTE gate, the video score, the losses and the inference API."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -135,11 +136,19 @@ def test_losses_train_everything_but_the_frozen_teacher_head():
     out = m(f, u, g, v)
     kd_logits = torch.randn(3, 7, C, requires_grad=True)
     target = torch.randn(3, 7, 10)
-    terms = dkp_losses(out, kd_logits, torch.tensor([0, 3, 5]), target, m.teacher_head(target), None, 0.5, 2.0, 4.0)
+    terms = dkp_losses(
+        out, kd_logits, torch.tensor([0, 3, 5]), target, m.teacher_head(target), None, 0.5, 2.0, 4.0
+    )
     assert set(terms) == {"ce_s", "ce_p", "feat", "kd", "ce_kd", "kd_kd", "total"}
     assert all(torch.isfinite(t) for t in terms.values())
-    expect = (terms["ce_s"] + terms["ce_p"] + 0.5 * terms["feat"] + 2.0 * terms["kd"] + terms["ce_kd"]
-              + 2.0 * terms["kd_kd"])
+    expect = (
+        terms["ce_s"]
+        + terms["ce_p"]
+        + 0.5 * terms["feat"]
+        + 2.0 * terms["kd"]
+        + terms["ce_kd"]
+        + 2.0 * terms["kd_kd"]
+    )
     torch.testing.assert_close(terms["total"], expect)
     terms["total"].backward()
     assert m.teacher_head.weight.grad is None
@@ -151,13 +160,36 @@ def test_losses_train_everything_but_the_frozen_teacher_head():
 
 # ---------------------------------------------------------------- inference API
 
+
 def tiny_predictor(seed=0) -> Predictor:
     torch.manual_seed(seed)
-    entries = {"teacher": {"arch": "resnet18", "width": 0.125, "input_size": 32, "normalize": "per_image"},
-               "student": {"arch": "mobilenet_v2", "width": 0.25, "input_size": 24, "normalize": "per_image"},
-               "student_plain": {"arch": "mobilenet_v2", "width": 0.25, "input_size": 24, "normalize": "per_image"}}
+    entries = {
+        "teacher": {"arch": "resnet18", "width": 0.125, "input_size": 32, "normalize": "per_image"},
+        "student": {
+            "arch": "mobilenet_v2",
+            "width": 0.25,
+            "input_size": 24,
+            "normalize": "per_image",
+        },
+        "student_plain": {
+            "arch": "mobilenet_v2",
+            "width": 0.25,
+            "input_size": 24,
+            "normalize": "per_image",
+        },
+    }
     nets = {n: build_backbone(e, C).eval() for n, e in entries.items()}
-    dkp = DKP(nets["student"].feature_dim, nets["teacher"].feature_dim, C, 2, 16, "sinusoidal", 1.0, 0.1, 1.0)
+    dkp = DKP(
+        nets["student"].feature_dim,
+        nets["teacher"].feature_dim,
+        C,
+        2,
+        16,
+        "sinusoidal",
+        1.0,
+        0.1,
+        1.0,
+    )
     dkp.init_heads(nets["teacher"].head, nets["student"].head)
     return Predictor(nets, entries, dkp.eval(), [f"c{i}" for i in range(C)], "cpu")
 
@@ -170,17 +202,25 @@ def test_predict_on_embedded_features_equals_the_full_networks():
     u, v = torch.rand(2, 6), torch.rand(2, 3)
     ones_s, ones_t = torch.ones(2, 6, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)
     with torch.no_grad():
+
         def direct(name, frames):
             e = pred.entries[name]
-            x = preprocess(torch.from_numpy(frames.reshape(-1, 40, 48, 3)), e["input_size"], e["normalize"])
+            x = preprocess(
+                torch.from_numpy(frames.reshape(-1, 40, 48, 3)), e["input_size"], e["normalize"]
+            )
             return pred.backbones[name].embed(x).view(2, -1, pred.backbones[name].feature_dim)
 
         f, g = direct("student", fs), direct("teacher", ft)
-        full = {"dste": pred.dkp(f, u, g, v)["video"],
-                "dkp": pred.dkp(f, u, g, v, ensemble=False)["video"],
-                "teacher": pred.backbones["teacher"].classify(g).softmax(-1).mean(1),
-                "student": pred.backbones["student_plain"].classify(direct("student_plain", fs)).softmax(-1).mean(1),
-                "student-kd": pred.backbones["student"].classify(f).softmax(-1).mean(1)}
+        full = {
+            "dste": pred.dkp(f, u, g, v)["video"],
+            "dkp": pred.dkp(f, u, g, v, ensemble=False)["video"],
+            "teacher": pred.backbones["teacher"].classify(g).softmax(-1).mean(1),
+            "student": pred.backbones["student_plain"]
+            .classify(direct("student_plain", fs))
+            .softmax(-1)
+            .mean(1),
+            "student-kd": pred.backbones["student"].classify(f).softmax(-1).mean(1),
+        }
     for method, expected in full.items():
         roles = pred.roles(method)
         kw = {}
@@ -188,7 +228,11 @@ def test_predict_on_embedded_features_equals_the_full_networks():
             emb = pred.embed(roles["s"], fs.reshape(-1, 40, 48, 3), batch=5).view(2, 6, -1)
             kw["s"] = (emb, u, ones_s)
         if "t" in roles:
-            kw["t"] = (pred.embed("teacher", ft.reshape(-1, 40, 48, 3), batch=4).view(2, 3, -1), v, ones_t)
+            kw["t"] = (
+                pred.embed("teacher", ft.reshape(-1, 40, 48, 3), batch=4).view(2, 3, -1),
+                v,
+                ones_t,
+            )
         out = pred.predict(method, **kw)
         torch.testing.assert_close(out["video"], expected, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(out["video"].sum(-1), torch.ones(2))
@@ -199,8 +243,13 @@ def literal_dkp(m: DKP, f, u, g, v, ensemble: bool) -> dict:
     """method.md 2-4 written out for one video (f (ns, ds), g (nt, dt)), head by head."""
     q, k, val = m.wq(f) + m.pos(u), m.wk(g) + m.pos(v), m.wv(g)
     d = m.dim // m.heads
-    mixed = torch.cat([(q[:, i:i + d] @ k[:, i:i + d].T / d ** 0.5).softmax(-1) @ val[:, i:i + d]
-                       for i in range(0, m.dim, d)], -1)
+    mixed = torch.cat(
+        [
+            (q[:, i : i + d] @ k[:, i : i + d].T / d**0.5).softmax(-1) @ val[:, i : i + d]
+            for i in range(0, m.dim, d)
+        ],
+        -1,
+    )
     z = m.wo(mixed)
     fz = torch.cat([f, z], -1)
     s = m.student_head(fz)
@@ -227,26 +276,36 @@ def test_terms_once_per_frame_then_per_config_equal_forward(method):
     block_g = 3 * torch.randn(30, m.wk.in_features, generator=gen)
     pos_f, pos_g = torch.rand(40, generator=gen), torch.rand(30, generator=gen)
     s_rows = [[0, 3, 5, 9, 12], [20, 21], [30, 31, 35, 38, 39, 2, 1]]  # ns 5, 2, 7
-    t_rows = [[1, 4], [10, 11, 12, 13], [29]]                          # nt 2, 4, 1
+    t_rows = [[1, 4], [10, 11, 12, 13], [29]]  # nt 2, 4, 1
 
     def padded(rows):
         mask = torch.tensor([[j < len(r) for j in range(max(map(len, rows)))] for r in rows])
         return torch.tensor([r + [0] * (mask.shape[1] - len(r)) for r in rows]), mask
 
     (si, fm), (ti, gm) = padded(s_rows), padded(t_rows)
-    s_terms, t_terms = pred.terms(method, "s", block_f, pos_f), pred.terms(method, "t", block_g, pos_g)
-    fast = pred.predict_terms(method, s=({k: x[si] for k, x in s_terms.items()}, fm),
-                              t=({k: x[ti] for k, x in t_terms.items()}, gm))
+    s_terms, t_terms = (
+        pred.terms(method, "s", block_f, pos_f),
+        pred.terms(method, "t", block_g, pos_g),
+    )
+    fast = pred.predict_terms(
+        method,
+        s=({k: x[si] for k, x in s_terms.items()}, fm),
+        t=({k: x[ti] for k, x in t_terms.items()}, gm),
+    )
     with torch.no_grad():
         full = m(block_f[si], pos_f[si], block_g[ti], pos_g[ti], fm, gm, ensemble=ensemble)
-        alone = [literal_dkp(m, block_f[s], pos_f[s], block_g[t], pos_g[t], ensemble) for s, t in zip(s_rows, t_rows)]
+        alone = [
+            literal_dkp(m, block_f[s], pos_f[s], block_g[t], pos_g[t], ensemble)
+            for s, t in zip(s_rows, t_rows)
+        ]
     exact = {"atol": 1e-5, "rtol": 0}
     torch.testing.assert_close(fast["video"], full["video"], **exact)
     torch.testing.assert_close(fast["frames"][fm], full["p"][fm], **exact)
     for b, ref in enumerate(alone):
         torch.testing.assert_close(fast["video"][b], ref["video"], **exact)
-        torch.testing.assert_close(fast["frames"][b, :len(s_rows[b])], ref["p"], **exact)
-    assert float(fast["video"].std(0).max()) > 1e-3  # the videos' scores differ: the check has teeth
+        torch.testing.assert_close(fast["frames"][b, : len(s_rows[b])], ref["p"], **exact)
+    # the videos' scores differ: the check has teeth
+    assert float(fast["video"].std(0).max()) > 1e-3
 
 
 def test_roles_cover_every_method_and_name_cached_backbones():

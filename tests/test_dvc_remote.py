@@ -1,4 +1,5 @@
 """Sharing results: `dvc push` to a remote, then a fresh clone pulls them and recomputes nothing."""
+
 from __future__ import annotations
 
 import shutil
@@ -24,11 +25,18 @@ def test_fresh_clone_pulls_results_without_recomputing(tmp_path_factory, tmp_pat
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
     seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
-    assert not (clone / "models" / f"seed-{seeds[0]}" / "teacher.pt").exists()  # git alone has no cached outputs
+    assert not (
+        clone / "models" / f"seed-{seeds[0]}" / "teacher.pt"
+    ).exists()  # git alone has no cached outputs
     sh(["dvc", "pull"], clone)
     assert dvc_status(clone) == {}
     assert stages_run(sh(["dvc", "repro"], clone).stdout) == []
     models = [f"models/seed-{n}/{net}.pt" for n in seeds for net in ("teacher", "student")]
-    for rel in (*models, "data/manifest.csv", "results/metrics.json", "results/curves.csv",
-                "results/figures/s1.png"):
+    for rel in (
+        *models,
+        "data/manifest.csv",
+        "results/metrics.json",
+        "results/curves.csv",
+        "results/figures/s1.png",
+    ):
         assert (clone / rel).read_bytes() == (origin / rel).read_bytes(), rel

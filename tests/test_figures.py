@@ -3,6 +3,7 @@
 The inputs follow the README's file contracts and are written here, so these
 tests exercise the real rendering (Agg, PNG and PDF) and report writing.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,53 +33,103 @@ def curves_table(p: dict) -> pd.DataFrame:
         else:
             ns, nt = c.ns or 0, c.nt or 0
         g = ns * G_STUDENT + nt * G_TEACHER + 0.01 * (ns > 0) * (nt > 0)
-        base = {"dste": 75.0, "dkp": 73.0, "teacher": 72.0, "student": 55.0, "student-kd": 58.0}[c.method]
+        base = {"dste": 75.0, "dkp": 73.0, "teacher": 72.0, "student": 55.0, "student-kd": 58.0}[
+            c.method
+        ]
         bonus = 2.0 if c.strategy == "fixed" else (0.5 * (c.ratio or 0) / 8)
         m = base + bonus - 30.0 * math.exp(-g / 6.0)
         half = 2.0 + 3.0 * math.exp(-g / 6.0)  # wider where the curves are steep
-        rows.append({"name": c.name, "group": c.group, "figure": c.figure, "method": c.method,
-                     "strategy": c.strategy, "ratio": c.ratio, "n_s": 0.9 * ns, "n_t": nt,
-                     "n_s_nominal": ns, "n_t_nominal": nt, "distinct_s": 0.9 if ns else None,
-                     "distinct_t": 1.0 if nt else None, "r_s": c.rs, "r_t": c.rt,
-                     "gflops": g, "mAP": m, "mAP_lo": m - half, "mAP_hi": m + 0.8 * half, "mAP_seed_min": m - 1.0,
-                     "mAP_seed_max": m + 1.0, "seeds": 2, "mAP_official": m - 0.4, "top1": m + 3.0,
-                     "top1_lo": m, "top1_hi": m + 6.0, "videos_evaluated": 4, "videos_skipped": 0})
+        rows.append(
+            {
+                "name": c.name,
+                "group": c.group,
+                "figure": c.figure,
+                "method": c.method,
+                "strategy": c.strategy,
+                "ratio": c.ratio,
+                "n_s": 0.9 * ns,
+                "n_t": nt,
+                "n_s_nominal": ns,
+                "n_t_nominal": nt,
+                "distinct_s": 0.9 if ns else None,
+                "distinct_t": 1.0 if nt else None,
+                "r_s": c.rs,
+                "r_t": c.rt,
+                "gflops": g,
+                "mAP": m,
+                "mAP_lo": m - half,
+                "mAP_hi": m + 0.8 * half,
+                "mAP_seed_min": m - 1.0,
+                "mAP_seed_max": m + 1.0,
+                "seeds": 2,
+                "mAP_official": m - 0.4,
+                "top1": m + 3.0,
+                "top1_lo": m,
+                "top1_hi": m + 6.0,
+                "videos_evaluated": 4,
+                "videos_skipped": 0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def bootstrap_arrays(table: pd.DataFrame, n_videos: int = len("abcd"), resamples: int = 300) -> dict:
-    """results/bootstrap.npz as dkp evaluate writes it, with replicates scattered around the table's mAP."""
+def bootstrap_arrays(
+    table: pd.DataFrame, n_videos: int = len("abcd"), resamples: int = 300
+) -> dict:
+    """results/bootstrap.npz as dkp evaluate writes it, with replicates scattered around the table's
+    mAP."""
     from dkp import stats
 
     rng = np.random.default_rng(5)
     m = table["mAP"].to_numpy(float)
     seeds = np.vstack([m - 1.0, m + 1.0])
-    reps = m + 1.5 * rng.standard_normal((resamples, 1)) + 0.5 * rng.standard_normal((resamples, m.size))
-    return {"names": table["name"].to_numpy(str), "groups": table["group"].to_numpy(str),
-            "gflops": table["gflops"].to_numpy(float), "seeds": np.array([0, 1]), "map_seeds": seeds,
-            "map_replicates": reps, "weights": stats.resample_weights(n_videos, resamples, 0).astype(np.uint16),
-            "video_ids": np.array([v for v, *_ in VIDEOS]), "level": np.float64(0.95),
-            "s3_gain": np.array([[g for *_, g in VIDEOS]] * 2), "seed_weights": stats.seed_weights(2, resamples, 0)}
+    reps = (
+        m
+        + 1.5 * rng.standard_normal((resamples, 1))
+        + 0.5 * rng.standard_normal((resamples, m.size))
+    )
+    return {
+        "names": table["name"].to_numpy(str),
+        "groups": table["group"].to_numpy(str),
+        "gflops": table["gflops"].to_numpy(float),
+        "seeds": np.array([0, 1]),
+        "map_seeds": seeds,
+        "map_replicates": reps,
+        "weights": stats.resample_weights(n_videos, resamples, 0).astype(np.uint16),
+        "video_ids": np.array([v for v, *_ in VIDEOS]),
+        "level": np.float64(0.95),
+        "s3_gain": np.array([[g for *_, g in VIDEOS]] * 2),
+        "seed_weights": stats.seed_weights(2, resamples, 0),
+    }
 
 
 def make_video(vid: str, label: str, index: int, duration: float, gain: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     times = np.arange(0.5, duration, 1.0)
     student = np.clip(0.3 + 0.2 * rng.standard_normal(times.size), 0, 1)
-    return {"id": vid, "label": label, "label_index": index, "duration": duration,
-            "segments": [[duration * 0.2, duration * 0.5], [duration * 0.7, duration * 0.8]],
-            "times": times.tolist(), "student": student.tolist(),
-            "dste": np.clip(student + gain, 0, 1).tolist()}
+    return {
+        "id": vid,
+        "label": label,
+        "label_index": index,
+        "duration": duration,
+        "segments": [[duration * 0.2, duration * 0.5], [duration * 0.7, duration * 0.8]],
+        "times": times.tolist(),
+        "student": student.tolist(),
+        "dste": np.clip(student + gain, 0, 1).tolist(),
+    }
 
 
 def write_frames(root: Path, p: dict, vid: str, duration: float, side: int = 32) -> None:
-    """data/frames/shard-<crc32 % shards>/<id>.npy + <id>.t.npy + index.csv, as the frames stage does."""
+    """data/frames/shard-<crc32 % shards>/<id>.npy + <id>.t.npy + index.csv, as the frames stage
+    does."""
     shard = root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % p['frames']['shards']}"
     shard.mkdir(parents=True, exist_ok=True)
     times = np.arange(0.0, duration, 1.0 / p["frames"]["fps"])
     t = np.linspace(0, 1, times.size)[:, None, None, None]
     yy, xx = np.mgrid[0:side, 0:side][..., None] / side
-    frames = (255 * np.concatenate([t + 0 * xx, xx + 0 * t, yy + 0 * t], axis=-1).clip(0, 1)).astype(np.uint8)
+    frames = (
+        255 * np.concatenate([t + 0 * xx, xx + 0 * t, yy + 0 * t], axis=-1).clip(0, 1)
+    ).astype(np.uint8)
     np.save(shard / f"{vid}.npy", frames)
     np.save(shard / f"{vid}.t.npy", times.astype(np.float64))
     index = shard / "index.csv"
@@ -87,8 +138,12 @@ def write_frames(root: Path, p: dict, vid: str, duration: float, side: int = 32)
         fh.write(f"{head}{vid},ok,,{times.size},{side},{side}\n")
 
 
-VIDEOS = [("v_aaa", "Applying sunscreen", 0, 30.0, 0.25), ("v_bbb", "Arm wrestling", 1, 45.0, 0.10),
-          ("v_ccc", "Archery", 2, 20.0, -0.05), ("v_ddd", "Ballet", 3, 12.0, 0.40)]
+VIDEOS = [
+    ("v_aaa", "Applying sunscreen", 0, 30.0, 0.25),
+    ("v_bbb", "Arm wrestling", 1, 45.0, 0.10),
+    ("v_ccc", "Archery", 2, 20.0, -0.05),
+    ("v_ddd", "Ballet", 3, 12.0, 0.40),
+]
 
 
 def build_inputs(root: Path, p: dict) -> list[dict]:
@@ -128,7 +183,10 @@ def test_figures_written_at_the_dpi(figures_run):
     root, p, _ = figures_run
     dpi = p["figures"]["dpi"]
     for stem in ("s1", "s2", "s3"):
-        png, pdf = root / "results/figures" / f"{stem}.png", root / "results/figures" / f"{stem}.pdf"
+        png, pdf = (
+            root / "results/figures" / f"{stem}.png",
+            root / "results/figures" / f"{stem}.pdf",
+        )
         assert png.stat().st_size > 1000 and pdf.stat().st_size > 1000
         assert pdf.read_bytes()[:5] == b"%PDF-"
         w, h = png_size(png)
@@ -165,7 +223,10 @@ def test_report_has_table_and_six_verdicts(figures_run):
         assert any(line.startswith(f"{n}. **") for line in text.splitlines()), n
     for cmd in ("make repro", "dvc repro", "snakemake --cores 2"):
         assert cmd in text
-    assert "`results/data_report.json` (videos per subset: ok, missing, unreadable): not available" in text
+    assert (
+        "`results/data_report.json` (videos per subset: ok, missing, unreadable): not available"
+        in text
+    )
     assert "mobilenet_v2" in text and "resnet18" in text and "1 fps" in text
     # default S-3 choice: the two largest DSTE gains of the hand-made videos
     assert "videos `v_ddd`, `v_aaa`" in text
@@ -176,7 +237,12 @@ def test_report_has_table_and_six_verdicts(figures_run):
     assert "### How to read the intervals" in text and "Paired" in text
     verdicts = json.loads((root / "results/claims.json").read_text())
     assert sorted(verdicts) == [str(n) for n in range(1, 7)]
-    assert {v["status"] for v in verdicts.values()} <= {"holds", "fails", "inconclusive", "not testable"}
+    assert {v["status"] for v in verdicts.values()} <= {
+        "holds",
+        "fails",
+        "inconclusive",
+        "not testable",
+    }
     effect = verdicts["1"]["effects"]["Fixed-4 minus Adaptive-4"]
     assert effect["lo"] <= effect["effect"] <= effect["hi"] and len(effect["seeds"]) == 2
 
@@ -184,17 +250,43 @@ def test_report_has_table_and_six_verdicts(figures_run):
 def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeypatch):
     monkeypatch.chdir(tiny_workdir)
     build_inputs(tiny_workdir, tiny_params)
-    counts = {"videos": 4, "ok": 3, "missing": 1, "unreadable_ingest": 0, "unreadable_extraction": 0}
-    (tiny_workdir / "results" / "data_report.json").write_text(json.dumps({  # dkp data-report's shape
-        "source": "synthetic", "subsets": {"validation": counts, "training": counts | {"missing": 0, "ok": 4}},
-        "dropped_rows": {"unknown class": 2},
-        "skipped": [{"id": "v_gone", "subset": "validation", "stage": "ingest", "reason": "missing: no file"}]}))
-    (tiny_workdir / "results" / "metrics.json").write_text(json.dumps({  # dkp evaluate's shape
-        "operating_points": {"teacher_nt5": {"mAP": 71.5, "gflops": 20.5}},
-        "videos": {"evaluated": 3, "skipped": 1}}))
+    counts = {
+        "videos": 4,
+        "ok": 3,
+        "missing": 1,
+        "unreadable_ingest": 0,
+        "unreadable_extraction": 0,
+    }
+    (tiny_workdir / "results" / "data_report.json").write_text(
+        json.dumps(
+            {  # dkp data-report's shape
+                "source": "synthetic",
+                "subsets": {"validation": counts, "training": counts | {"missing": 0, "ok": 4}},
+                "dropped_rows": {"unknown class": 2},
+                "skipped": [
+                    {
+                        "id": "v_gone",
+                        "subset": "validation",
+                        "stage": "ingest",
+                        "reason": "missing: no file",
+                    }
+                ],
+            }
+        )
+    )
+    (tiny_workdir / "results" / "metrics.json").write_text(
+        json.dumps(
+            {  # dkp evaluate's shape
+                "operating_points": {"teacher_nt5": {"mAP": 71.5, "gflops": 20.5}},
+                "videos": {"evaluated": 3, "skipped": 1},
+            }
+        )
+    )
     assert cli.main(["figures", "--params", "params.yaml"]) == 0
     text = (tiny_workdir / "results/README.md").read_text()
-    assert "| validation | 4 | 3 | 1 | 0 | 0 |" in text and "| training | 4 | 4 | 0 | 0 | 0 |" in text
+    assert (
+        "| validation | 4 | 3 | 1 | 0 | 0 |" in text and "| training | 4 | 4 | 0 | 0 | 0 |" in text
+    )
     assert "`v_gone` (validation, ingest): missing: no file" in text and "unknown class 2" in text
     assert "| teacher_nt5 | 20.5 | 71.5 |" in text, text and "- videos.evaluated: 3" in text
     assert "not available" not in text
@@ -238,7 +330,10 @@ def test_missing_inputs_give_one_line(tiny_workdir, tiny_params, monkeypatch, ca
     assert cli.main(["figures", "--params", "params.yaml"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "v_ddd" in err[0] and "Figure S-3" in err[0]
-    assert not (tiny_workdir / "results/README.md").exists() and not (tiny_workdir / "results/figures").exists()
+    assert (
+        not (tiny_workdir / "results/README.md").exists()
+        and not (tiny_workdir / "results/figures").exists()
+    )
 
 
 def test_strip_frames_line_up_with_time_bins():
@@ -261,18 +356,23 @@ def test_s2_point_labels_do_not_overlap(tiny_workdir, monkeypatch):
 
     def keep_boxes(fig, stem, dpi):
         r = fig.canvas.get_renderer()
-        captured.extend(t.get_window_extent(r) for t in fig.axes[0].texts
-                        if isinstance(t, Annotation))
+        captured.extend(
+            t.get_window_extent(r) for t in fig.axes[0].texts if isinstance(t, Annotation)
+        )
         return real_save(fig, stem, dpi)
 
     monkeypatch.setattr(curves.output, "save", keep_boxes)
     curves.render_s2(rows, tiny_workdir / "s2", 100)
-    n = sum(len(p["sweep"]["s2"][k]) for k in ("nt5_ns", "ns20_nt")) + len(p["sweep"]["baselines"]["teacher_nt"])
+    n = sum(len(p["sweep"]["s2"][k]) for k in ("nt5_ns", "ns20_nt")) + len(
+        p["sweep"]["baselines"]["teacher_nt"]
+    )
     assert len(captured) == n
     for i, a in enumerate(captured):
-        for b in captured[i + 1:]:
-            assert Bbox.intersection(a, b) is None or Bbox.intersection(a, b).width * Bbox.intersection(
-                a, b).height < 1.0
+        for b in captured[i + 1 :]:
+            assert (
+                Bbox.intersection(a, b) is None
+                or Bbox.intersection(a, b).width * Bbox.intersection(a, b).height < 1.0
+            )
     plt.close("all")
 
 
@@ -281,6 +381,9 @@ def test_report_table_formats_fixed_rows(tiny_params):
     table = "\n".join(report.config_table(rows))
     fixed = next(line for line in table.splitlines() if line.startswith("| dste_fixed-4_rt16 |"))
     cells = [c.strip() for c in fixed.strip("|").split("|")]
-    assert cells[4] == "15" and cells[5] == "3.75" and cells[6] == "90% / 100%"  # mean nominal counts, shares
+    # mean nominal counts, shares
+    assert cells[4] == "15" and cells[5] == "3.75" and cells[6] == "90% / 100%"
     assert cells[7] == "4" and cells[8] == "16"
-    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", cells[10]) and cells[11].endswith("(2)")
+    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", cells[10]) and cells[11].endswith(
+        "(2)"
+    )

@@ -1,4 +1,5 @@
 """Costs measured with FlopCounterMode on the actual modules (MACs = FLOPs / 2)."""
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,10 @@ def printed_gflops(capsys, *argv) -> float:
     return float(re.search(r": ([0-9.]+) GFLOPs per frame", out).group(1))
 
 
-@pytest.mark.parametrize("backbone,expected,tol", [("resnet50", 4.1, 0.1), ("resnet18", 1.8, 0.1),
-                                                   ("mobilenet_v2", 0.30, 0.02)])
+@pytest.mark.parametrize(
+    "backbone,expected,tol",
+    [("resnet50", 4.1, 0.1), ("resnet18", 1.8, 0.1), ("mobilenet_v2", 0.30, 0.02)],
+)
 def test_field_figures_at_224(capsys, backbone, expected, tol):
     assert abs(printed_gflops(capsys, "--backbone", backbone, "--size", "224") - expected) <= tol
 
@@ -31,15 +34,28 @@ def test_width_and_size_change_the_measured_cost(capsys):
     full = printed_gflops(capsys, "--backbone", "resnet18", "--size", "112")
     half = printed_gflops(capsys, "--backbone", "resnet18", "--size", "112", "--width", "0.5")
     assert 0.2 < half / full < 0.3  # conv MACs scale with channels squared, the stem linearly
-    assert printed_gflops(capsys, "--backbone", "resnet18", "--size", "224") == pytest.approx(4 * full, rel=0.1)
+    assert printed_gflops(capsys, "--backbone", "resnet18", "--size", "224") == pytest.approx(
+        4 * full, rel=0.1
+    )
 
 
 def test_cli_prints_one_line_and_rejects_bad_sizes():
-    ok = subprocess.run(["dkp", "flops", "--backbone", "mobilenet_v2", "--size", "224", "--width", "1.0"],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0 and len(ok.stdout.strip().splitlines()) == 1 and "multiply-accumulates" in ok.stdout
-    bad = subprocess.run(["dkp", "flops", "--backbone", "resnet18", "--size", "8"], capture_output=True, text=True)
-    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "--size" in bad.stderr
+    ok = subprocess.run(
+        ["dkp", "flops", "--backbone", "mobilenet_v2", "--size", "224", "--width", "1.0"],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        ok.returncode == 0
+        and len(ok.stdout.strip().splitlines()) == 1
+        and "multiply-accumulates" in ok.stdout
+    )
+    bad = subprocess.run(
+        ["dkp", "flops", "--backbone", "resnet18", "--size", "8"], capture_output=True, text=True
+    )
+    assert (
+        bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "--size" in bad.stderr
+    )
 
 
 def test_default_pair_cost_ratio_is_that_of_the_real_pairs(repo):
@@ -50,16 +66,23 @@ def test_default_pair_cost_ratio_is_that_of_the_real_pairs(repo):
     assert 9 <= t / s <= 18, (t, s)
 
 
-ROLES = {"dste": {"s": "student", "t": "teacher"}, "dkp": {"s": "student", "t": "teacher"},
-         "teacher": {"t": "teacher"}, "student": {"s": "plain"}, "student-kd": {"s": "student"}}
+ROLES = {
+    "dste": {"s": "student", "t": "teacher"},
+    "dkp": {"s": "student", "t": "teacher"},
+    "teacher": {"t": "teacher"},
+    "student": {"s": "plain"},
+    "student-kd": {"s": "student"},
+}
 
 
 @pytest.fixture(scope="module")
 def cost():
     torch.manual_seed(0)
-    nets = {"teacher": (build_backbone({"arch": "resnet18", "width": 0.25}, 9), 32),
-            "student": (build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9), 32),
-            "plain": (build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9), 32)}
+    nets = {
+        "teacher": (build_backbone({"arch": "resnet18", "width": 0.25}, 9), 32),
+        "student": (build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9), 32),
+        "plain": (build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9), 32),
+    }
     dkp = DKP(nets["student"][0].feature_dim, nets["teacher"][0].feature_dim, 9, 4, 32)
     return CostModel.from_modules(nets, ROLES, dkp), nets, dkp
 
@@ -80,12 +103,24 @@ def test_total_is_the_sum_of_measured_parts(cost, method):
 def test_dkp_cost_grows_as_ns_times_nt(cost):
     """The attention's mixed second difference is a positive constant: a bilinear ns x nt term."""
     model, _, dkp = cost
-    d = {(ns, nt): model.parts("dste", ns, nt)["dkp"] for ns in (4, 5, 20, 21) for nt in (3, 4, 10, 11)}
-    mixed = [d[(a + 1, b + 1)] - d[(a + 1, b)] - d[(a, b + 1)] + d[(a, b)] for a in (4, 20) for b in (3, 10)]
+    d = {
+        (ns, nt): model.parts("dste", ns, nt)["dkp"]
+        for ns in (4, 5, 20, 21)
+        for nt in (3, 4, 10, 11)
+    }
+    mixed = [
+        d[(a + 1, b + 1)] - d[(a + 1, b)] - d[(a, b + 1)] + d[(a, b)]
+        for a in (4, 20)
+        for b in (3, 10)
+    ]
     assert min(mixed) > 0
     assert max(mixed) == pytest.approx(min(mixed), rel=1e-9)
     assert mixed[0] == pytest.approx(2 * dkp.dim / 1e9)  # q.k and A.v: dim MACs each per (i, j)
-    assert model.parts("dste", 40, 10)["dkp"] > model.parts("dste", 20, 10)["dkp"] > model.parts("dste", 20, 5)["dkp"]
+    assert (
+        model.parts("dste", 40, 10)["dkp"]
+        > model.parts("dste", 20, 10)["dkp"]
+        > model.parts("dste", 20, 5)["dkp"]
+    )
 
 
 @pytest.mark.parametrize("ensemble", [True, False])
@@ -93,19 +128,32 @@ def test_bilinear_form_equals_a_direct_count(cost, ensemble):
     """The form fitted on four counts gives exactly what FlopCounterMode counts elsewhere."""
     model, _, _ = cost
     rng = np.random.default_rng(0)
-    pairs = [(7, 3), (50, 5), (20, 20), (1, 9), *(tuple(int(x) for x in rng.integers(1, 80, 2)) for _ in range(3))]
+    pairs = [
+        (7, 3),
+        (50, 5),
+        (20, 20),
+        (1, 9),
+        *(tuple(int(x) for x in rng.integers(1, 80, 2)) for _ in range(3)),
+    ]
     for ns, nt in pairs:
         assert model.dkp_macs(ensemble, ns, nt) == model.measure_dkp(ensemble, ns, nt), (ns, nt)
 
 
 def test_bilinear_form_follows_the_module():
     """Coefficients are counted on the module given: a wider attention costs more per pair."""
-    nets = {"s": build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9),
-            "t": build_backbone({"arch": "resnet18", "width": 0.25}, 9)}
+    nets = {
+        "s": build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 9),
+        "t": build_backbone({"arch": "resnet18", "width": 0.25}, 9),
+    }
     ds, dt = nets["s"].feature_dim, nets["t"].feature_dim
     narrow, wide = (CostModel({}, {}, ROLES, DKP(ds, dt, 9, 4, dim)) for dim in (32, 64))
-    pair = [m.dkp_macs(True, 21, 5)[0] - m.dkp_macs(True, 20, 5)[0] - m.dkp_macs(True, 21, 4)[0]
-            + m.dkp_macs(True, 20, 4)[0] for m in (narrow, wide)]
+    pair = [
+        m.dkp_macs(True, 21, 5)[0]
+        - m.dkp_macs(True, 20, 5)[0]
+        - m.dkp_macs(True, 21, 4)[0]
+        + m.dkp_macs(True, 20, 4)[0]
+        for m in (narrow, wide)
+    ]
     assert pair == [2 * 32, 2 * 64]
 
 

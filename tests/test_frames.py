@@ -1,5 +1,6 @@
-"""`dkp frames` and `dkp data-report` on real videos decoded by decord, and AV1 videos (MP4 and WebM)
-decoded by the PyAV fallback; the sampling functions."""
+"""`dkp frames` and `dkp data-report` on real videos decoded by decord, and AV1 videos (MP4 and
+WebM) decoded by the PyAV fallback; the sampling functions."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,11 @@ AV1 = M.av1_encoder()
 # id -> (seconds, width, height, codec); native 2 fps
 VIDEOS = {
     "h264_wide": (12.3, 64, 48, "libx264"),
-    "h264_w48": (9.0, 48, 32, "libx264"),   # a width decord returns with padded rows
-    "mpeg4": (7.0, 64, 48, "mpeg4"),        # a different encoder (MPEG-4 Part 2)
+    "h264_w48": (9.0, 48, 32, "libx264"),  # a width decord returns with padded rows
+    "mpeg4": (7.0, 64, 48, "mpeg4"),  # a different encoder (MPEG-4 Part 2)
     "tall": (5.0, 32, 48, "libx264"),
     "later_broken": (6.0, 64, 48, "libx264"),
-    "av1_mp4": (6.5, 64, 48, AV1),          # decord has no AV1 decoder: PyAV
+    "av1_mp4": (6.5, 64, 48, AV1),  # decord has no AV1 decoder: PyAV
     "av1_webm": (5.0, 48, 32, AV1),
 }
 
@@ -46,8 +47,10 @@ def anet_dir(tmp_path_factory):
         M.write_video(root / "videos" / _file(vid), sec, width=w, height=h, codec=codec)
         db.append((vid, M.entry("training" if k % 2 else "validation", sec, [("Run", 0.0, sec)])))
     M.write_bad_files(root / "videos")  # v_zero.mp4, v_text.mp4: unreadable at ingest
-    db += [("zero", M.entry("training", 3.0, [("Run", 0.0, 1.0)])),
-           ("text", M.entry("validation", 3.0, [("Jump", 0.0, 1.0)]))]
+    db += [
+        ("zero", M.entry("training", 3.0, [("Run", 0.0, 1.0)])),
+        ("text", M.entry("validation", 3.0, [("Jump", 0.0, 1.0)])),
+    ]
     M.write_activitynet(root / "anet.json", ["Run", "Jump"], db)
     return root
 
@@ -55,13 +58,19 @@ def anet_dir(tmp_path_factory):
 @pytest.fixture
 def workdir(anet_dir, tiny_params, tmp_path, monkeypatch):
     """A project folder whose params point at the fixture videos; `dkp data` already run."""
+
     def make(**frames):
         p = json.loads(json.dumps(tiny_params))
-        p["data"].update(source="activitynet", annotations=str(anet_dir / "anet.json"), tune_subset=None,
-                         videos=str(tmp_path / "videos"))
+        p["data"].update(
+            source="activitynet",
+            annotations=str(anet_dir / "anet.json"),
+            tune_subset=None,
+            videos=str(tmp_path / "videos"),
+        )
         p["frames"].update(frames)
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
         return p
+
     # a private copy of the videos, so a test may break one
     subprocess.run(["cp", "-r", str(anet_dir / "videos"), str(tmp_path / "videos")], check=True)
     monkeypatch.chdir(tmp_path)
@@ -76,11 +85,15 @@ def _frames(args=()):
 
 def _snapshot(root):
     """name -> bytes of every file under data/frames."""
-    return {str(f.relative_to(root)): f.read_bytes() for f in sorted((root / "data" / "frames").rglob("*"))
-            if f.is_file()}
+    return {
+        str(f.relative_to(root)): f.read_bytes()
+        for f in sorted((root / "data" / "frames").rglob("*"))
+        if f.is_file()
+    }
 
 
 # ---- pure functions -------------------------------------------------------------------------
+
 
 def test_sample_times_bin_centres():
     assert np.allclose(sample_times(12.3, 1.0), np.arange(12) + 0.5)
@@ -100,6 +113,7 @@ def test_output_shape():
 
 # ---- the stage -------------------------------------------------------------------------------
 
+
 def test_frames_count_timestamps_shape(workdir):
     root, p, _ = workdir
     assert _frames() == 0
@@ -108,13 +122,18 @@ def test_frames_count_timestamps_shape(workdir):
     assert (index["status"] == "ok").all()
     for vid, (sec, _w, _h, _codec) in VIDEOS.items():
         frames, times = framestore.load(p, vid)
-        assert isinstance(frames, np.memmap) and frames.dtype == np.uint8 and times.dtype == np.float64
+        assert (
+            isinstance(frames, np.memmap) and frames.dtype == np.uint8 and times.dtype == np.float64
+        )
         assert abs(len(frames) - sec * p["frames"]["fps"]) <= 1, vid
         assert frames.shape == (index.loc[vid, "n_frames"], 32, 32, 3)
-        assert times.tolist() == [k + 0.5 for k in range(len(frames))]  # 2 fps source: exact centres
+        # 2 fps source: exact centres
+        assert times.tolist() == [k + 0.5 for k in range(len(frames))]
         # the frame kept for centre k + 0.5 s is source frame 2k + 1
         assert [M.decode_index(f) for f in frames] == [2 * k + 1 for k in range(len(frames))], vid
-        assert (root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % 2}" / f"{vid}.npy").exists()
+        assert (
+            root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % 2}" / f"{vid}.npy"
+        ).exists()
 
 
 def test_short_side_without_crop_and_other_fps(workdir):
@@ -128,7 +147,8 @@ def test_short_side_without_crop_and_other_fps(workdir):
         assert abs(len(frames) - sec * 0.5) <= 1
         assert np.allclose(times, (np.arange(len(frames)) + 0.5) * 2.0)
         assert frames.reshape(len(frames), -1, 3).std(axis=1).max() < 4  # flat frames stay flat
-        assert [M.decode_index(f) for f in frames] == [4 * k + 2 for k in range(len(frames))]  # t = 2k+1 s
+        # t = 2k+1 s
+        assert [M.decode_index(f) for f in frames] == [4 * k + 2 for k in range(len(frames))]
 
 
 def test_unreadable_at_extraction_is_recorded_and_the_rest_continues(workdir):
@@ -230,7 +250,11 @@ def test_data_report(workdir):
     total = {k: sum(s[k] for s in subsets.values()) for k in subsets["training"]}
     assert total["videos"] == len(VIDEOS) + 2
     assert total["ok"] == len(VIDEOS) - 1
-    assert total["unreadable_ingest"] == 2 and total["unreadable_extraction"] == 1 and total["missing"] == 0
+    assert (
+        total["unreadable_ingest"] == 2
+        and total["unreadable_extraction"] == 1
+        and total["missing"] == 0
+    )
     index = framestore.read_index(p)
     assert total["frames_extracted"] == int(index["n_frames"].sum()) > 0
     skipped = {(s["id"], s["stage"]) for s in report["skipped"]}
@@ -242,6 +266,7 @@ def test_data_report(workdir):
 
 # ---- the PyAV fallback -----------------------------------------------------------------------
 
+
 def _reference(path, fps: float, size: int, crop: int) -> tuple[np.ndarray, list[float]]:
     """An independent decode: every frame with PyAV, per 1/fps bin the frame nearest its centre
     (ties: the earlier), short side to `size` with Pillow bilinear, centre crop."""
@@ -252,11 +277,14 @@ def _reference(path, fps: float, size: int, crop: int) -> tuple[np.ndarray, list
     centres = (np.arange(math.ceil(end * fps - 0.5)) + 0.5) / fps
     out = []
     for c in centres:
-        img = Image.fromarray(decoded[int(np.argmin(np.abs(t - c)))][1])  # argmin: the first of a tie
+        # argmin: the first of a tie
+        img = Image.fromarray(decoded[int(np.argmin(np.abs(t - c)))][1])
         w, h = img.size
         short = min(w, h)
-        img = img.resize((max(size, round(w * size / short)), max(size, round(h * size / short))),
-                         Image.Resampling.BILINEAR)
+        img = img.resize(
+            (max(size, round(w * size / short)), max(size, round(h * size / short))),
+            Image.Resampling.BILINEAR,
+        )
         left, top = (img.size[0] - crop) // 2, (img.size[1] - crop) // 2
         out.append(np.asarray(img.crop((left, top, left + crop, top + crop))))
     return np.stack(out), [float(t[int(np.argmin(np.abs(t - c)))]) for c in centres]
@@ -285,8 +313,9 @@ def test_index_records_the_decoder_also_when_reused(workdir):
     before = _snapshot(root)
     assert _frames() == 0
     assert framestore.read_index(p).set_index("id")["decoder"].to_dict() == expected
-    assert {k: v for k, v in _snapshot(root).items() if k.endswith(".npy")} == \
-        {k: v for k, v in before.items() if k.endswith(".npy")}
+    assert {k: v for k, v in _snapshot(root).items() if k.endswith(".npy")} == {
+        k: v for k, v in before.items() if k.endswith(".npy")
+    }
 
 
 @pytest.mark.parametrize("fps", [1.0, 3.0])  # 3 fps: above the native 2 fps, frames repeat
@@ -307,9 +336,12 @@ def test_pyav_path_equals_the_decord_path(anet_dir, fps):
 
 def test_undecodable_av1_is_unreadable_with_the_cause(workdir):
     root, p, _ = workdir
-    M.write_scrambled(root / "videos" / _file("av1_mp4"), 6.5, codec=AV1)  # frame data garbled after ingest
+    # frame data garbled after ingest
+    M.write_scrambled(root / "videos" / _file("av1_mp4"), 6.5, codec=AV1)
     assert _frames() == 0
     row = framestore.read_index(p).set_index("id").loc["av1_mp4"]
     assert (row["status"], row["n_frames"], row["decoder"]) == ("unreadable", 0, "")
-    assert row["reason"] == ("unsupported codec av1 in decord; PyAV failed: "
-                             "cannot decode: Invalid data found when processing input")
+    assert row["reason"] == (
+        "unsupported codec av1 in decord; PyAV failed: "
+        "cannot decode: Invalid data found when processing input"
+    )

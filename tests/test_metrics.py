@@ -1,4 +1,5 @@
 """Metrics against sklearn and hand-worked cases; the official-format export round trip."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ def _random_case(rng, n_videos, n_classes, tie_levels=None):
 def test_mean_ap_matches_sklearn(tie_levels):
     rng = np.random.default_rng(0)
     for _ in range(40):
-        scores, labels = _random_case(rng, int(rng.integers(2, 60)), int(rng.integers(2, 12)), tie_levels)
+        scores, labels = _random_case(
+            rng, int(rng.integers(2, 60)), int(rng.integers(2, 12)), tie_levels
+        )
         result = metrics.mean_ap(scores, labels)
         present = sorted(set(labels.tolist()))
         want = [average_precision_score(labels == c, scores[:, c]) for c in present]
@@ -53,10 +56,15 @@ def test_official_never_below_field_and_equal_when_precision_falls():
     rng = np.random.default_rng(3)
     for _ in range(200):
         scores, labels = _random_case(rng, 30, 4, tie_levels=int(rng.choice([0, 5])) or None)
-        assert metrics.mean_ap_official(scores, labels).value >= metrics.mean_ap(scores, labels).value - 1e-12
+        assert (
+            metrics.mean_ap_official(scores, labels).value
+            >= metrics.mean_ap(scores, labels).value - 1e-12
+        )
     # precision non-increasing at the positives (P P N N): the envelope changes nothing
     assert metrics.average_precision_official([4, 3, 2, 1], [1, 1, 0, 0]) == pytest.approx(1.0)
-    assert metrics.average_precision_official([4, 3, 2, 1], [0, 1, 0, 1]) == pytest.approx((0.5 + 0.5) / 2)
+    assert metrics.average_precision_official([4, 3, 2, 1], [0, 1, 0, 1]) == pytest.approx(
+        (0.5 + 0.5) / 2
+    )
 
 
 def test_official_ties_follow_reversed_argsort():
@@ -93,7 +101,10 @@ def test_exported_anet_json_rescored_gives_official_map(tmp_path, tie_levels):
     path = tmp_path / "dste.json"
     path.write_text(json.dumps(results_json(ids, scores, names), sort_keys=True))
     doc = json.loads(path.read_text())
-    assert doc["version"] == "VERSION 1.3" and doc["external_data"] == {"used": False, "details": ""}
+    assert doc["version"] == "VERSION 1.3" and doc["external_data"] == {
+        "used": False,
+        "details": "",
+    }
     assert len(doc["results"]) == 50 and all(len(v) == 6 for v in doc["results"].values())
     gt = {vid: [names[y]] for vid, y in zip(ids, labels)}
     rescored = score_results(doc, gt)
@@ -108,6 +119,9 @@ def test_anet_scoring_counts_unknown_videos_as_false_positives():
     names = ["a", "b"]
     ids = ["x1", "x2", "x3"]
     scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.95, 0.05]], dtype=np.float32)
-    gt = {"x1": ["a"], "x2": ["b"]}  # x3 is not in the ground truth: its 0.95 for "a" is a false positive
+    gt = {
+        "x1": ["a"],
+        "x2": ["b"],
+    }  # x3 is not in the ground truth: its 0.95 for "a" is a false positive
     r = score_results(results_json(ids, scores, names), gt)
     assert r.per_class.tolist() == pytest.approx([0.5, 1.0])

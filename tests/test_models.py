@@ -1,5 +1,6 @@
 """Backbones: torchvision key/shape compatibility, the embed/classify interface, preprocessing,
 ImageNet checkpoint loading."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,16 @@ def test_state_dict_matches_torchvision_key_for_key(name):
     assert not mismatched, mismatched[:3]
 
 
-@pytest.mark.parametrize("arch,width,dim", [("resnet18", 1.0, 512), ("resnet34", 0.5, 256), ("resnet50", 0.25, 512),
-                                            ("mobilenet_v2", 0.5, 1280), ("mobilenet_v2", 1.5, 1920)])
+@pytest.mark.parametrize(
+    "arch,width,dim",
+    [
+        ("resnet18", 1.0, 512),
+        ("resnet34", 0.5, 256),
+        ("resnet50", 0.25, 512),
+        ("mobilenet_v2", 0.5, 1280),
+        ("mobilenet_v2", 1.5, 1920),
+    ],
+)
 def test_embed_gives_one_pooled_feature_per_frame(arch, width, dim):
     torch.manual_seed(0)
     m = build_backbone({"arch": arch, "width": width}, 7).eval()
@@ -46,7 +55,9 @@ def test_embed_gives_one_pooled_feature_per_frame(arch, width, dim):
 
 def test_width_scales_resnet_base_channels():
     assert build_backbone({"arch": "resnet18", "width": 0.5}, 3).conv1.out_channels == 32
-    assert build_backbone({"arch": "resnet50", "width": 0.25}, 3).layer4[0].conv3.out_channels == 512
+    assert (
+        build_backbone({"arch": "resnet50", "width": 0.25}, 3).layer4[0].conv3.out_channels == 512
+    )
 
 
 def test_unknown_arch_is_one_line():
@@ -64,8 +75,13 @@ def test_preprocess_per_image_standardises_each_channel():
     torch.testing.assert_close(x[1:].mean(dim=(2, 3)), torch.zeros(3, 3), atol=1e-5, rtol=0)
     torch.testing.assert_close(x[1:].std(dim=(2, 3)), torch.ones(3, 3), atol=1e-2, rtol=0)
     # the hand-written two-pass deviation is Tensor.std's (unbiased), up to rounding
-    side = torch.nn.functional.interpolate(frames[..., 8:56, :].permute(0, 3, 1, 2).float() / 255, size=(32, 32),
-                                           mode="bilinear", align_corners=False, antialias=True)
+    side = torch.nn.functional.interpolate(
+        frames[..., 8:56, :].permute(0, 3, 1, 2).float() / 255,
+        size=(32, 32),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
     ref = (side - side.mean(dim=(2, 3), keepdim=True)) / (side.std(dim=(2, 3), keepdim=True) + 1e-3)
     torch.testing.assert_close(x, ref, atol=1e-5, rtol=1e-5)
 
@@ -102,9 +118,13 @@ def test_imagenet_checkpoint_loads_with_a_new_classifier(tmp_path, capsys):
 
 def test_pretrained_with_the_wrong_width_is_one_line(tmp_path):
     path = tmp_path / "r18.pth"
-    torch.save({"state_dict": build_backbone({"arch": "resnet18", "width": 1.0}, 1000).state_dict()}, path)
+    torch.save(
+        {"state_dict": build_backbone({"arch": "resnet18", "width": 1.0}, 1000).state_dict()}, path
+    )
     with pytest.raises(DkpError, match="differ in shape"):
         load_pretrained(build_backbone({"arch": "resnet18", "width": 0.5}, 5), str(path), "student")
     (tmp_path / "junk.pth").write_text("not a checkpoint")
     with pytest.raises(DkpError, match="cannot read"):
-        load_pretrained(build_backbone({"arch": "resnet18", "width": 0.5}, 5), str(tmp_path / "junk.pth"))
+        load_pretrained(
+            build_backbone({"arch": "resnet18", "width": 0.5}, 5), str(tmp_path / "junk.pth")
+        )

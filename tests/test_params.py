@@ -3,6 +3,7 @@
 Every case runs the real command line (`dkp validate-params`, and `dkp data`) as a
 subprocess on a params file derived from tests/params-tiny.yaml.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,6 +20,7 @@ def _set(path: str, value):
         for k in parents:
             node = node[k]
         node[key] = value
+
     return edit
 
 
@@ -29,6 +31,7 @@ def _pop(path: str):
         for k in parents:
             node = node[k]
         node.pop(key)
+
     return edit
 
 
@@ -39,35 +42,68 @@ def _rename(path: str, new: str):
         for k in parents:
             node = node[k]
         node[new] = node.pop(key)
+
     return edit
 
 
 def _activitynet_missing_file(p):
-    p["data"].update(source="activitynet", annotations="nowhere/activity_net.v1-3.min.json", videos=".")
+    p["data"].update(
+        source="activitynet", annotations="nowhere/activity_net.v1-3.min.json", videos="."
+    )
 
 
 # (case, edit of the tiny params or raw file text, expected fragment of the one-line message)
 CASES = [
     ("wrong type", _set("frames.fps", "fast"), "frames.fps: expected number, found str 'fast'"),
-    ("boolean for integer", _set("frames.workers", True), "frames.workers: expected integer, found bool"),
+    (
+        "boolean for integer",
+        _set("frames.workers", True),
+        "frames.workers: expected integer, found bool",
+    ),
     ("out of range", _set("frames.size", 0), "frames.size: expected a value >= 16, found 0"),
-    ("below minimum", _set("data.synthetic.noise", -1), "data.synthetic.noise: expected a value >= 0"),
-    ("above maximum", _set("data.synthetic.num_classes", 500),
-     "data.synthetic.num_classes: expected a value <= 20, found 500"),
-    ("not in enum", _set("run.device", "gpu"), "run.device: expected one of ['auto', 'cpu', 'cuda'], found 'gpu'"),
+    (
+        "below minimum",
+        _set("data.synthetic.noise", -1),
+        "data.synthetic.noise: expected a value >= 0",
+    ),
+    (
+        "above maximum",
+        _set("data.synthetic.num_classes", 500),
+        "data.synthetic.num_classes: expected a value <= 20, found 500",
+    ),
+    (
+        "not in enum",
+        _set("run.device", "gpu"),
+        "run.device: expected one of ['auto', 'cpu', 'cuda'], found 'gpu'",
+    ),
     ("unknown key", _set("frames.colour", 1), "unknown key 'frames.colour'"),
     ("typo in a key", _rename("frames.workers", "wokers"), "did you mean 'frames.workers'?"),
     ("typo in a group", _rename("frames", "frmes"), "unknown key 'frmes' (did you mean 'frames'?)"),
     ("missing key", _pop("frames.shards"), "missing key 'frames.shards'"),
     ("missing group", _pop("dkp"), "missing key 'dkp'"),
     ("list item type", _set("sweep.s1.ratios", [4, "x"]), "sweep.s1.ratios.1: expected integer"),
-    ("crop above size", _set("frames.crop", 128), "frames.crop: expected <= frames.size (32), found 128"),
-    ("repeated seed", _set("run.seeds", [0, 1, 0]), "run.seeds: expected distinct items, found [0, 1, 0]"),
+    (
+        "crop above size",
+        _set("frames.crop", 128),
+        "frames.crop: expected <= frames.size (32), found 128",
+    ),
+    (
+        "repeated seed",
+        _set("run.seeds", [0, 1, 0]),
+        "run.seeds: expected distinct items, found [0, 1, 0]",
+    ),
     ("no seed", _set("run.seeds", []), "run.seeds: expected minItems 1, found []"),
     ("negative seed", _set("run.seeds", [0, -1]), "run.seeds.1: expected a value >= 0, found -1"),
-    ("old single seed", _rename("run.seeds", "seed"), "unknown key 'run.seed' (did you mean 'run.seeds'?)"),
-    ("missing file path", _activitynet_missing_file,
-     "data.annotations: expected an existing path, found 'nowhere/activity_net.v1-3.min.json'"),
+    (
+        "old single seed",
+        _rename("run.seeds", "seed"),
+        "unknown key 'run.seed' (did you mean 'run.seeds'?)",
+    ),
+    (
+        "missing file path",
+        _activitynet_missing_file,
+        "data.annotations: expected an existing path, found 'nowhere/activity_net.v1-3.min.json'",
+    ),
     ("invalid YAML", "frames: [unclosed\n  size: 3\n", "not valid YAML at line 2"),
     ("empty file", "", "expected a mapping of parameter groups"),
 ]
@@ -111,7 +147,10 @@ def test_valid_tiny_params_pass(tiny_workdir):
 def test_missing_params_file(tmp_path):
     result = _dkp(tmp_path, "validate-params", "--params", "absent.yaml")
     assert result.returncode == 2
-    assert result.stderr.strip() == "dkp validate-params: invalid parameter: params file 'absent.yaml' not found"
+    assert (
+        result.stderr.strip()
+        == "dkp validate-params: invalid parameter: params file 'absent.yaml' not found"
+    )
 
 
 STAGE_CASES = [c for c in CASES if c[0] in ("typo in a key", "missing file path", "invalid YAML")]
@@ -138,12 +177,29 @@ def test_built_wheel_validates_params_outside_the_checkout(tmp_path):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    src = tmp_path / "src-copy"  # build from a copy: setuptools writes build/ and egg-info beside the sources
-    shutil.copytree(repo / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    # build from a copy: setuptools writes build/ and egg-info beside the sources
+    src = tmp_path / "src-copy"
+    shutil.copytree(
+        repo / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__")
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(repo / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        timeout=300,
+    )
     wheel = next((tmp_path / "dist").glob("dkp-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "dkp/params.schema.yaml" in names and "dkp/synthetic/activitynet_v13_stats.json" in names
@@ -151,18 +207,46 @@ def test_built_wheel_validates_params_outside_the_checkout(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    # dkp's dependencies from the test environment (a plain path entry: its editable dkp finder is not loaded)
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # dkp's dependencies from the test environment (a plain path entry: its editable dkp finder is
+    # not loaded)
     Path(site, "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
     shutil.copy(repo / "params.yaml", work / "params.yaml")
-    where = subprocess.run([str(python), "-c", "import dkp; print(dkp.__file__)"], cwd=work,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(python), "-c", "import dkp; print(dkp.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert where.startswith(str(env_dir)), where
-    r = subprocess.run([str(env_dir / "bin" / "dkp"), "validate-params", "--params", "params.yaml"], cwd=work,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(env_dir / "bin" / "dkp"), "validate-params", "--params", "params.yaml"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and "params.yaml: valid" in r.stdout, r.stderr

@@ -5,6 +5,7 @@ the keys of params.yaml, and each of its /path/to/ placeholders stops the real c
 with one line naming the key until it points at something that exists. bench/gpu_check.sh
 parses and its CPU dry run goes through every step.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 PLACEHOLDER = "/path/to/"
 # the path keys in the order dkp.params checks them; the folder among them
-PATH_KEYS = ["data.annotations", "data.videos", "data.class_list", "teacher.pretrained", "student.pretrained"]
+PATH_KEYS = [
+    "data.annotations",
+    "data.videos",
+    "data.class_list",
+    "teacher.pretrained",
+    "student.pretrained",
+]
 FOLDERS = {"data.videos"}
 
 
@@ -77,8 +84,14 @@ def test_preset_is_paper_scale_on_real_data(preset):
     assert p["data"]["source"] in ("activitynet", "kinetics")
     assert (p["teacher"]["arch"], p["student"]["arch"]) == ("resnet50", "mobilenet_v2")
     for net in ("teacher", "student"):
-        assert (p[net]["width"], p[net]["input_size"], p[net]["normalize"]) == (1.0, 224, "imagenet")
-        assert p[net]["pretrained"].startswith(PLACEHOLDER) and p[net]["pretrained"].endswith(".pth")
+        assert (p[net]["width"], p[net]["input_size"], p[net]["normalize"]) == (
+            1.0,
+            224,
+            "imagenet",
+        )
+        assert p[net]["pretrained"].startswith(PLACEHOLDER) and p[net]["pretrained"].endswith(
+            ".pth"
+        )
     assert p["frames"]["crop"] == 224 and p["frames"]["size"] >= 224
     assert not p["train"]["augment"]["rot90"] and not p["train"]["augment"]["channel_shuffle"]
     assert p["run"]["device"] == "auto"
@@ -90,7 +103,9 @@ def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path
     the last names the next one still unset; with all set the file is valid."""
     p = _load(preset)
     pending = [k for k in PATH_KEYS if str(_get(p, k) or "").startswith(PLACEHOLDER)]
-    assert {"data.annotations", "data.videos", "teacher.pretrained", "student.pretrained"} <= set(pending)
+    assert {"data.annotations", "data.videos", "teacher.pretrained", "student.pretrained"} <= set(
+        pending
+    )
     for i, key in enumerate(pending + [None]):
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
         r = _dkp(tmp_path, "validate-params")
@@ -99,8 +114,10 @@ def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path
             break
         assert r.returncode == 2 and r.stdout == ""
         assert r.stderr.count("\n") == 1, r.stderr
-        assert r.stderr == (f"dkp validate-params: invalid parameter: {key}: expected an existing path, "
-                            f"found {_get(p, key)!r} (no such file or folder)\n")
+        assert r.stderr == (
+            f"dkp validate-params: invalid parameter: {key}: expected an existing path, "
+            f"found {_get(p, key)!r} (no such file or folder)\n"
+        )
         target = tmp_path / f"set-{i}"
         target.mkdir() if key in FOLDERS else target.write_text("")
         _set(p, key, str(target))
@@ -111,7 +128,9 @@ def test_a_stage_stops_on_the_placeholder_before_writing(preset, tmp_path):
     (tmp_path / "params.yaml").write_text(preset.read_text())
     r = _dkp(tmp_path, "data")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert r.stderr.startswith("dkp data: invalid parameter: data.annotations: expected an existing path")
+    assert r.stderr.startswith(
+        "dkp data: invalid parameter: data.annotations: expected an existing path"
+    )
     assert sorted(x.name for x in tmp_path.iterdir()) == ["params.yaml"]
 
 
@@ -122,8 +141,10 @@ def test_a_path_of_the_wrong_kind_is_one_line(tmp_path):
     for key in PATH_KEYS:
         if str(_get(p, key) or "").startswith(PLACEHOLDER):
             _set(p, key, "videos" if key in FOLDERS else "w.pth")
-    for key, value, message in [("data.annotations", "videos", "expected a file, found a folder 'videos'"),
-                                ("data.videos", "w.pth", "expected a folder, found a file 'w.pth'")]:
+    for key, value, message in [
+        ("data.annotations", "videos", "expected a file, found a folder 'videos'"),
+        ("data.videos", "w.pth", "expected a folder, found a file 'w.pth'"),
+    ]:
         q = yaml.safe_load(yaml.safe_dump(p))
         _set(q, key, value)
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(q, sort_keys=False))
@@ -142,14 +163,30 @@ def test_gpu_check_parses():
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
-    """--dry-run: nothing installed, device cpu, one seed of the tiny pipeline, a step of each network at 64 px."""
+    """--dry-run: nothing installed, device cpu, one seed of the tiny pipeline, a step of each
+    network at 64 px."""
     env = dict(os.environ, PYTHON=sys.executable, WORK=str(tmp_path / "work"))
-    r = subprocess.run(["bash", str(GPU_CHECK), "--dry-run"], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        ["bash", str(GPU_CHECK), "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
-    for stage in ("synthesize", "data", "frames", "train-teacher --seed 0", "train-student --seed 0",
-                  "features --seed 0", "sweep --seed 0", "evaluate", "figures"):
+    for stage in (
+        "synthesize",
+        "data",
+        "frames",
+        "train-teacher --seed 0",
+        "train-student --seed 0",
+        "features --seed 0",
+        "sweep --seed 0",
+        "evaluate",
+        "figures",
+    ):
         assert f"dkp {stage} ok" in out
     assert "teacher resnet50      64 px" in out and "student mobilenet_v2  64 px" in out
     assert out.count("images/s") == 2

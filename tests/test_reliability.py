@@ -10,6 +10,7 @@ Other reliability tests live beside the code they test: test_ingest.py (bad file
 an empty subset, a bad annotation file), test_params.py (invalid parameters), test_train.py
 (kill -9 during training, bit-identical resume), test_frames.py (a video broken after ingest).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,29 +36,55 @@ from dkp.predictions import read as read_predictions
 # extraction must make of it). Files are written by _write_bad_videos.
 BAD_VIDEOS = {
     "bad_zero": ("training", "ingest", "empty file (0 bytes)"),
-    "bad_trunc": ("training", "ingest", "cannot open: Invalid data found when processing input"),  # moov cut off
-    "bad_trunc_fs": ("training", "ingest", "cannot read packets: Invalid data found when processing input"),
+    "bad_trunc": (
+        "training",
+        "ingest",
+        "cannot open: Invalid data found when processing input",
+    ),  # moov cut off
+    "bad_trunc_fs": (
+        "training",
+        "ingest",
+        "cannot read packets: Invalid data found when processing input",
+    ),
     "bad_audio": ("training", "ingest", "no video stream"),
     "bad_stco": ("training", "ingest", "cannot open: Cannot create buffer source"),
     "bad_gone": ("validation", "missing", "no file v_<id> or <id> with extension .mp4/.mkv/.webm"),
     "bad_text": ("validation", "ingest", "cannot open: "),
     "bad_stts": ("validation", "ingest", "invalid frame rate nan"),
-    "bad_stss": ("validation", "frames", "decode failed after 0 of 10 frames: "),  # opens, cannot seek
+    "bad_stss": (
+        "validation",
+        "frames",
+        "decode failed after 0 of 10 frames: ",
+    ),  # opens, cannot seek
 }
 BAD_ROWS = {  # annotation rows ingest drops: id -> (reason in data/skipped.csv, detail)
     "bad_alien": ("label not in taxonomy", "Fly a kite"),
     "bad_test": ("subset not used", "testing (no labels)"),
     "bad_noann": ("no annotations", ""),
 }
-SHORT = "short_3s"      # a valid 3 s validation video: 3 frames at 1 fps
+SHORT = "short_3s"  # a valid 3 s validation video: 3 frames at 1 fps
 SHORT_SECONDS = 3.0
-STAGES = ["data", "frames", "data-report", "train-teacher", "train-student", "features", "sweep", "evaluate",
-          "figures"]
+STAGES = [
+    "data",
+    "frames",
+    "data-report",
+    "train-teacher",
+    "train-student",
+    "features",
+    "sweep",
+    "evaluate",
+    "figures",
+]
 
 
 def dkp(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["dkp", *args, "--params", "params.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def one_line_error(res: subprocess.CompletedProcess) -> bool:
@@ -86,20 +113,35 @@ def _annotations(synthetic: dict) -> tuple[list[str], list[tuple[str, dict]]]:
     first_val = next((vid, e) for vid, e in database if e["subset"] == "validation")
     label = first_val[1]["annotations"][0]["label"]
     e = M.entry
-    database += [(vid, e(subset, 10.0, [(label, 0.0, 5.0)])) for vid, (subset, _, _) in BAD_VIDEOS.items()]
+    database += [
+        (vid, e(subset, 10.0, [(label, 0.0, 5.0)])) for vid, (subset, _, _) in BAD_VIDEOS.items()
+    ]
     database += [
         (SHORT, e("validation", SHORT_SECONDS, [(label, 0.5, 2.5)])),
         ("bad_alien", e("training", 4.0, [("Fly a kite", 0.0, 2.0)])),
-        ("bad_test", {"subset": "testing", "duration": 5.0, "resolution": "48x32", "url": "", "annotations": []}),
+        (
+            "bad_test",
+            {
+                "subset": "testing",
+                "duration": 5.0,
+                "resolution": "48x32",
+                "url": "",
+                "annotations": [],
+            },
+        ),
         ("bad_noann", e("validation", 9.0, [])),
-        (first_val[0], e("training", 9.0, [(label, 0.0, 2.0)])),  # duplicate id: the first entry is kept
+        (
+            first_val[0],
+            e("training", 9.0, [(label, 0.0, 2.0)]),
+        ),  # duplicate id: the first entry is kept
     ]
     return leaves, database
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    """The tiny dataset with every bad input, run uninterrupted through every stage (one epoch each)."""
+    """The tiny dataset with every bad input, run uninterrupted through every stage (one epoch
+    each)."""
     from conftest import TINY
 
     root = tmp_path_factory.mktemp("reliability")
@@ -120,19 +162,25 @@ def pipeline(tmp_path_factory):
     p["run"]["seeds"] = [0]  # one seed: these tests are about bad inputs, not seeds
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     # every stage through dkp's command-line entry point, in one process so torch is imported once
-    runner = ("import sys; from dkp.cli import main, PER_SEED\n"
-              f"for stage in {STAGES!r}:\n"
-              "    print('stage', stage, file=sys.stderr, flush=True)\n"
-              "    seed = ['--seed', '0'] if stage in PER_SEED else []\n"
-              "    rc = main([stage, '--params', 'params.yaml', *seed])\n"
-              "    if rc: sys.exit(rc)\n")
-    res = subprocess.run([sys.executable, "-c", runner], cwd=root, capture_output=True, text=True, timeout=900)
+    runner = (
+        "import sys; from dkp.cli import main, PER_SEED\n"
+        f"for stage in {STAGES!r}:\n"
+        "    print('stage', stage, file=sys.stderr, flush=True)\n"
+        "    seed = ['--seed', '0'] if stage in PER_SEED else []\n"
+        "    rc = main([stage, '--params', 'params.yaml', *seed])\n"
+        "    if rc: sys.exit(rc)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", runner], cwd=root, capture_output=True, text=True, timeout=900
+    )
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     return root, p
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+    return {
+        str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()
+    }
 
 
 def _hidden(folder: Path) -> list[Path]:
@@ -140,6 +188,7 @@ def _hidden(folder: Path) -> list[Path]:
 
 
 # ---- bad inputs ---------------------------------------------------------------------------------
+
 
 def test_broken_index_mp4s_open_or_fail_as_documented(tmp_path):
     """What decord makes of each corrupted sample table, through dkp's own probe and extraction."""
@@ -149,10 +198,18 @@ def test_broken_index_mp4s_open_or_fail_as_documented(tmp_path):
 
     for table in M.BROKEN_TABLES:
         M.write_broken_index(tmp_path / f"{table}.mp4", table)
-    assert probe(str(tmp_path / "stco.mp4")) == ("unreadable", "cannot open: Cannot create buffer source")
+    assert probe(str(tmp_path / "stco.mp4")) == (
+        "unreadable",
+        "cannot open: Cannot create buffer source",
+    )
     assert probe(str(tmp_path / "stts.mp4")) == ("unreadable", "invalid frame rate nan")
-    assert probe(str(tmp_path / "stss.mp4")) == ("ok", "")  # the container opens: length and frame rate
-    with pytest.raises(VideoError, match=r"^decode failed after 0 of 10 frames: Error getting frame at: 1 "):
+    assert probe(str(tmp_path / "stss.mp4")) == (
+        "ok",
+        "",
+    )  # the container opens: length and frame rate
+    with pytest.raises(
+        VideoError, match=r"^decode failed after 0 of 10 frames: Error getting frame at: 1 "
+    ):
         extract(str(tmp_path / "stss.mp4"), 1.0, 32, 32)
 
 
@@ -175,7 +232,8 @@ def test_mp4_without_sync_sample_table_gives_the_source_frames(tmp_path):
 
 
 def test_mkv_with_damaged_cues_extracts_the_same_frames(tmp_path):
-    """A Matroska file whose seek index is garbage: decord reads it without the index, frame for frame."""
+    """A Matroska file whose seek index is garbage: decord reads it without the index, frame for
+    frame."""
     from dkp.frames import extract
     from dkp.ingest.videos import probe
 
@@ -192,8 +250,8 @@ def test_mkv_with_damaged_cues_extracts_the_same_frames(tmp_path):
 
 @pytest.mark.slow
 def test_broken_time_index_after_ingest_is_unreadable_at_extraction(pipeline, tmp_path):
-    """A file replaced after ingest by one whose sample durations are all 0 (timestamps and frame rate
-    NaN) is recorded unreadable with the reason ingest would give; the stage finishes."""
+    """A file replaced after ingest by one whose sample durations are all 0 (timestamps and frame
+    rate NaN) is recorded unreadable with the reason ingest would give; the stage finishes."""
     root, p = pipeline
     work = tmp_path / "w"
     work.mkdir()
@@ -208,7 +266,11 @@ def test_broken_time_index_after_ingest_is_unreadable_at_extraction(pipeline, tm
     shards = sorted(work.glob("data/frames/shard-*/index.csv"))
     index = pd.concat([pd.read_csv(f, keep_default_na=False) for f in shards])
     row = index.set_index("id").loc[SHORT]
-    assert (row["status"], row["reason"], row["n_frames"]) == ("unreadable", "invalid frame rate nan", 0)
+    assert (row["status"], row["reason"], row["n_frames"]) == (
+        "unreadable",
+        "invalid frame rate nan",
+        0,
+    )
     assert (index["status"] == "ok").sum() == len(index) - 2  # bad_stss and this one
 
 
@@ -241,15 +303,18 @@ def test_every_bad_input_is_recorded_with_its_reason(pipeline):
     assert want <= got_rows
     [(dup, reason, _)] = got_rows - want
     assert reason == "duplicate id"
-    assert manifest.loc[dup, "subset"] == "validation"  # the first entry is kept, the training one dropped
+    # the first entry is kept, the training one dropped
+    assert manifest.loc[dup, "subset"] == "validation"
 
 
 @pytest.mark.slow
 def test_bad_input_counts_reach_the_data_report(pipeline):
     root, _ = pipeline
     report = json.loads((root / "results/data_report.json").read_text())
-    want = {"training": {"missing": 0, "unreadable_ingest": 5, "unreadable_extraction": 0},
-            "validation": {"missing": 1, "unreadable_ingest": 2, "unreadable_extraction": 1}}
+    want = {
+        "training": {"missing": 0, "unreadable_ingest": 5, "unreadable_extraction": 0},
+        "validation": {"missing": 1, "unreadable_ingest": 2, "unreadable_extraction": 1},
+    }
     for subset, counts in want.items():
         got = report["subsets"][subset]
         assert {k: got[k] for k in counts} == counts, subset
@@ -277,8 +342,17 @@ def test_bad_input_counts_reach_the_results_report(pipeline):
     report = json.loads((root / "results/data_report.json").read_text())
     text = (root / "results/README.md").read_text()
     for subset, c in report["subsets"].items():
-        cells = [c[k] for k in ("videos", "ok", "missing", "unreadable_ingest", "unreadable_extraction",
-                                "not_extracted")]
+        cells = [
+            c[k]
+            for k in (
+                "videos",
+                "ok",
+                "missing",
+                "unreadable_ingest",
+                "unreadable_extraction",
+                "not_extracted",
+            )
+        ]
         assert f"| {subset} | " + " | ".join(str(v) for v in cells) + " |" in text, subset
     for reason, n in report["dropped_rows"].items():
         assert f"{reason} {n}" in text, reason
@@ -294,8 +368,9 @@ def test_bad_input_counts_reach_the_results_report(pipeline):
 
 @pytest.mark.slow
 def test_short_video_is_fed_its_distinct_frames_through_the_sweep(pipeline):
-    """A 3 s video (3 frames) under configurations asking for 5 or 20: each configuration is fed (and
-    charged for) the distinct nearest frames only, scores are finite, and the nominal counts are kept."""
+    """A 3 s video (3 frames) under configurations asking for 5 or 20: each configuration is fed
+    (and charged for) the distinct nearest frames only, scores are finite, and the nominal counts
+    are kept."""
     root, p = pipeline
     shard = next(f.parent for f in root.glob(f"data/frames/shard-*/{SHORT}.npy"))
     times = np.load(shard / f"{SHORT}.t.npy")
@@ -306,48 +381,89 @@ def test_short_video_is_fed_its_distinct_frames_through_the_sweep(pipeline):
     for c in configs.build(p):
         pred = read_predictions(root / "results/predictions/seed-0" / c.group / f"{c.name}.npz")
         v = pred.video_ids.tolist().index(SHORT)
-        assert np.isfinite(pred.scores[v]).all() and pred.scores[v].sum() == pytest.approx(1.0, abs=1e-4), c.name
+        assert np.isfinite(pred.scores[v]).all() and pred.scores[v].sum() == pytest.approx(
+            1.0, abs=1e-4
+        ), c.name
         duration = SHORT_SECONDS
         for fed, nominal in ((pred.ns[v], pred.ns_nominal[v]), (pred.nt[v], pred.nt_nominal[v])):
             if nominal:
-                assert fed == sampling.distinct_count(times, duration, int(nominal)) <= min(nominal, len(times)), c.name
+                assert (
+                    fed
+                    == sampling.distinct_count(times, duration, int(nominal))
+                    <= min(nominal, len(times))
+                ), c.name
                 asked += nominal > len(times)
         assert pred.gflops[v] > 0
     assert asked >= 4
     s3 = p["sweep"]["s3_config"]
     group = configs.by_name(p)[s3].group
-    rows = json.loads((root / "results/predictions/seed-0" / group / f"{s3}.frames.json").read_text())
+    rows = json.loads(
+        (root / "results/predictions/seed-0" / group / f"{s3}.frames.json").read_text()
+    )
     row = next(r for r in rows if r["id"] == SHORT)
     ns = configs.by_name(p)[s3].ns
     centres = (np.arange(ns) + 0.5) * SHORT_SECONDS / ns
-    nearest = times[np.argmin(np.abs(times[None, :] - centres[:, None]), axis=1)]  # argmin: first of a tie
-    assert row["times"] == sorted(set(nearest.tolist())) == times.tolist()  # 20 asked, 3 distinct fed
+    # argmin: first of a tie
+    nearest = times[np.argmin(np.abs(times[None, :] - centres[:, None]), axis=1)]
+    # 20 asked, 3 distinct fed
+    assert row["times"] == sorted(set(nearest.tolist())) == times.tolist()
     assert len(row["student"]) == len(row["dste"]) == 3
     assert all(0 <= x <= 1 for x in row["student"] + row["dste"])
 
 
 def _kinetics_without_class_list(p):
-    p["data"].update(source="kinetics", annotations="params.yaml", videos=".", class_list=None, tune_subset=None)
+    p["data"].update(
+        source="kinetics", annotations="params.yaml", videos=".", class_list=None, tune_subset=None
+    )
 
 
 # Cross-key rules of dkp.params that tests/test_params.py (types, ranges, enums, keys, YAML, paths,
 # frames.crop) leaves out: (case, edit of the tiny params, expected fragment of the one line)
 CROSS_KEY_CASES = [
-    ("shot lengths reversed", _set("data.synthetic.shot_seconds", [16, 6]),
-     "data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, found [16, 6]"),
-    ("ns_range reversed", _set("train.student.ns_range", [32, 4]),
-     "train.student.ns_range: expected [low, high] with low <= high, found [32, 4]"),
-    ("nt_range reversed", _set("train.student.nt_range", [8, 2]), "train.student.nt_range: expected [low, high]"),
-    ("synthetic data outside data/synthetic", _set("data.videos", "/srv/videos"),
-     "data.videos: expected a path under data/synthetic/ for source synthetic"),
-    ("kinetics without class list", _kinetics_without_class_list,
-     "data.class_list: expected the Mini-Kinetics class list file for source kinetics, found null"),
-    ("unknown s3 configuration", _set("sweep.s3_config", "dste_ns20_nt6"),
-     "sweep.s3_config: expected a configuration name declared by sweep, found 'dste_ns20_nt6' (did you mean"),
-    ("unknown operating point", _set("evaluate.operating_points", ["teacher_nt5", "nope"]),
-     "evaluate.operating_points[1]: expected a configuration name declared by sweep, found 'nope'"),
-    ("missing pretrained weights", _set("teacher.pretrained", "weights/resnet18.pth"),
-     "teacher.pretrained: expected an existing path, found 'weights/resnet18.pth'"),
+    (
+        "shot lengths reversed",
+        _set("data.synthetic.shot_seconds", [16, 6]),
+        "data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, found "
+        "[16, 6]",
+    ),
+    (
+        "ns_range reversed",
+        _set("train.student.ns_range", [32, 4]),
+        "train.student.ns_range: expected [low, high] with low <= high, found [32, 4]",
+    ),
+    (
+        "nt_range reversed",
+        _set("train.student.nt_range", [8, 2]),
+        "train.student.nt_range: expected [low, high]",
+    ),
+    (
+        "synthetic data outside data/synthetic",
+        _set("data.videos", "/srv/videos"),
+        "data.videos: expected a path under data/synthetic/ for source synthetic",
+    ),
+    (
+        "kinetics without class list",
+        _kinetics_without_class_list,
+        "data.class_list: expected the Mini-Kinetics class list file for source kinetics, found "
+        "null",
+    ),
+    (
+        "unknown s3 configuration",
+        _set("sweep.s3_config", "dste_ns20_nt6"),
+        "sweep.s3_config: expected a configuration name declared by sweep, found 'dste_ns20_nt6' "
+        "(did you mean",
+    ),
+    (
+        "unknown operating point",
+        _set("evaluate.operating_points", ["teacher_nt5", "nope"]),
+        "evaluate.operating_points[1]: expected a configuration name declared by sweep, found "
+        "'nope'",
+    ),
+    (
+        "missing pretrained weights",
+        _set("teacher.pretrained", "weights/resnet18.pth"),
+        "teacher.pretrained: expected an existing path, found 'weights/resnet18.pth'",
+    ),
 ]
 
 
@@ -357,11 +473,15 @@ def test_cross_key_rule_is_one_line_exit_2(tmp_path, tiny_params, case, edit, ex
     result = _dkp(tmp_path, "validate-params", "--params", name)
     assert result.returncode == 2 and result.stdout == "", result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("dkp validate-params: invalid parameter: ") and expected in result.stderr
+    assert (
+        result.stderr.startswith("dkp validate-params: invalid parameter: ")
+        and expected in result.stderr
+    )
     assert sorted(f.name for f in tmp_path.iterdir()) == ["bad.yaml"]
 
 
 # ---- interruption -------------------------------------------------------------------------------
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -386,17 +506,23 @@ def _stopped(pid: int) -> bool:
     return all(s in ("T", "t", "Z", "X") for s in states)
 
 
-def _kill_9_when(workdir: Path, stage: str, ready, timeout: float = 300, args=(), at_kill=None
-                 ) -> tuple[int, list[int]]:
-    """Start `dkp <stage>`, SIGKILL its process (kill -9 <pid>) at a moment when ready() is true. Returns its
-    exit status (-9 unless it finished first) and the pids of its children at that moment.
+def _kill_9_when(
+    workdir: Path, stage: str, ready, timeout: float = 300, args=(), at_kill=None
+) -> tuple[int, list[int]]:
+    """Start `dkp <stage>`, SIGKILL its process (kill -9 <pid>) at a moment when ready() is true.
+    Returns its exit status (-9 unless it finished first) and the pids of its children at that
+    moment.
 
-    ready() is seen true by polling, and by the time a kill lands the stage may have moved on (a group's
-    temporary renamed, say). So the stage and its children are frozen with SIGSTOP first, ready() is asked
-    again (and at_kill() called) while nothing can change, and only then is the kill sent and the children
-    let go on; otherwise everything is let go on and polling resumes."""
-    proc = subprocess.Popen(["dkp", stage, *args, "--params", "params.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    ready() is seen true by polling, and by the time a kill lands the stage may have moved on (a
+    group's temporary renamed, say). So the stage and its children are frozen with SIGSTOP first,
+    ready() is asked again (and at_kill() called) while nothing can change, and only then is the
+    kill sent and the children let go on; otherwise everything is let go on and polling resumes."""
+    proc = subprocess.Popen(
+        ["dkp", stage, *args, "--params", "params.yaml"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
@@ -449,16 +575,21 @@ def test_kill_9_during_extraction_then_rerun_is_byte_identical(pipeline, tmp_pat
         return {f.name for f in frames.glob("shard-*/*.t.npy")}
 
     at_kill: list[set[str]] = []
-    rc, workers = _kill_9_when(work, "frames", some_video_done, at_kill=lambda: at_kill.append(videos_done()))
+    rc, workers = _kill_9_when(
+        work, "frames", some_video_done, at_kill=lambda: at_kill.append(videos_done())
+    )
     assert rc == -signal.SIGKILL, f"dkp frames ended (rc {rc}) before it could be killed"
     assert workers, "expected decoding worker processes"
-    # orphaned workers finish (atomically) at most the video each holds, then exit: not the queued ones
+    # orphaned workers finish (atomically) at most the video each holds, then exit: not the queued
+    # ones
     deadline = time.monotonic() + 60
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers), "worker processes outlived the killed stage"
     assert not list(frames.glob("shard-*/index.csv")), "a shard was marked complete"
-    assert len(videos_done()) <= len(at_kill[0]) + p["frames"]["workers"], "orphans went on with queued videos"
+    assert len(videos_done()) <= len(at_kill[0]) + p["frames"]["workers"], (
+        "orphans went on with queued videos"
+    )
     reference = _tree(root / "data" / "frames")
     done = {k: v for k, v in _tree(frames).items() if not Path(k).name.startswith(".")}
     for name, data in done.items():  # every file under its final name is complete
@@ -473,7 +604,8 @@ def test_kill_9_during_extraction_then_rerun_is_byte_identical(pipeline, tmp_pat
 @pytest.mark.slow
 def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path):
     """Killed while it writes results/predictions: no folder under a group's name is partial (only a
-    hidden temporary is), and the rerun removes the temporary and writes exactly the uninterrupted outputs."""
+    hidden temporary is), and the rerun removes the temporary and writes exactly the uninterrupted
+    outputs."""
     root, _ = pipeline
     work = tmp_path / "w"
     work.mkdir()
@@ -496,11 +628,16 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
         rc, _children = _kill_9_when(work, "sweep", writing, args=("--seed", "0"))
         assert rc in (0, -signal.SIGKILL), f"dkp sweep failed (rc {rc})"
         visible = [d for d in sorted(preds.iterdir()) if not d.name.startswith(".")]
-        for d in visible:  # a group's folder appears only complete (at most a hidden temporary is partial)
+        for d in (
+            visible
+        ):  # a group's folder appears only complete (at most a hidden temporary is partial)
             assert d.name in ref_groups
-            assert _tree(d) == {k.split("/", 1)[1]: v for k, v in reference.items() if k.startswith(d.name + "/")}
+            assert _tree(d) == {
+                k.split("/", 1)[1]: v for k, v in reference.items() if k.startswith(d.name + "/")
+            }
         if rc == -signal.SIGKILL and len(visible) < len(ref_groups) and writing():
-            break  # killed mid-write: some groups missing and one half written in a hidden temporary
+            # killed mid-write: some groups missing and one half written in a hidden temporary
+            break
     else:
         pytest.fail("dkp sweep was never killed while it wrote a group")
     res = dkp(work, "sweep", "--seed", "0")
@@ -510,6 +647,7 @@ def test_kill_9_during_the_sweep_then_rerun_is_byte_identical(pipeline, tmp_path
 
 
 # ---- disk hygiene -------------------------------------------------------------------------------
+
 
 def test_failed_atomic_write_keeps_the_old_output_and_no_temporary(tmp_path):
     target = tmp_path / "out.json"
@@ -541,12 +679,18 @@ def _umask() -> int:
 @pytest.mark.slow
 def test_subset_without_a_readable_video_stops_training_with_one_line(tiny_params, tmp_path):
     """Every video bad: ingest, extraction and the data report record them all and succeed; training
-    then finds an empty subset and stops with one line, writing no model, log, resume state or temporary."""
+    then finds an empty subset and stops with one line, writing no model, log, resume state or
+    temporary."""
     _write_bad_videos(tmp_path / "videos")
-    bad = [(vid, M.entry(subset, 10.0, [("Run", 0.0, 5.0)])) for vid, (subset, _, _) in BAD_VIDEOS.items()]
+    bad = [
+        (vid, M.entry(subset, 10.0, [("Run", 0.0, 5.0)]))
+        for vid, (subset, _, _) in BAD_VIDEOS.items()
+    ]
     M.write_activitynet(tmp_path / "anet.json", ["Run", "Jump"], bad)
     p = json.loads(json.dumps(tiny_params))
-    p["data"].update(source="activitynet", annotations="anet.json", videos="videos", tune_subset=None)
+    p["data"].update(
+        source="activitynet", annotations="anet.json", videos="videos", tune_subset=None
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     for stage in ("data", "frames", "data-report"):
         res = dkp(tmp_path, stage)

@@ -1,4 +1,5 @@
 """Property tests of the test-time samplers (dkp.sampling) over random videos."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,8 @@ from dkp.configs import Config
 
 
 def _video(rng, fps=1.0):
-    """Random duration and extraction timestamps like `dkp frames` gives (one per 1/fps s, jittered)."""
+    """Random duration and extraction timestamps like `dkp frames` gives (one per 1/fps s,
+    jittered)."""
     duration = float(rng.uniform(0.5, 300.0))
     n = max(1, int(duration * fps))
     times = np.sort((np.arange(n) + rng.uniform(0, 1)) / fps)
@@ -54,7 +56,10 @@ def test_tie_goes_to_earlier_frame():
     assert sampling.nearest_indices(pts, np.array([0.25])).tolist() == [0]
     assert sampling.nearest_indices(np.array([0.0]), np.array([0.5, 3.5])).tolist() == [0, 0]
     # repeated presentation times (broken variable-rate files): the earlier of the equals
-    assert sampling.nearest_indices(np.array([0.0, 1.0, 1.0]), np.array([5.0, 1.0])).tolist() == [1, 1]
+    assert sampling.nearest_indices(np.array([0.0, 1.0, 1.0]), np.array([5.0, 1.0])).tolist() == [
+        1,
+        1,
+    ]
 
 
 def test_fixed_counts_grow_with_length_adaptive_do_not():
@@ -89,13 +94,17 @@ def test_positions_are_fractions_of_duration():
 
 
 def test_role_counts_follow_configuration():
-    fixed = Config("dste_fixed-4_rt20", "dste_fixed-4", "s1", "dste", "fixed", 4, None, None, 5.0, 20.0)
+    fixed = Config(
+        "dste_fixed-4_rt20", "dste_fixed-4", "s1", "dste", "fixed", 4, None, None, 5.0, 20.0
+    )
     assert sampling.role_counts(fixed, 100.0) == (20, 5)
     assert sampling.role_counts(fixed, 1.0) == (4, 1)  # the ratio holds in every video
     for duration in np.linspace(1.0, 400.0, 97):
         ns, nt = sampling.role_counts(fixed, float(duration))
         assert ns == 4 * nt and nt == sampling.fixed_count(float(duration), 20.0)
-    teacher = Config("teacher_nt5", "teacher", "baseline", "teacher", "adaptive", None, None, 5, None, None)
+    teacher = Config(
+        "teacher_nt5", "teacher", "baseline", "teacher", "adaptive", None, None, 5, None, None
+    )
     assert sampling.role_counts(teacher, 100.0) == (0, 5)
 
 
@@ -110,24 +119,42 @@ def test_bad_arguments_raise():
 
 def test_distinct_indices_drop_repeats_and_keep_order():
     times = np.arange(10) + 0.5  # a 10 s video at 1 fps
-    assert sampling.distinct_indices(times, 10.0, 5).tolist() == sampling.sample(times, 10.0, "adaptive", n=5).tolist()
+    assert (
+        sampling.distinct_indices(times, 10.0, 5).tolist()
+        == sampling.sample(times, 10.0, "adaptive", n=5).tolist()
+    )
     dense = sampling.distinct_indices(times, 10.0, 40)
     assert dense.tolist() == list(range(10))
-    assert sampling.distinct_count(times, 10.0, 40) == 10 and sampling.distinct_count(times, 10.0, 0) == 0
-    fixed = Config("dste_fixed-8_rt2", "dste_fixed-8", "s1", "dste", "fixed", 8, None, None, 0.25, 2.0)
-    assert sampling.config_indices(fixed, "t", times, 10.0).tolist() == [0, 2, 4, 6, 8]  # ties: earlier
-    assert sampling.config_indices(fixed, "s", times, 10.0).tolist() == list(range(10))  # 40 asked, 10 exist
+    assert (
+        sampling.distinct_count(times, 10.0, 40) == 10
+        and sampling.distinct_count(times, 10.0, 0) == 0
+    )
+    fixed = Config(
+        "dste_fixed-8_rt2", "dste_fixed-8", "s1", "dste", "fixed", 8, None, None, 0.25, 2.0
+    )
+    assert sampling.config_indices(fixed, "t", times, 10.0).tolist() == [
+        0,
+        2,
+        4,
+        6,
+        8,
+    ]  # ties: earlier
+    # 40 asked, 10 exist
+    assert sampling.config_indices(fixed, "s", times, 10.0).tolist() == list(range(10))
 
 
 def test_count_range_covers_every_configuration_and_video():
-    c4 = Config("dste_adaptive-4_nt3", "dste_adaptive-4", "s1", "dste", "adaptive", 4, 12, 3, None, None)
+    c4 = Config(
+        "dste_adaptive-4_nt3", "dste_adaptive-4", "s1", "dste", "adaptive", 4, 12, 3, None, None
+    )
     fx = Config("dste_fixed-4_rt5", "dste_fixed-4", "s1", "dste", "fixed", 4, None, None, 1.25, 5.0)
     durations = [4.0, 30.0, 120.0]
     times = [np.arange(int(d)) + 0.5 for d in durations]
     (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_range([c4, fx], times, durations)
-    assert (ns_lo, nt_lo) == (4, 1)     # the 4 s video: fixed 1 teacher frame, 4 student frames
-    assert (ns_hi, nt_hi) == (96, 24)   # the 120 s video: fixed n_t = 24, n_s = 96 distinct
+    assert (ns_lo, nt_lo) == (4, 1)  # the 4 s video: fixed 1 teacher frame, 4 student frames
+    assert (ns_hi, nt_hi) == (96, 24)  # the 120 s video: fixed n_t = 24, n_s = 96 distinct
     rng = np.random.default_rng(0)
     draws = [sampling.draw_count(rng, 4, 96) for _ in range(4000)]
     assert min(draws) == 4 and max(draws) == 96
-    assert 0.3 < np.mean(np.array(draws) <= 20) < 0.7  # log-uniform: half the draws below sqrt(4*96)~20
+    # log-uniform: half the draws below sqrt(4*96)~20
+    assert 0.3 < np.mean(np.array(draws) <= 20) < 0.7

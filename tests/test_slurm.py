@@ -5,6 +5,7 @@ when running as root); the pipeline then runs with the project's Slurm profile, 
 results must equal those of the local `dvc repro`. Skipped, with the reason, where no
 Slurm can be started (not root, no apt-get or network, daemons failing).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,14 +41,37 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_conf, tmp_path_facto
     repo = make_repo(tmp_path_factory.mktemp("slurm-run"))
     start = time.monotonic()
     # timeout -k: on SIGTERM snakemake waits for its running jobs; the KILL ends it for sure
-    proc = sh(["timeout", "-k", "20", "840", "snakemake", "--profile", "workflow/profiles/slurm",
-               "--jobs", "4", *CPU_ONLY], repo, timeout=900, check=False, extra_env=slurm_conf)
+    proc = sh(
+        [
+            "timeout",
+            "-k",
+            "20",
+            "840",
+            "snakemake",
+            "--profile",
+            "workflow/profiles/slurm",
+            "--jobs",
+            "4",
+            *CPU_ONLY,
+        ],
+        repo,
+        timeout=900,
+        check=False,
+        extra_env=slurm_conf,
+    )
     seconds = time.monotonic() - start
-    print(f"\n[timing] snakemake --profile workflow/profiles/slurm on the tiny params: {seconds:.1f} s")
+    print(
+        f"\n[timing] snakemake --profile workflow/profiles/slurm on the tiny params: "
+        f"{seconds:.1f} s"
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "SLURM" in proc.stderr or "slurm" in proc.stderr  # it really went through the executor
-    jobs = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%j %T"], capture_output=True, text=True,
-                          env=dict(os.environ, **slurm_conf)).stdout.split("\n")
+    jobs = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%j %T"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **slurm_conf),
+    ).stdout.split("\n")
     assert sum("COMPLETED" in j for j in jobs) >= 10, jobs
     for rel in ("results/metrics.json", "results/curves.csv"):
         assert (repo / rel).read_bytes() == (local / rel).read_bytes(), rel

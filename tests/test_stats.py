@@ -1,4 +1,6 @@
-"""The paired video bootstrap: exact weighted AP, coverage on a known model, and `dkp evaluate` end to end."""
+"""The paired video bootstrap: exact weighted AP, coverage on a known model, and `dkp evaluate` end
+to end."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +35,8 @@ def test_weighted_ap_equals_metrics_on_the_repeated_rows(tie_levels):
     w = stats.resample_weights(n_videos, 40, seed=0)
     got = stats.weighted_mean_ap(scores, labels, w)
     for b in range(len(w)):
-        rows = np.repeat(np.arange(n_videos), w[b])  # a class whose positives were not drawn drops out
+        # a class whose positives were not drawn drops out
+        rows = np.repeat(np.arange(n_videos), w[b])
         assert got[b] == pytest.approx(metrics.mean_ap(scores[rows], labels[rows]).value, abs=1e-7)
     ones = stats.weighted_mean_ap(scores, labels, np.ones(n_videos))
     assert ones[0] == pytest.approx(metrics.mean_ap(scores, labels).value, abs=1e-7)
@@ -49,7 +52,8 @@ def test_interval_and_videos_needed():
 
 
 def _known_model(rng, n_videos, n_classes, strength):
-    """Scores of two configurations sharing each video's difficulty; b separates classes better by `strength`."""
+    """Scores of two configurations sharing each video's difficulty; b separates classes better by
+    `strength`."""
     labels = rng.permutation(np.arange(n_videos) % n_classes)
     shared = rng.standard_normal((n_videos, n_classes))
     onehot = np.eye(n_classes)[labels]
@@ -59,9 +63,9 @@ def _known_model(rng, n_videos, n_classes, strength):
 
 
 def test_bootstrap_interval_of_a_paired_difference_covers_the_truth():
-    """The known model's true mAP difference (+8.6 points at 66 % mAP, from 20,000 videos) lies in the
-    95 % interval of the paired difference in 92-99 % of 200 simulated validation sets of 240 videos
-    (binomial sd 1.5 % at 95 %; measured: 97 %)."""
+    """The known model's true mAP difference (+8.6 points at 66 % mAP, from 20,000 videos) lies in
+    the 95 % interval of the paired difference in 92-99 % of 200 simulated validation sets of 240
+    videos (binomial sd 1.5 % at 95 %; measured: 97 %)."""
     rng = np.random.default_rng(0)
     labels, a, b = _known_model(rng, 20_000, 20, 0.3)
     truth = metrics.mean_ap(b, labels).value - metrics.mean_ap(a, labels).value
@@ -80,11 +84,13 @@ def test_bootstrap_interval_of_a_paired_difference_covers_the_truth():
 
 def test_import_evaluate_loads_no_torch():
     code = "import sys, dkp.evaluate; print('torch' in sys.modules, 'dkp.models' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "False"]
 
 
-# --- dkp evaluate on prediction files written here -------------------------------------------------------
+# --- dkp evaluate on prediction files written here ------------------------------------------------
 
 N_VIDEOS, N_CLASSES = 48, 4
 
@@ -100,19 +106,35 @@ def write_run(root, p: dict, seeds=(0, 1)) -> None:
             nt = np.full(N_VIDEOS, c.nt or 4)
             ns = np.full(N_VIDEOS, c.ns or 0)
             scores = (0.2 * k / 10 + 0.6) * onehot + rng.random((N_VIDEOS, N_CLASSES))
-            pred = Predictions(ids, labels, scores.astype(np.float32), ns - (ns > 8), nt, ns, nt,
-                               0.1 * ns + 1.0 * nt + rng.random(N_VIDEOS))
+            pred = Predictions(
+                ids,
+                labels,
+                scores.astype(np.float32),
+                ns - (ns > 8),
+                nt,
+                ns,
+                nt,
+                0.1 * ns + 1.0 * nt + rng.random(N_VIDEOS),
+            )
             path = root / layout.predictions_file(seed, c.group, c.name)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_predictions(path, pred)
         c = configs.by_name(p)[p["sweep"]["s3_config"]]
-        frames = [{"id": str(v), "times": [0.5, 1.5], "student": [0.2, 0.3], "dste": [0.3 + 0.01 * seed, 0.4]}
-                  for v in ids[::2]]
+        frames = [
+            {
+                "id": str(v),
+                "times": [0.5, 1.5],
+                "student": [0.2, 0.3],
+                "dste": [0.3 + 0.01 * seed, 0.4],
+            }
+            for v in ids[::2]
+        ]
         (root / layout.s3_frames_file(seed, c.group, c.name)).write_text(json.dumps(frames))
     (root / "data").mkdir(exist_ok=True)
     (root / layout.CLASSES).write_text("".join(f"class {i}\n" for i in range(N_CLASSES)))
-    (root / "results" / "data_report.json").write_text(json.dumps(
-        {"subsets": {p["data"]["val_subset"]: {"videos": N_VIDEOS + 1, "missing": 1}}}))
+    (root / "results" / "data_report.json").write_text(
+        json.dumps({"subsets": {p["data"]["val_subset"]: {"videos": N_VIDEOS + 1, "missing": 1}}})
+    )
 
 
 @pytest.fixture
@@ -129,11 +151,15 @@ def test_evaluate_writes_intervals_and_draws(evaluated):
     table = pd.read_csv(root / layout.CURVES)
     assert list(table.columns) == evaluate.COLUMNS and len(table) == len(configs.build(p))
     assert (table["mAP_lo"] <= table["mAP"]).all() and (table["mAP"] <= table["mAP_hi"]).all()
-    assert (table["mAP_seed_min"] <= table["mAP"]).all() and (table["mAP"] <= table["mAP_seed_max"]).all()
+    assert (table["mAP_seed_min"] <= table["mAP"]).all() and (
+        table["mAP"] <= table["mAP_seed_max"]
+    ).all()
     assert (table["seeds"] == 2).all() and (table["videos_evaluated"] == N_VIDEOS).all()
     assert (table["videos_skipped"] == 1).all()
     with_s = table[table["n_s_nominal"] > 8]  # the writer fed one student frame fewer than asked
-    assert np.allclose(with_s["distinct_s"], (with_s["n_s_nominal"] - 1) / with_s["n_s_nominal"], atol=1e-5)
+    assert np.allclose(
+        with_s["distinct_s"], (with_s["n_s_nominal"] - 1) / with_s["n_s_nominal"], atol=1e-5
+    )
     assert np.allclose(table["distinct_t"], 1.0)
     with np.load(root / layout.BOOTSTRAP) as z:
         assert z["map_replicates"].shape == (p["evaluate"]["bootstrap"]["resamples"], len(table))

@@ -4,6 +4,7 @@ The fast tests use a small stand-in Predictor defined here (a test double of our
 own dkp.inference API, per-frame so its cache is exact) over real frame files in
 the data/frames layout; the slow test runs the real stages on the tiny params.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,13 @@ from dkp.predictions import read as read_predictions
 from dkp.predictions import write as write_predictions
 from dkp.sweep import select, sweep
 
-ROLES = {"dste": ("s", "t"), "dkp": ("s", "t"), "teacher": ("t",), "student": ("s",), "student-kd": ("s",)}
+ROLES = {
+    "dste": ("s", "t"),
+    "dkp": ("s", "t"),
+    "teacher": ("t",),
+    "student": ("s",),
+    "student-kd": ("s",),
+}
 N_CLASSES = 5
 
 
@@ -37,9 +44,14 @@ class StandInPredictor:
 
     def __init__(self):
         g = torch.Generator().manual_seed(0)
-        self.proj = {"student": torch.randn(3, 6, generator=g), "teacher": torch.randn(3, 4, generator=g)}
-        self.head = {"student": torch.randn(6, N_CLASSES, generator=g),
-                     "teacher": torch.randn(4, N_CLASSES, generator=g)}
+        self.proj = {
+            "student": torch.randn(3, 6, generator=g),
+            "teacher": torch.randn(3, 4, generator=g),
+        }
+        self.head = {
+            "student": torch.randn(6, N_CLASSES, generator=g),
+            "teacher": torch.randn(4, N_CLASSES, generator=g),
+        }
 
     def roles(self, method):
         return {r: {"s": "student", "t": "teacher"}[r] for r in ROLES[method]}
@@ -62,7 +74,9 @@ class StandInPredictor:
             parts.append((lt.softmax(-1), mt))
         if s is not None:
             ls, ms = s[0]["logits"], s[1].unsqueeze(-1).float()
-            if t is not None:  # "propagation": the teacher's masked mean logit reaches every student frame
+            if (
+                t is not None
+            ):  # "propagation": the teacher's masked mean logit reaches every student frame
                 ls = ls + ((lt * mt).sum(1, keepdim=True) / mt.sum(1, keepdim=True))
             frames = ls.softmax(-1)
             parts.append((frames, ms))
@@ -71,7 +85,11 @@ class StandInPredictor:
         return {"video": num / den, "frames": frames}
 
     def predict(self, method, s=None, t=None):
-        given = {r: (self.terms(method, r, x[0], x[1]), x[2]) for r, x in (("s", s), ("t", t)) if x is not None}
+        given = {
+            r: (self.terms(method, r, x[0], x[1]), x[2])
+            for r, x in (("s", s), ("t", t))
+            if x is not None
+        }
         return self.predict_terms(method, **given)
 
     def cost(self):
@@ -93,11 +111,20 @@ def _write_frames(root, p, n_videos, seed=0):
         n = max(1, int(duration))  # 1 fps
         times = np.arange(n) + 0.5
         frames = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
-        shard = root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % p['frames']['shards']}"
+        shard = (
+            root / "data" / "frames" / f"shard-{zlib.crc32(vid.encode()) % p['frames']['shards']}"
+        )
         shard.mkdir(parents=True, exist_ok=True)
         np.save(shard / f"{vid}.npy", frames)
         np.save(shard / f"{vid}.t.npy", times)
-        rows.append({"id": vid, "n_frames": n, "duration": duration, "label_index": int(rng.integers(0, N_CLASSES))})
+        rows.append(
+            {
+                "id": vid,
+                "n_frames": n,
+                "duration": duration,
+                "label_index": int(rng.integers(0, N_CLASSES)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -110,7 +137,11 @@ def direct_scores(predictor, p, video, config) -> np.ndarray:
         feats = predictor.embed(name, np.asarray(frames[idx]))
         pos = torch.from_numpy(sampling.positions(times[idx], float(video["duration"])))
         dev = feats.device
-        inputs[role] = (feats[None], pos[None].to(dev), torch.ones(1, len(idx), dtype=torch.bool, device=dev))
+        inputs[role] = (
+            feats[None],
+            pos[None].to(dev),
+            torch.ones(1, len(idx), dtype=torch.bool, device=dev),
+        )
     with torch.inference_mode():
         return predictor.predict(config.method, **inputs)["video"][0].float().cpu().numpy()
 
@@ -122,7 +153,9 @@ def cached(tmp_path, monkeypatch, tiny_params):
     videos = _write_frames(tmp_path, tiny_params, 9)
     predictor = StandInPredictor()
     shards = tiny_params["frames"]["shards"]
-    build_shards(tiny_params, videos, predictor, tmp_path / "data" / "features", list(range(shards)))
+    build_shards(
+        tiny_params, videos, predictor, tmp_path / "data" / "features", list(range(shards))
+    )
     return tiny_params, videos, predictor, FeatureCache(tmp_path / "data" / "features", shards)
 
 
@@ -135,8 +168,11 @@ def test_cache_layout_and_rows(cached):
     assert len(sizes) == 2 and min(sizes) > 0 and sum(sizes) == len(videos)
     idx = cache.index
     assert idx["id"].tolist() == videos["id"].tolist()
-    assert idx["offset"].tolist() == np.concatenate([[0], np.cumsum(videos["n_frames"])[:-1]]).tolist()
-    assert idx["duration"].tolist() == videos["duration"].tolist()  # exact round trip through the csv
+    assert (
+        idx["offset"].tolist() == np.concatenate([[0], np.cumsum(videos["n_frames"])[:-1]]).tolist()
+    )
+    # exact round trip through the csv
+    assert idx["duration"].tolist() == videos["duration"].tolist()
     assert cache.dims == {"student": 6, "teacher": 4}
     for _, v in idx.iterrows():
         frames, times = framestore.load(p, v["id"])
@@ -182,13 +218,25 @@ def test_sweep_equals_direct_path(cached, batch_videos):
         np.testing.assert_array_equal(pred.ns_nominal, counts[:, 0] if "s" in used else 0)
         np.testing.assert_array_equal(pred.nt_nominal, counts[:, 1] if "t" in used else 0)
         for role, fed in (("s", pred.ns), ("t", pred.nt)):
-            want = [len(sampling.config_indices(c, role, framestore.load(p, v["id"])[1], float(v["duration"])))
-                    if role in used else 0 for _, v in videos.iterrows()]
+            want = [
+                len(
+                    sampling.config_indices(
+                        c, role, framestore.load(p, v["id"])[1], float(v["duration"])
+                    )
+                )
+                if role in used
+                else 0
+                for _, v in videos.iterrows()
+            ]
             assert fed.tolist() == want
         assert (pred.ns <= pred.ns_nominal).all() and (pred.nt <= pred.nt_nominal).all()
-        assert pred.gflops.tolist() == [_Cost().gflops(c.method, a, b) for a, b in zip(pred.ns, pred.nt)]
+        assert pred.gflops.tolist() == [
+            _Cost().gflops(c.method, a, b) for a, b in zip(pred.ns, pred.nt)
+        ]
         for v, (_, video) in enumerate(videos.iterrows()):
-            np.testing.assert_allclose(pred.scores[v], direct_scores(predictor, p, video, c), atol=1e-5)
+            np.testing.assert_allclose(
+                pred.scores[v], direct_scores(predictor, p, video, c), atol=1e-5
+            )
 
 
 def test_fixed_sampling_counts_vary_per_video(cached):
@@ -198,19 +246,29 @@ def test_fixed_sampling_counts_vary_per_video(cached):
     for c in fixed:
         pred = out[c.name]
         assert len(set(pred.nt_nominal.tolist())) > 1  # durations 2-60 s: counts differ per video
-        assert pred.nt_nominal.tolist() == [sampling.fixed_count(d, c.rt) for d in videos["duration"]]
-        assert (pred.ns_nominal == c.ratio * pred.nt_nominal).all()  # the ratio holds in every video
+        assert pred.nt_nominal.tolist() == [
+            sampling.fixed_count(d, c.rt) for d in videos["duration"]
+        ]
+        assert (
+            pred.ns_nominal == c.ratio * pred.nt_nominal
+        ).all()  # the ratio holds in every video
 
 
 def test_s3_frames_and_prediction_files_are_deterministic(cached, tmp_path):
     p, videos, predictor, cache = cached
     s3 = configs_mod.by_name(p)[p["sweep"]["s3_config"]]
-    out, rows = sweep(predictor, cache, [s3], 4, torch.device("cpu"), s3_config=s3.name, progress=False)
+    out, rows = sweep(
+        predictor, cache, [s3], 4, torch.device("cpu"), s3_config=s3.name, progress=False
+    )
     assert len(rows) == len(videos)
     for (t, stu, dste), fed in zip(rows, out[s3.name].ns):
         assert len(t) == len(stu) == len(dste) == fed <= s3.ns
         assert len(np.unique(t)) == len(t)  # distinct frames only
-        assert np.all(np.diff(t) >= 0) and np.all((stu >= 0) & (stu <= 1)) and np.all((dste >= 0) & (dste <= 1))
+        assert (
+            np.all(np.diff(t) >= 0)
+            and np.all((stu >= 0) & (stu <= 1))
+            and np.all((dste >= 0) & (dste <= 1))
+        )
     write_predictions(tmp_path / "a.npz", out[s3.name])
     again, no_rows = sweep(predictor, cache, [s3], 2, torch.device("cpu"), progress=False)
     assert no_rows == []
@@ -236,11 +294,21 @@ def test_curves_table_gflops_and_order(cached):
             assert row["distinct_s"] == pytest.approx(pr.ns.sum() / pr.ns_nominal.sum())
         assert 0 <= row["mAP"] <= row["mAP_official"] + 1e-9 <= 100 + 1e-9
         assert row["mAP_lo"] <= row["mAP"] <= row["mAP_hi"]
-    summary = metrics_summary(p, table, len(videos), {"missing": 1, "unreadable": 1},
-                              [f"c{i}" for i in range(N_CLASSES)], [])
+    summary = metrics_summary(
+        p,
+        table,
+        len(videos),
+        {"missing": 1, "unreadable": 1},
+        [f"c{i}" for i in range(N_CLASSES)],
+        [],
+    )
     assert list(summary["operating_points"]) == p["evaluate"]["operating_points"]
-    assert summary["videos"] == {"evaluated": len(videos), "skipped": 2, "skipped_missing": 1,
-                                 "skipped_unreadable": 1}
+    assert summary["videos"] == {
+        "evaluated": len(videos),
+        "skipped": 2,
+        "skipped_missing": 1,
+        "skipped_unreadable": 1,
+    }
 
 
 def test_unknown_group_is_one_line(tiny_workdir, monkeypatch, capsys, tiny_params):
@@ -254,16 +322,32 @@ def test_unknown_group_is_one_line(tiny_workdir, monkeypatch, capsys, tiny_param
 
 # ---------------------------------------------------------------- end to end, real stages (slow)
 
-EXACT_CONFIGS = ["dste_adaptive-4_nt3", "dste_fixed-8_rt8", "dkp_adaptive-4_nt5", "teacher_nt5",
-                 "student_ns20", "student-kd_ns5"]
-STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student",
-          "features", "sweep", "evaluate"]
+EXACT_CONFIGS = [
+    "dste_adaptive-4_nt3",
+    "dste_fixed-8_rt8",
+    "dkp_adaptive-4_nt5",
+    "teacher_nt5",
+    "student_ns20",
+    "student-kd_ns5",
+]
+STAGES = [
+    "synthesize",
+    "data",
+    "frames",
+    "data-report",
+    "train-teacher",
+    "train-student",
+    "features",
+    "sweep",
+    "evaluate",
+]
 PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    """The tiny pipeline run once through `dkp <stage>` (one training epoch: exactness needs no accuracy)."""
+    """The tiny pipeline run once through `dkp <stage>` (one training epoch: exactness needs no
+    accuracy)."""
     import yaml
     from conftest import TINY
 
@@ -274,8 +358,12 @@ def pipeline(tmp_path_factory):
     for stage in STAGES:
         for seed in p["run"]["seeds"] if stage in PER_SEED else [None]:
             extra = ["--seed", str(seed)] if seed is not None else []
-            res = subprocess.run(["dkp", stage, "--params", "params.yaml", *extra], cwd=root, capture_output=True,
-                                 text=True)
+            res = subprocess.run(
+                ["dkp", stage, "--params", "params.yaml", *extra],
+                cwd=root,
+                capture_output=True,
+                text=True,
+            )
             assert res.returncode == 0, f"dkp {stage} {extra}: {res.stderr}"
     return root, p
 
@@ -313,11 +401,16 @@ def test_evaluate_outputs_and_official_rescoring(pipeline):
     summary = json.loads((root / "results" / "metrics.json").read_text())
     assert sorted(summary["operating_points"]) == sorted(p["evaluate"]["operating_points"])
     annotations = json.loads((root / p["data"]["annotations"]).read_text())
-    gt = {vid: sorted({a["label"] for a in v["annotations"]})
-          for vid, v in annotations["database"].items() if v["subset"] == p["data"]["val_subset"]}
+    gt = {
+        vid: sorted({a["label"] for a in v["annotations"]})
+        for vid, v in annotations["database"].items()
+        if v["subset"] == p["data"]["val_subset"]
+    }
     seed = p["run"]["seeds"][0]
     exported = sorted((root / "results" / "anet" / layout.seed_dir(seed)).glob("*.json"))
-    assert [f.stem for f in exported] == sorted(c.name for c in configs if c.method in ("dste", "teacher"))
+    assert [f.stem for f in exported] == sorted(
+        c.name for c in configs if c.method in ("dste", "teacher")
+    )
     for f in exported:
         c = configs_mod.by_name(p)[f.stem]
         pred = read_predictions(root / layout.predictions_file(seed, c.group, c.name))
@@ -325,19 +418,30 @@ def test_evaluate_outputs_and_official_rescoring(pipeline):
         from dkp.metrics import mean_ap_official
 
         official = score_results(json.loads(f.read_text()), gt).value
-        assert official == pytest.approx(mean_ap_official(pred.scores, pred.labels).value, abs=1e-12)
+        assert official == pytest.approx(
+            mean_ap_official(pred.scores, pred.labels).value, abs=1e-12
+        )
     assert (root / "results" / "bootstrap.npz").exists()
 
 
 @pytest.mark.slow
 def test_rerun_is_byte_identical_and_group_runs_alone(pipeline):
     root, _ = pipeline
-    outputs = sorted((root / "results").glob("predictions/seed-*/*/*")) + [root / "results" / "curves.csv",
-                                                                             root / "results" / "metrics.json"]
-    assert len({f.parent.parent.name for f in outputs if "predictions" in f.parts}) >= 2  # every seed's
+    outputs = sorted((root / "results").glob("predictions/seed-*/*/*")) + [
+        root / "results" / "curves.csv",
+        root / "results" / "metrics.json",
+    ]
+    # every seed's
+    assert len({f.parent.parent.name for f in outputs if "predictions" in f.parts}) >= 2
     before = {f: f.read_bytes() for f in outputs}
-    for args in (["sweep", "--seed", "1"], ["sweep", "--seed", "0", "--group", "teacher"], ["evaluate"]):
-        res = subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=root, capture_output=True, text=True)
+    for args in (
+        ["sweep", "--seed", "1"],
+        ["sweep", "--seed", "0", "--group", "teacher"],
+        ["evaluate"],
+    ):
+        res = subprocess.run(
+            ["dkp", *args, "--params", "params.yaml"], cwd=root, capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stderr
     assert {f: f.read_bytes() for f in outputs} == before
 
@@ -345,8 +449,18 @@ def test_rerun_is_byte_identical_and_group_runs_alone(pipeline):
 def test_skipped_counts_from_data_report():
     from dkp.evaluate import _skipped_from_report
 
-    report = {"subsets": {"validation": {"videos": 10, "ok": 5, "missing": 2, "not_extracted": 1,
-                                         "unreadable_ingest": 1, "unreadable_extraction": 1}}}
+    report = {
+        "subsets": {
+            "validation": {
+                "videos": 10,
+                "ok": 5,
+                "missing": 2,
+                "not_extracted": 1,
+                "unreadable_ingest": 1,
+                "unreadable_extraction": 1,
+            }
+        }
+    }
     assert _skipped_from_report(report, "validation") == {"missing": 3, "unreadable": 2}
     assert _skipped_from_report(report, "testing") is None
 

@@ -1,4 +1,5 @@
 """The synthetic dataset generator: pure specs and renderer, and `dkp synthesize` end to end."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,13 @@ def _specs(p: dict) -> list[spec.VideoSpec]:
 
 def _synthesize(workdir: Path, params: dict, *extra: str) -> subprocess.CompletedProcess:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return subprocess.run(["dkp", "synthesize", "--params", "params.yaml", *extra], cwd=workdir,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["dkp", "synthesize", "--params", "params.yaml", *extra],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # ---------------------------------------------------------------- classes
@@ -72,11 +78,13 @@ def _annotation_stats(doc: dict, time_scale: float) -> dict[str, np.ndarray]:
     entries = list(doc["database"].values())
     dur = np.array([e["duration"] for e in entries])
     segs = [np.array([a["segment"] for a in e["annotations"]]) for e in entries]
-    return {"duration": dur / time_scale,
-            "coverage": np.array([(s[:, 1] - s[:, 0]).sum() for s in segs]) / dur,
-            "segments": np.array([len(s) for s in segs]),
-            "first_start": np.array([s[0, 0] for s in segs]) / time_scale,
-            "last_gap": np.array([d - s[-1, 1] for d, s in zip(dur, segs)]) / time_scale}
+    return {
+        "duration": dur / time_scale,
+        "coverage": np.array([(s[:, 1] - s[:, 0]).sum() for s in segs]) / dur,
+        "segments": np.array([len(s) for s in segs]),
+        "first_start": np.array([s[0, 0] for s in segs]) / time_scale,
+        "last_gap": np.array([d - s[-1, 1] for d, s in zip(dur, segs)]) / time_scale,
+    }
 
 
 def _tol(p: float, n: int) -> float:
@@ -108,7 +116,9 @@ def reference_mismatches(stats: dict[str, np.ndarray]) -> list[str]:
             got = float(np.mean(values <= quantiles[key]))
             if abs(got - p) > _tol(p, values.size):
                 tol = _tol(p, values.size)
-                out.append(f"{name} {key}: F({quantiles[key]:g}) = {got:.3f}, expected {p} +- {tol:.3f}")
+                out.append(
+                    f"{name} {key}: F({quantiles[key]:g}) = {got:.3f}, expected {p} +- {tol:.3f}"
+                )
 
     ecdf_check("duration", stats["duration"], ref["duration_s_trainval"], ("p10", "median", "p90"))
     ecdf_check("coverage", stats["coverage"], ref["coverage_fraction_union"], QUANTILE_CHECKS)
@@ -119,16 +129,28 @@ def reference_mismatches(stats: dict[str, np.ndarray]) -> list[str]:
     k = ref["segments_per_video"]
     se = 3 * k["std"] / np.sqrt(n)
     if abs(stats["segments"].mean() - k["mean"]) > se:
-        out.append(f"segments per video: mean {stats['segments'].mean():.3f}, expected {k['mean']} +- {se:.3f}")
+        out.append(
+            f"segments per video: mean {stats['segments'].mean():.3f}, expected {k['mean']} +- "
+            f"{se:.3f}"
+        )
     bins = spec.bin_index(ref, stats["duration"])
     for b, (name, _, _) in enumerate(spec.duration_bins(ref)):
         m = bins == b
-        ecdf_check(f"coverage in {name}", stats["coverage"][m], ref["by_duration_bin"][name]["coverage_fraction"],
-                   ("median",))
-        mean, se = ref["by_duration_bin"][name]["segments_per_video_mean"], 3 * k["std"] / np.sqrt(m.sum())
+        ecdf_check(
+            f"coverage in {name}",
+            stats["coverage"][m],
+            ref["by_duration_bin"][name]["coverage_fraction"],
+            ("median",),
+        )
+        mean, se = (
+            ref["by_duration_bin"][name]["segments_per_video_mean"],
+            3 * k["std"] / np.sqrt(m.sum()),
+        )
         if abs(stats["segments"][m].mean() - mean) > se:
-            out.append(f"segments per video in {name}: mean {stats['segments'][m].mean():.3f}, "
-                       f"expected {mean} +- {se:.3f}")
+            out.append(
+                f"segments per video in {name}: mean {stats['segments'][m].mean():.3f}, "
+                f"expected {mean} +- {se:.3f}"
+            )
     return out
 
 
@@ -153,10 +175,18 @@ def test_reference_check_rejects_the_old_uniform_coverage(repo):
     before ActivityNet statistics) fail the check, overall and in the bins."""
     syn = _default_params(repo)["data"]["synthetic"]
     rng = np.random.default_rng(0)
-    specs = [dataclasses.replace(s, segments=spec.make_segments(rng, s.n_frames, rng.uniform(0.2, 0.8),
-                                                                 1 + int(rng.random() < 0.5)))
-             for s in spec.make_specs(syn)]
-    bad = reference_mismatches(_annotation_stats(annotations.build(specs, syn["num_classes"]), syn["time_scale"]))
+    specs = [
+        dataclasses.replace(
+            s,
+            segments=spec.make_segments(
+                rng, s.n_frames, rng.uniform(0.2, 0.8), 1 + int(rng.random() < 0.5)
+            ),
+        )
+        for s in spec.make_specs(syn)
+    ]
+    bad = reference_mismatches(
+        _annotation_stats(annotations.build(specs, syn["num_classes"]), syn["time_scale"])
+    )
     for fragment in ("coverage p10", "coverage p90", "coverage in 0-30s median", "one segment"):
         assert any(m.startswith(fragment) for m in bad), (fragment, bad)
 
@@ -170,40 +200,54 @@ def test_segment_placement_is_plausible(repo):
     ref, n = spec.reference(), stats["duration"].size
     grid = 1 / (syn["fps"] * syn["time_scale"])  # one frame, in reference seconds
     checked = 0
-    for name, key in (("first_start", "first_segment_start_s"), ("last_gap", "gap_after_last_segment_s")):
+    for name, key in (
+        ("first_start", "first_segment_start_s"),
+        ("last_gap", "gap_after_last_segment_s"),
+    ):
         for q, p in QUANTILE_CHECKS.items():
             if ref[key][q] >= 2 * grid:
                 got = float(np.mean(stats[name] <= ref[key][q]))
                 assert abs(got - p) <= _tol(p, n), (name, q, got)
                 checked += 1
     assert checked == 6
-    assert np.mean(stats["first_start"] == 0) > 0.1  # activity from the first frame, as in over 10 % of ActivityNet
+    # activity from the first frame, as in over 10 % of ActivityNet
+    assert np.mean(stats["first_start"] == 0) > 0.1
 
 
 def test_default_specs_structure_and_balance(repo):
     p = _default_params(repo)
     syn = p["data"]["synthetic"]
     specs = _specs(p)
-    assert len(specs) == syn["num_classes"] * (syn["train_per_class"] + syn["val_per_class"] + syn["tune_per_class"])
+    assert len(specs) == syn["num_classes"] * (
+        syn["train_per_class"] + syn["val_per_class"] + syn["tune_per_class"]
+    )
     for s in specs:
         assert s.n_frames >= spec.MIN_FRAMES and len(s.segments) >= 1
         bounds = [x for seg in s.segments for x in seg]
         assert bounds[0] >= 0 and bounds[-1] <= s.n_frames
         assert all(e > b for b, e in s.segments)  # at least one frame each
-        assert all(b1 > e0 for (_, e0), (b1, _) in zip(s.segments, s.segments[1:]))  # background between
+        # background between
+        assert all(b1 > e0 for (_, e0), (b1, _) in zip(s.segments, s.segments[1:]))
     assert max(len(s.segments) for s in specs) >= 8  # the long tail of segment counts
-    assert min(s.coverage for s in specs) < 0.05 and np.mean([s.coverage == 1 for s in specs]) > 0.02
-    for subset, per_class in ((p["data"]["train_subset"], syn["train_per_class"]),
-                              (p["data"]["val_subset"], syn["val_per_class"]),
-                              (p["data"]["tune_subset"], syn["tune_per_class"])):
-        counts = np.bincount([s.class_index for s in specs if s.subset == subset], minlength=syn["num_classes"])
+    assert (
+        min(s.coverage for s in specs) < 0.05 and np.mean([s.coverage == 1 for s in specs]) > 0.02
+    )
+    for subset, per_class in (
+        (p["data"]["train_subset"], syn["train_per_class"]),
+        (p["data"]["val_subset"], syn["val_per_class"]),
+        (p["data"]["tune_subset"], syn["tune_per_class"]),
+    ):
+        counts = np.bincount(
+            [s.class_index for s in specs if s.subset == subset], minlength=syn["num_classes"]
+        )
         assert counts.tolist() == [per_class] * syn["num_classes"]
     ids = [s.vid for s in specs]
     assert len(set(ids)) == len(ids) and all(len(i) == 11 and i[0].isalnum() for i in ids)
 
 
 def test_tiny_set_spans_the_reference_lengths(repo):
-    """A dozen videos still reach below the reference p10 and above its p90 (stratified durations)."""
+    """A dozen videos still reach below the reference p10 and above its p90 (stratified
+    durations)."""
     syn = _tiny_params(repo)["data"]["synthetic"]
     q = spec.reference()["duration_s_trainval"]
     dur = np.array([s.duration for s in spec.make_specs(syn)]) / syn["time_scale"]
@@ -218,7 +262,9 @@ def test_make_segments_keeps_frames_background_and_coverage(n_frames):
         k_fit = min(k, (n_frames + 1) // 2)  # a frame each and a background frame between
         assert len(segs) == k_fit
         assert segs[0][0] >= 0 and segs[-1][1] <= n_frames
-        assert all(e > b for b, e in segs) and all(b1 > e0 for (_, e0), (b1, _) in zip(segs, segs[1:]))
+        assert all(e > b for b, e in segs) and all(
+            b1 > e0 for (_, e0), (b1, _) in zip(segs, segs[1:])
+        )
         active = sum(e - b for b, e in segs)
         assert active == min(max(round(coverage * n_frames), k_fit), n_frames - k_fit + 1)
 
@@ -235,14 +281,22 @@ def test_annotation_document_is_activitynet_v13(repo):
     leaves = [n["nodeName"] for n in nodes if n["nodeId"] not in parents]
     assert leaves == [classes.class_name(c) for c in range(syn["num_classes"])]
     by_id = {n["nodeId"]: n for n in nodes}
-    assert all(n["parentId"] is None or by_id[n["parentId"]]["nodeName"] == n["parentName"] for n in nodes)
+    assert all(
+        n["parentId"] is None or by_id[n["parentId"]]["nodeName"] == n["parentName"] for n in nodes
+    )
     assert sorted(doc["database"]) == [s.vid for s in specs]
     for s in specs:
         e = doc["database"][s.vid]
         assert set(e) == {"subset", "duration", "resolution", "url", "annotations"}
         assert e["resolution"] == f"{syn['size']}x{syn['size']}" and e["url"].endswith(s.vid)
         assert all(a["label"] == s.label for a in e["annotations"])
-        assert abs(sum(b - a for a, b in (x["segment"] for x in e["annotations"])) / e["duration"] - s.coverage) < 1e-6
+        assert (
+            abs(
+                sum(b - a for a, b in (x["segment"] for x in e["annotations"])) / e["duration"]
+                - s.coverage
+            )
+            < 1e-6
+        )
         assert all(0 <= a < b <= e["duration"] for a, b in (x["segment"] for x in e["annotations"]))
 
 
@@ -250,10 +304,19 @@ def test_reference_statistics_ship_with_the_package_and_name_their_source():
     ref = spec.reference()
     assert ref["source"]["repository"] == "wzmsltw/BSN-boundary-sensitive-network"
     assert ref["trainval_videos"] == 14377
-    assert [name for name, _, _ in spec.duration_bins(ref)] == ["0-30s", "30-60s", "60-120s", "120-180s", ">=180s"]
-    weighted = sum(b["frac_of_videos"] * spec.segment_count_probs(ref, name)[1][0]
-                   for name, b in ref["by_duration_bin"].items())
-    assert abs(weighted - ref["frac_videos_with_1_segment"]) < 0.005  # bin shares give back the overall one
+    assert [name for name, _, _ in spec.duration_bins(ref)] == [
+        "0-30s",
+        "30-60s",
+        "60-120s",
+        "120-180s",
+        ">=180s",
+    ]
+    weighted = sum(
+        b["frac_of_videos"] * spec.segment_count_probs(ref, name)[1][0]
+        for name, b in ref["by_duration_bin"].items()
+    )
+    # bin shares give back the overall one
+    assert abs(weighted - ref["frac_videos_with_1_segment"]) < 0.005
 
 
 def test_specs_follow_the_seed(repo):
@@ -270,8 +333,11 @@ def test_specs_follow_the_seed(repo):
 def render_specs() -> list[spec.VideoSpec]:
     """Three of the shortest default videos: with an occluder, with two segments, with neither."""
     specs = sorted(_specs(_default_params(REPO)), key=lambda s: (s.n_frames, s.vid))
-    return [next(s for s in specs if s.occluder), next(s for s in specs if len(s.segments) == 2),
-            next(s for s in specs if not s.occluder and len(s.segments) == 1)]
+    return [
+        next(s for s in specs if s.occluder),
+        next(s for s in specs if len(s.segments) == 2),
+        next(s for s in specs if not s.occluder and len(s.segments) == 1),
+    ]
 
 
 def test_frame_is_a_pure_function_of_spec_and_index(render_specs):
@@ -284,13 +350,14 @@ def test_frame_is_a_pure_function_of_spec_and_index(render_specs):
 
 
 def test_background_frames_are_the_scene_without_the_object(render_specs):
-    """Outside the object's visible pixels an activity frame equals the same frame with no activity."""
+    """Outside the object's visible pixels an activity frame equals the same frame with no
+    activity."""
     for s in render_specs:
         frames = np.arange(s.n_frames)
         act = s.active(frames)
         mask = render.object_mask(s, frames)
         assert not mask[~act].any()  # no object outside the segments
-        assert (mask[act].reshape(act.sum(), -1).sum(1) > 0.05 * s.size ** 2).all()  # visible inside
+        assert (mask[act].reshape(act.sum(), -1).sum(1) > 0.05 * s.size**2).all()  # visible inside
         empty = dataclasses.replace(s, segments=())
         with_obj, without = render.render_frames(s, frames), render.render_frames(empty, frames)
         assert np.array_equal(with_obj[~act], without[~act])
@@ -345,10 +412,25 @@ def test_render_and_encode_are_byte_identical_across_processes_orders_and_load(r
     """Fresh processes, each in its own shuffled order, three at a time beside a busy loop:
     every render and every encode of every tiny video must give the same bytes. With
     x264's own kernels on an AVX-512 CPU about 1 encode in 300 differed (bench/README.md)."""
-    run = subprocess.run([sys.executable, str(repo / "bench" / "synth_stress.py"),
-                          "--params", str(repo / "tests" / "params-tiny.yaml"),
-                          "--processes", "6", "--parallel", "3", "--reps", "15", "--burn", "1"],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "bench" / "synth_stress.py"),
+            "--params",
+            str(repo / "tests" / "params-tiny.yaml"),
+            "--processes",
+            "6",
+            "--parallel",
+            "3",
+            "--reps",
+            "15",
+            "--burn",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["encodes"] == summary["renders"] == 6 * 15 * 12
     assert (summary["renders_differing"], summary["encodes_differing"]) == (0, 0), summary
@@ -360,7 +442,9 @@ def test_output_is_activitynet_and_nothing_else(two_runs):
     root = a / "data" / "synthetic"
     files = sorted(str(f.relative_to(root)) for f in root.rglob("*") if f.is_file())
     ann = str(Path(p["data"]["annotations"]).relative_to("data/synthetic"))
-    assert ann in files and all(f == ann or (f.startswith("videos/v_") and f.endswith(".mp4")) for f in files)
+    assert ann in files and all(
+        f == ann or (f.startswith("videos/v_") and f.endswith(".mp4")) for f in files
+    )
     assert not list((a / "data").glob(".*"))  # no temporaries left beside it
     doc = json.loads((a / p["data"]["annotations"]).read_text())
     assert len(files) == len(doc["database"]) + 1
@@ -389,7 +473,7 @@ def test_decoded_frames_match_the_renderer(two_runs):
     rendered = render.render_frames(s, idx).astype(np.float64)
     luma = np.array([0.299, 0.587, 0.114])
     err = (decoded - rendered) @ luma
-    psnr = 10 * np.log10(255 ** 2 / np.mean(err ** 2))
+    psnr = 10 * np.log10(255**2 / np.mean(err**2))
     assert psnr > 30, psnr
 
 
@@ -415,13 +499,21 @@ def test_real_source_writes_only_the_marker(tiny_workdir, tiny_params):
     old.parent.mkdir(parents=True)
     old.write_text("untouched")
     p = dict(tiny_params)
-    p["data"] = {**p["data"], "source": "activitynet", "annotations": "anet/anet.json", "videos": "anet/videos",
-                 "tune_subset": None}
+    p["data"] = {
+        **p["data"],
+        "source": "activitynet",
+        "annotations": "anet/anet.json",
+        "videos": "anet/videos",
+        "tune_subset": None,
+    }
     res = _synthesize(tiny_workdir, p)
     assert res.returncode == 0, res.stderr
     marker = tiny_workdir / "data" / "synthetic" / "SOURCE.txt"
     assert "activitynet" in marker.read_text() and old.read_text() == "untouched"
-    assert sorted(f.name for f in (tiny_workdir / "data" / "synthetic").iterdir()) == ["SOURCE.txt", "keep.txt"]
+    assert sorted(f.name for f in (tiny_workdir / "data" / "synthetic").iterdir()) == [
+        "SOURCE.txt",
+        "keep.txt",
+    ]
     assert sorted(f.name for f in real.rglob("*")) == ["anet.json", "videos"]
 
 
@@ -435,7 +527,8 @@ def test_odd_frame_size_is_one_line_parameter_error(tiny_workdir, tiny_params):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, sig):
-    """Ctrl-C or a scheduler's SIGTERM mid-run: exit 130, old data intact, no temporaries, no workers left."""
+    """Ctrl-C or a scheduler's SIGTERM mid-run: exit 130, old data intact, no temporaries, no
+    workers left."""
     res = _synthesize(tiny_workdir, tiny_params)
     assert res.returncode == 0, res.stderr
     ann = tiny_workdir / tiny_params["data"]["annotations"]
@@ -444,11 +537,19 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
     (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
     # SIGINT back to default in the child: a shell running the tests in the background ignores it
-    proc = subprocess.Popen(["dkp", "synthesize"], cwd=tiny_workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        ["dkp", "synthesize"],
+        cwd=tiny_workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
-    while not list((tiny_workdir / "data").glob(".synthetic.*.tmp/videos/*.mp4")) and time.time() < deadline:
+    while (
+        not list((tiny_workdir / "data").glob(".synthetic.*.tmp/videos/*.mp4"))
+        and time.time() < deadline
+    ):
         time.sleep(0.1)
     assert proc.poll() is None, "finished before it could be interrupted"
     workers = _children(proc.pid)
@@ -480,7 +581,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):
-    """Shots last shot_seconds x time_scale; a new shot changes the background, never the class shape or tile."""
+    """Shots last shot_seconds x time_scale; a new shot changes the background, never the class
+    shape or tile."""
     p = _default_params(repo)
     syn = p["data"]["synthetic"]
     lo, hi = (x * syn["time_scale"] for x in syn["shot_seconds"])
@@ -488,7 +590,8 @@ def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):
     s = max(specs, key=lambda v: v.n_frames)
     starts = np.array(s.shot_starts)
     assert starts[0] == 0 and len(starts) >= 2 and np.all(np.diff(starts) > 0)
-    lengths = np.diff(np.append(starts, s.n_frames))[:-1] / s.fps  # the last shot is cut by the video end
+    # the last shot is cut by the video end
+    lengths = np.diff(np.append(starts, s.n_frames))[:-1] / s.fps
     assert np.all((lengths >= lo - 1 / s.fps) & (lengths <= hi + 1 / s.fps))
     a, b = render.build_scene(s, 0), render.build_scene(s, 1)
     assert not np.allclose(a.background, b.background)

@@ -1,5 +1,6 @@
 """Training: sampling and schedule helpers, resumable epochs, and both stages end to end on the
 tiny params (a real kill -9 mid-run, then a resume that ends bit-identical)."""
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,9 @@ def test_augment_crops_and_flips_per_image():
     b = batches.augment(x, np.random.default_rng(5), 2, True)
     assert torch.equal(a, b)
     flips = [batches.augment(x[:1], np.random.default_rng(s), 0, True) for s in range(12)]
-    assert any(torch.equal(f, x[:1].flip(-1)) for f in flips) and any(torch.equal(f, x[:1]) for f in flips)
+    assert any(torch.equal(f, x[:1].flip(-1)) for f in flips) and any(
+        torch.equal(f, x[:1]) for f in flips
+    )
 
 
 def test_rotations_and_channel_shuffles_only_rearrange_pixels():
@@ -71,11 +74,22 @@ def test_rotations_and_channel_shuffles_only_rearrange_pixels():
 
 
 def test_augmenting_bytes_then_converting_equals_converting_then_augmenting():
-    """The loops augment the uint8 frames and convert after: the same floats, bit for bit, as converting first."""
-    frames = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (9, 8, 8, 3), dtype=np.uint8))
-    for pad, flip, rot, shuffle in [(2, True, True, True), (0, True, False, False), (3, False, False, True)]:
+    """The loops augment the uint8 frames and convert after: the same floats, bit for bit, as
+    converting first."""
+    frames = torch.from_numpy(
+        np.random.default_rng(3).integers(0, 256, (9, 8, 8, 3), dtype=np.uint8)
+    )
+    for pad, flip, rot, shuffle in [
+        (2, True, True, True),
+        (0, True, False, False),
+        (3, False, False, True),
+    ]:
         a = batches.augment(to_unit(frames), np.random.default_rng(7), pad, flip, rot, shuffle)
-        b = unit(batches.augment(frames.permute(0, 3, 1, 2), np.random.default_rng(7), pad, flip, rot, shuffle))
+        b = unit(
+            batches.augment(
+                frames.permute(0, 3, 1, 2), np.random.default_rng(7), pad, flip, rot, shuffle
+            )
+        )
         assert b.dtype == torch.float32 and torch.equal(a, b)
         assert not torch.equal(a, to_unit(frames))  # each setting moves some pixel
 
@@ -94,8 +108,14 @@ def test_warmup_then_cosine_to_zero():
 
 def test_activity_frames_and_positions():
     times = [np.arange(10) + 0.5, np.arange(4) + 0.5]
-    vs = VideoSet(ids=["a", "b"], labels=np.array([0, 1]), durations=np.array([10.0, 4.0]),
-                  segments=[[[2, 4], [7, 8]], [[9, 12]]], frames=[None, None], times=times)
+    vs = VideoSet(
+        ids=["a", "b"],
+        labels=np.array([0, 1]),
+        durations=np.array([10.0, 4.0]),
+        segments=[[[2, 4], [7, 8]], [[9, 12]]],
+        frames=[None, None],
+        times=times,
+    )
     assert list(vs.activity(0)) == [2, 3, 7]
     assert list(vs.activity(1)) == [0, 1, 2, 3]  # no frame inside: every frame
     assert list(vs.offsets) == [0, 10, 14] and vs.n_frames(1) == 4
@@ -117,9 +137,15 @@ def _toy_phase(folder: Path, epochs: int) -> tuple[dict, list]:
             loss.backward()
             opt.step()
             sched.step()
-        return {"loss": float(loss.detach()), "draw": float(torch.rand(1)), "np": float(np.random.rand())}
+        return {
+            "loss": float(loss.detach()),
+            "draw": float(torch.rand(1)),
+            "np": float(np.random.rand()),
+        }
 
-    rows = loop.run_phase(folder, "toy", epochs, 0, {"model": model, "opt": opt, "sched": sched}, epoch)
+    rows = loop.run_phase(
+        folder, "toy", epochs, 0, {"model": model, "opt": opt, "sched": sched}, epoch
+    )
     return model.state_dict(), rows
 
 
@@ -141,8 +167,14 @@ SEED = 0  # the tiny params' first seed
 
 
 def dkp_cmd(workdir: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["dkp", *args, "--params", "params.yaml"], cwd=workdir, capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        ["dkp", *args, "--params", "params.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
 def train_cmd(stage: str, seed: int = SEED) -> list[str]:
@@ -189,11 +221,21 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
     assert max(seconds.values()) < 120, seconds
     teacher_log = pd.read_csv(work / layout.train_log("teacher", SEED))
     assert list(teacher_log.columns) == ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
-    assert list(teacher_log["epoch"]) == list(range(1, tiny_params["train"]["teacher"]["epochs"] + 1))
+    assert list(teacher_log["epoch"]) == list(
+        range(1, tiny_params["train"]["teacher"]["epochs"] + 1)
+    )
     student_log = pd.read_csv(work / layout.train_log("student", SEED))
-    n_plain, n_dkp = tiny_params["train"]["plain_student"]["epochs"], tiny_params["train"]["student"]["epochs"]
+    n_plain, n_dkp = (
+        tiny_params["train"]["plain_student"]["epochs"],
+        tiny_params["train"]["student"]["epochs"],
+    )
     assert list(student_log["phase"]) == ["plain"] * n_plain + ["dkp"] * n_dkp
-    assert student_log.loc[student_log["phase"] == "dkp", ["ce_s", "ce_p", "feat", "kd", "val_acc"]].notna().all().all()
+    assert (
+        student_log.loc[student_log["phase"] == "dkp", ["ce_s", "ce_p", "feat", "kd", "val_acc"]]
+        .notna()
+        .all()
+        .all()
+    )
     assert ((student_log["val_acc"] >= 0) & (student_log["val_acc"] <= 1)).all()
     cwd = os.getcwd()
     os.chdir(work)
@@ -204,11 +246,17 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
         from dkp import configs as configs_mod
         from dkp import framestore, sampling
 
-        ok = pd.concat([framestore.available(tiny_params, tiny_params["data"][k]) for k in ("train_subset",
-                                                                                            "val_subset")])
+        ok = pd.concat(
+            [
+                framestore.available(tiny_params, tiny_params["data"][k])
+                for k in ("train_subset", "val_subset")
+            ]
+        )
         times = [framestore.load(tiny_params, v)[1] for v in ok["id"]]
         dkp_configs = [c for c in configs_mod.build(tiny_params) if c.method in ("dkp", "dste")]
-        (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_range(dkp_configs, times, ok["duration"].to_numpy())
+        (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_range(
+            dkp_configs, times, ok["duration"].to_numpy()
+        )
         assert s["train_ranges"] == {"ns": [ns_lo, ns_hi], "nt": [nt_lo, nt_hi]}
         assert ns_hi > 32 and nt_lo == 1  # wider than the old fixed [4, 32] x [2, 8]
         pred = Predictor.load(tiny_params, "cpu", SEED)
@@ -217,7 +265,9 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
         feats = {n: pred.embed(n, frames[:4]) for n in pred.backbone_names}
         u = torch.linspace(0, 1, 4)[None]
         mask = torch.ones(1, 4, dtype=torch.bool)
-        out = pred.predict("dste", s=(feats["student"][None], u, mask), t=(feats["teacher"][None], u, mask))
+        out = pred.predict(
+            "dste", s=(feats["student"][None], u, mask), t=(feats["teacher"][None], u, mask)
+        )
         torch.testing.assert_close(out["video"].sum(-1), torch.ones(1))
         assert pred.cost().gflops("dste", 20, 5) > pred.cost().gflops("student", 20, 5)
     finally:
@@ -226,11 +276,14 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
 
 def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
     """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists."""
-    proc = subprocess.Popen(train_cmd(stage), cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(stage), cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while not list(workdir.glob(checkpoint_glob)):
-        assert proc.poll() is None, f"{stage} ended (rc {proc.returncode}) before its first checkpoint"
+        assert proc.poll() is None, (
+            f"{stage} ended (rc {proc.returncode}) before its first checkpoint"
+        )
         assert time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
@@ -292,7 +345,8 @@ def test_another_seed_trains_its_own_teacher_in_its_own_folders(trained, tiny_da
     sa, sb = a["backbones"]["teacher"]["state_dict"], b["backbones"]["teacher"]["state_dict"]
     assert not all(torch.equal(sa[k], sb[k]) for k in sa)
     assert (work / "results/train" / f"seed-{other}" / "teacher.csv").exists()
-    assert len(list((work / ".dkp-cache/train/teacher").iterdir())) == 2  # one resume folder per seed
+    # one resume folder per seed
+    assert len(list((work / ".dkp-cache/train/teacher").iterdir())) == 2
     res = dkp_cmd(work, "train-teacher", "--seed", "9")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "expected one of run.seeds [0, 1], found 9" in res.stderr
@@ -308,18 +362,26 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
 
     torch.manual_seed(0)
     C, B, ns, nt, lr = 5, 2, 3, 2, 1.0
-    student, teacher = build_backbone({"arch": "resnet18", "width": 0.125}, C), build_backbone(
-        {"arch": "resnet18", "width": 0.25}, C).eval().requires_grad_(False)
+    student, teacher = (
+        build_backbone({"arch": "resnet18", "width": 0.125}, C),
+        build_backbone({"arch": "resnet18", "width": 0.25}, C).eval().requires_grad_(False),
+    )
     dkp = DKP(student.feature_dim, teacher.feature_dim, C, 2, 16, "sinusoidal", 1.0, 0.0, 1.0)
     dkp.init_heads(teacher.head, student.head)
     params = [q for q in [*student.parameters(), *dkp.parameters()] if q.requires_grad]
     opt = torch.optim.SGD(params, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     cfg = {"lambda_feat": 1.0, "lambda_kd": 1.0, "tau": 4.0, "grad_clip": clip}
-    xs, xt, gt = torch.rand(B * ns, 3, 32, 32), torch.rand(B * ns, 3, 32, 32), torch.rand(B * nt, 3, 32, 32)
+    xs, xt, gt = (
+        torch.rand(B * ns, 3, 32, 32),
+        torch.rand(B * ns, 3, 32, 32),
+        torch.rand(B * nt, 3, 32, 32),
+    )
     u, v, y = torch.rand(B, ns), torch.rand(B, nt), torch.tensor([0, 3])
     before = torch.cat([q.detach().flatten().clone() for q in params])
-    terms, _ = dkp_step(student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, torch.device("cpu"))
+    terms, _ = dkp_step(
+        student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, torch.device("cpu")
+    )
     moved = float((torch.cat([q.detach().flatten() for q in params]) - before).norm())
     assert np.isfinite(terms["total"])
     if clip is None:
@@ -329,23 +391,36 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
 
 
 def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
-    """Two epochs' plans read through one StepReader by 0, 1 or 2 worker processes: the same tensors,
-    in the same order. More steps than ring slots, so slots are reused; the second plan's steps are
-    larger, so the ring grows between plans."""
+    """Two epochs' plans read through one StepReader by 0, 1 or 2 worker processes: the same
+    tensors, in the same order. More steps than ring slots, so slots are reused; the second plan's
+    steps are larger, so the ring grows between plans."""
     from dkp.train import loader
 
     rng = np.random.default_rng(5)
     sizes = rng.integers(3, 13, 20)
     frames = [rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8) for n in sizes]
     times = [np.arange(len(f), dtype=np.float64) for f in frames]
-    vs = VideoSet(ids=[f"v{k:02d}" for k in range(len(sizes))], labels=np.arange(len(sizes)),
-                  durations=sizes.astype(float), segments=[[[0, 99]]] * len(sizes), frames=frames, times=times)
+    vs = VideoSet(
+        ids=[f"v{k:02d}" for k in range(len(sizes))],
+        labels=np.arange(len(sizes)),
+        durations=sizes.astype(float),
+        segments=[[[0, 99]]] * len(sizes),
+        frames=frames,
+        times=times,
+    )
 
     def plan(rng, per_video):
-        return [{"x": [(int(i), int(j)) for i in vids
-                       for j in batches.tsn_indices(rng, np.arange(vs.n_frames(i)), per_video)],
-                 "aug": batches.draw_augment(rng, per_video * len(vids), 2, True, True, True)}
-                for vids in batches.epoch_batches(rng, len(vs), 3)]
+        return [
+            {
+                "x": [
+                    (int(i), int(j))
+                    for i in vids
+                    for j in batches.tsn_indices(rng, np.arange(vs.n_frames(i)), per_video)
+                ],
+                "aug": batches.draw_augment(rng, per_video * len(vids), 2, True, True, True),
+            }
+            for vids in batches.epoch_batches(rng, len(vs), 3)
+        ]
 
     runs = []
     for workers in (0, 1, 2):
@@ -353,24 +428,34 @@ def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
         reader = loader.StepReader(vs, ("x",), workers, 2, torch.device("cpu"))
         assert workers == 0 or reader.slots < len(plan(np.random.default_rng(0), 1))
         # each step used at once, as the training loops do: its frames are a ring slot's until then
-        runs.append([batches.apply_augment(s["x"].permute(0, 3, 1, 2), s["aug"])
-                     for per_video in (1, 3) for s in reader(plan(rng, per_video))])
+        runs.append(
+            [
+                batches.apply_augment(s["x"].permute(0, 3, 1, 2), s["aug"])
+                for per_video in (1, 3)
+                for s in reader(plan(rng, per_video))
+            ]
+        )
     rng = np.random.default_rng(0)
-    expect = [batches.apply_augment(torch.from_numpy(vs.gather(s["x"])).permute(0, 3, 1, 2), s["aug"])
-              for s in plan(rng, 1) + plan(rng, 3)]
+    expect = [
+        batches.apply_augment(torch.from_numpy(vs.gather(s["x"])).permute(0, 3, 1, 2), s["aug"])
+        for s in plan(rng, 1) + plan(rng, 3)
+    ]
     assert [len(r) for r in runs] == [len(expect)] * 3 == [14] * 3
     for run in runs:
         assert all(torch.equal(a, b) for a, b in zip(run, expect))
     # the planned draws are the ones augment makes from the same generator in the same order
     x = torch.from_numpy(frames[1]).permute(0, 3, 1, 2)
     a = batches.augment(x, np.random.default_rng(3), 2, True, True, True)
-    b = batches.apply_augment(x, batches.draw_augment(np.random.default_rng(3), len(x), 2, True, True, True))
+    b = batches.apply_augment(
+        x, batches.draw_augment(np.random.default_rng(3), len(x), 2, True, True, True)
+    )
     assert torch.equal(a, b)
 
 
 @pytest.mark.slow
 def test_teacher_with_loader_workers_ends_bit_identical(trained, tiny_data, tmp_path):
-    """train.loader.workers 2 instead of 0: the same checkpoint and log, byte for byte but the timings."""
+    """train.loader.workers 2 instead of 0: the same checkpoint and log, byte for byte but the
+    timings."""
     import yaml
 
     ref, _ = trained
@@ -391,7 +476,12 @@ def test_teacher_with_loader_workers_ends_bit_identical(trained, tiny_data, tmp_
 def test_ranks_share_every_step_contiguously():
     from dkp.train.distributed import Group, share_step
 
-    step = {"x": [(0, k) for k in range(7)], "y": np.arange(7), "aug": {"pad": 4, "dy": np.arange(7)}, "u": 1}
+    step = {
+        "x": [(0, k) for k in range(7)],
+        "y": np.arange(7),
+        "aug": {"pad": 4, "dy": np.arange(7)},
+        "u": 1,
+    }
     parts = [share_step(step, Group(r, 3), ("x", "y")) for r in range(3)]
     assert [len(s["x"]) for s in parts] == [2, 3, 2] and all(s["n"] == 7 for s in parts)
     assert sum((s["x"] for s in parts), []) == step["x"]
@@ -401,9 +491,9 @@ def test_ranks_share_every_step_contiguously():
 
 @pytest.mark.slow
 def test_teacher_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_path):
-    """torchrun, 2 CPU processes (gloo), the same global batch: one checkpoint and one log, written by
-    rank 0, and per-epoch training losses within 0.15 (relative) of the one-process run. They are not
-    identical: each rank normalises its half of a step with its own BatchNorm statistics (no
+    """torchrun, 2 CPU processes (gloo), the same global batch: one checkpoint and one log, written
+    by rank 0, and per-epoch training losses within 0.15 (relative) of the one-process run. They are
+    not identical: each rank normalises its half of a step with its own BatchNorm statistics (no
     SyncBatchNorm on CPU; on GPUs it is used)."""
     import sys
 
@@ -411,9 +501,22 @@ def test_teacher_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     work = workdir_with_data(tiny_data, tmp_path / "w")
     torchrun = Path(sys.executable).with_name("torchrun")
     dkp_bin = shutil.which("dkp")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", dkp_bin, *train_cmd("train-teacher")[1:]]
-    res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        dkp_bin,
+        *train_cmd("train-teacher")[1:],
+    ]
+    res = subprocess.run(
+        cmd,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "(2 ranks)" in res.stdout
     log = pd.read_csv(work / f"results/train/seed-{SEED}/teacher.csv")

@@ -4,6 +4,7 @@ Fast tests read the two graphs (dvc.yaml, `dvc dag`, `snakemake --rulegraph` and
 dry run) and audit the source. The slow test runs the tiny pipeline with `dvc repro` in one
 scratch repository and `snakemake --cores 2` in another and compares them.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,21 +47,30 @@ def dvc_stages(repo: Path) -> dict:
             for part in m.group(1).split("."):
                 node = node[part]
             return str(node)
+
         return re.sub(r"\$\{([\w.]+)\}", value, text)
 
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, st in stages.items():
         if "foreach" in st:
-            items = yaml.safe_load(resolve(st["foreach"])) if isinstance(st["foreach"], str) else st["foreach"]
+            items = (
+                yaml.safe_load(resolve(st["foreach"]))
+                if isinstance(st["foreach"], str)
+                else st["foreach"]
+            )
             expanded = [(f"{name}@{item}", st["do"], item) for item in items]
         else:
             expanded = [(name, st, None)]
         for full, body, item in expanded:
             outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
-            out[full] = {"base": name, "cmd": resolve(body["cmd"], item),
-                         "deps": [resolve(d, item) for d in body["deps"]],
-                         "params": body.get("params", []), "outs": [resolve(o, item) for o in outs]}
+            out[full] = {
+                "base": name,
+                "cmd": resolve(body["cmd"], item),
+                "deps": [resolve(d, item) for d in body["deps"]],
+                "params": body.get("params", []),
+                "outs": [resolve(o, item) for o in outs],
+            }
     return out
 
 
@@ -78,7 +88,7 @@ def dry_run_jobs(repo: Path) -> list[dict]:
         if job and m:
             job[m.group(1)] = m.group(2).split(", ")
         elif job and line.startswith("Shell command: "):
-            job["shell"] = line[len("Shell command: "):]
+            job["shell"] = line[len("Shell command: ") :]
     return jobs
 
 
@@ -103,7 +113,10 @@ def test_snakemake_lint_reports_nothing(scratch):
 
 def test_same_stages_and_edges(scratch):
     stages = dvc_stages(scratch)
-    dvc_edges = {(rule_name(a), rule_name(b)) for a, b in dot_edges(sh(["dvc", "dag", "--dot"], scratch).stdout)}
+    dvc_edges = {
+        (rule_name(a), rule_name(b))
+        for a, b in dot_edges(sh(["dvc", "dag", "--dot"], scratch).stdout)
+    }
     dot = sh(["snakemake", "--rulegraph"], scratch).stdout
     labels = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', dot, re.M))
     smk_edges = {(a, b) for a, b in dot_edges(dot, labels) if "all" not in (a, b)}
@@ -123,7 +136,9 @@ def test_per_seed_stages_fan_out_in_both_graphs(scratch):
 
     listed = [line.split()[0] for line in sh(["dvc", "stage", "list"], scratch).stdout.splitlines()]
     for stage in PER_SEED:
-        assert [s for s in listed if base_name(s) == stage] == [f"{stage}@{n}" for n in seeds], listed
+        assert [s for s in listed if base_name(s) == stage] == [f"{stage}@{n}" for n in seeds], (
+            listed
+        )
     assert {"synthesize", "data", "frames", "data-report", "evaluate", "figures"} <= set(listed)
     jobs = [j for j in dry_run_jobs(scratch) if j["rule"] != "all"]
     for stage in PER_SEED:
@@ -139,19 +154,26 @@ def test_per_seed_stages_fan_out_in_both_graphs(scratch):
                 assert all(f"seed-{n}" in i for i in data_in), (stage, n, data_in)
         if stage == "sweep":
             assert sorted(j["output"][0] for j in mine) == sorted(
-                f"results/predictions/seed-{n}/{g}" for n in seeds for g in groups(params))
+                f"results/predictions/seed-{n}/{g}" for n in seeds for g in groups(params)
+            )
         if stage == "features":
             assert sorted(j["output"][0] for j in mine) == sorted(
-                f"data/features/seed-{n}/shard-{i}" for n in seeds for i in range(params["frames"]["shards"]))
+                f"data/features/seed-{n}/shard-{i}"
+                for n in seeds
+                for i in range(params["frames"]["shards"])
+            )
     for rule in ("synthesize", "data", "data_report", "evaluate", "figures"):
         assert len([j for j in jobs if j["rule"] == rule]) == 1, rule
 
 
 def test_a_seed_outside_run_seeds_is_one_line(scratch):
-    proc = sh(["dkp", "train-teacher", "--params", "params.yaml", "--seed", "7"], scratch, check=False)
+    proc = sh(
+        ["dkp", "train-teacher", "--params", "params.yaml", "--seed", "7"], scratch, check=False
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("dkp train-teacher: invalid parameter: --seed: expected one of run.seeds "
-                                   "[0, 1], found 7")
+    assert proc.stderr.strip() == (
+        "dkp train-teacher: invalid parameter: --seed: expected one of run.seeds [0, 1], found 7"
+    )
     assert not (scratch / "models").exists()
 
 
@@ -162,8 +184,10 @@ def test_same_command_outputs_and_logs_per_stage(scratch):
     from dkp.configs import groups
 
     jobs = [j for j in dry_run_jobs(scratch) if j["rule"] != "all"]
-    fanned = {"frames": [f"{i}/{params['frames']['shards']}" for i in range(params["frames"]["shards"])],
-              "sweep": groups(params)}
+    fanned = {
+        "frames": [f"{i}/{params['frames']['shards']}" for i in range(params["frames"]["shards"])],
+        "sweep": groups(params),
+    }
     produced = {o for s in stages.values() for o in s["outs"]}
     for base in dict.fromkeys(st["base"] for st in stages.values()):
         mine_stages = [st for st in stages.values() if st["base"] == base]
@@ -179,31 +203,48 @@ def test_same_command_outputs_and_logs_per_stage(scratch):
                 outs.add(next((d for d in dvc_outs if o == d or o.startswith(d + "/")), o))
         if base in FANOUT:
             flag = FANOUT[base]
-            assert sorted(commands) == sorted(f"{st['cmd']} {flag} {v}" for st in mine_stages for v in fanned[base])
+            assert sorted(commands) == sorted(
+                f"{st['cmd']} {flag} {v}" for st in mine_stages for v in fanned[base]
+            )
         else:
             assert sorted(commands) == sorted(st["cmd"] for st in mine_stages), base
         assert outs == dvc_outs, base
         for st in mine_stages:
             # the job(s) of this DVC stage: those writing inside its outputs
-            own = [j for j in mine if any(o == d or o.startswith(d + "/") for o in j["output"] for d in st["outs"])]
+            own = [
+                j
+                for j in mine
+                if any(o == d or o.startswith(d + "/") for o in j["output"] for d in st["outs"])
+            ]
             assert own, (base, st["outs"])
             data_in = {i for j in own for i in j["input"] if not i.startswith("src/")}
             # every data input of the Snakemake job is a DVC dep of the stage or lies inside one
             # (the synthetic folder stands for data.annotations/videos)
             deps = set(st["deps"])
             for i in data_in:
-                assert any(i == d or i.startswith(d + "/") or d.startswith(i + "/") for d in deps), (base, i)
+                assert any(
+                    i == d or i.startswith(d + "/") or d.startswith(i + "/") for d in deps
+                ), (base, i)
             for d in deps - {d for d in deps if d.startswith("src/")}:
-                if any(d == o or d.startswith(o + "/") or o.startswith(d + "/") for o in produced) \
-                        or Path(scratch, d).exists():
-                    assert any(d == i or d.startswith(i + "/") or i.startswith(d + "/") for i in data_in), (base, d)
+                if (
+                    any(d == o or d.startswith(o + "/") or o.startswith(d + "/") for o in produced)
+                    or Path(scratch, d).exists()
+                ):
+                    assert any(
+                        d == i or d.startswith(i + "/") or i.startswith(d + "/") for i in data_in
+                    ), (base, d)
 
 
 def test_rule_all_asks_for_every_final_output(scratch):
     stages = dvc_stages(scratch)
     outs = {o for s in stages.values() for o in s["outs"]}
-    consumed = {o for o in outs for s in stages.values() for d in s["deps"]
-                if d == o or d.startswith(o + "/") or o.startswith(d + "/")}
+    consumed = {
+        o
+        for o in outs
+        for s in stages.values()
+        for d in s["deps"]
+        if d == o or d.startswith(o + "/") or o.startswith(d + "/")
+    }
     final = {o for o in outs - consumed if not o.startswith("results/train/")}
     jobs = dry_run_jobs(scratch)
     (all_job,) = [j for j in jobs if j["rule"] == "all"]
@@ -239,8 +280,14 @@ def unused(p):
     scan = audit._ModuleScan("dkp.fake", False)
     scan.visit(ast.parse(code))
     info = scan.info
-    assert info.reads["run"] == {"teacher.arch", "student.arch", "figures", "sweep.s1.ratios", "dkp.heads",
-                                 "run.seeds"}
+    assert info.reads["run"] == {
+        "teacher.arch",
+        "student.arch",
+        "figures",
+        "sweep.s1.ratios",
+        "dkp.heads",
+        "run.seeds",
+    }
     assert info.reads["unused"] == {"train"}
     assert any("<all>[?]" in d for d in info.dynamic["run"])
     assert ("helper", "go") in info.refs["run"] and info.consts == {"X": "results/x.csv"}
@@ -263,20 +310,30 @@ def test_stage_declares_exactly_the_params_code_and_files_it_uses(stage):
     covered = {f for f in found.files if any(f == d or f.startswith(d + "/") for d in code)}
     assert sorted(found.files - covered) == [], f"{stage} runs code not listed in its dvc.yaml deps"
     for d in code:
-        assert any(f == d or f.startswith(d + "/") for f in found.files), f"{stage}: dep {d} is code it never imports"
+        assert any(f == d or f.startswith(d + "/") for f in found.files), (
+            f"{stage}: dep {d} is code it never imports"
+        )
     io = st["deps"] + st["outs"]
-    unlisted = [p for p in found.paths
-                if not any(p == d or p.startswith(d + "/") or d.startswith(p + "/") for d in io)]
-    assert unlisted == [], f"{stage}'s code names files that are neither its deps nor its outs: {unlisted}"
+    unlisted = [
+        p
+        for p in found.paths
+        if not any(p == d or p.startswith(d + "/") or d.startswith(p + "/") for d in io)
+    ]
+    assert unlisted == [], (
+        f"{stage}'s code names files that are neither its deps nor its outs: {unlisted}"
+    )
 
 
 @pytest.mark.parametrize("stage", ["teacher", "student"])
 def test_resume_key_hashes_exactly_the_code_dvc_yaml_lists(stage):
-    """The training stages' code deps in dvc.yaml and the code their resume key hashes are one list."""
+    """The training stages' code deps in dvc.yaml and the code their resume key hashes are one
+    list."""
     from dkp.train.resume import STAGE_CODE
 
     st = next(st for st in dvc_stages(REPO).values() if st["base"] == f"train-{stage}")
-    assert sorted(d for d in st["deps"] if d.startswith("src/")) == sorted(f"src/dkp/{c}" for c in STAGE_CODE[stage])
+    assert sorted(d for d in st["deps"] if d.startswith("src/")) == sorted(
+        f"src/dkp/{c}" for c in STAGE_CODE[stage]
+    )
 
 
 MUTATIONS = [
@@ -306,7 +363,9 @@ def test_snakemake_and_dkp_validate_params_alike(what, change):
     schema_path = REPO / "src" / "dkp" / "params.schema.yaml"
     params = yaml.safe_load(TINY.read_text())
     change(params)
-    dkp_ok = not list(jsonschema.Draft7Validator(yaml.safe_load(schema_path.read_text())).iter_errors(params))
+    dkp_ok = not list(
+        jsonschema.Draft7Validator(yaml.safe_load(schema_path.read_text())).iter_errors(params)
+    )
     try:
         validate(copy.deepcopy(params), str(schema_path))
         smk_ok = True
@@ -319,8 +378,11 @@ def test_snakemake_refuses_a_config_that_is_not_params_yaml(scratch, tmp_path):
     other = yaml.safe_load(TINY.read_text())
     other["run"]["seeds"] = [5]
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
-    proc = sh(["snakemake", "-n", "--cores", "1", "--configfile", str(tmp_path / "other.yaml")], scratch,
-              check=False)
+    proc = sh(
+        ["snakemake", "-n", "--cores", "1", "--configfile", str(tmp_path / "other.yaml")],
+        scratch,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "edit params.yaml" in proc.stdout + proc.stderr
 
@@ -355,20 +417,37 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
     seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
     new = max(seeds) + 1
     for change, stale, jobs in [
-            (lambda p: p["sweep"].update(batch_videos=p["sweep"]["batch_videos"] + 1),
-             {f"sweep@{n}" for n in seeds},
-             {"sweep": len(seeds) * len(_groups()), "evaluate": 1, "figures": 1}),
-            # a DKP configuration may widen the range DKP is trained on (train.student ranges auto)
-            (lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),
-             {f"{st}@{n}" for n in seeds for st in ("train-student", "sweep")} | {"evaluate", "figures"},
-             {"train_student": len(seeds), "features": len(seeds) * _shards(),
-              "sweep": len(seeds) * len(_groups()),
-              "evaluate": 1, "figures": 1}),
-            (lambda p: p["run"]["seeds"].append(new),
-             {f"{st}@{new}" for st in PER_SEED} | {"evaluate", "figures"},
-             {"train_teacher": 1, "train_student": 1, "features": _shards(), "sweep": len(_groups()),
-              "evaluate": 1,
-              "figures": 1})]:
+        (
+            lambda p: p["sweep"].update(batch_videos=p["sweep"]["batch_videos"] + 1),
+            {f"sweep@{n}" for n in seeds},
+            {"sweep": len(seeds) * len(_groups()), "evaluate": 1, "figures": 1},
+        ),
+        # a DKP configuration may widen the range DKP is trained on (train.student ranges auto)
+        (
+            lambda p: p["sweep"]["s1"]["adaptive_nt"].append(7),
+            {f"{st}@{n}" for n in seeds for st in ("train-student", "sweep")}
+            | {"evaluate", "figures"},
+            {
+                "train_student": len(seeds),
+                "features": len(seeds) * _shards(),
+                "sweep": len(seeds) * len(_groups()),
+                "evaluate": 1,
+                "figures": 1,
+            },
+        ),
+        (
+            lambda p: p["run"]["seeds"].append(new),
+            {f"{st}@{new}" for st in PER_SEED} | {"evaluate", "figures"},
+            {
+                "train_teacher": 1,
+                "train_student": 1,
+                "features": _shards(),
+                "sweep": len(_groups()),
+                "evaluate": 1,
+                "figures": 1,
+            },
+        ),
+    ]:
         for repo in (dvc_repo, smk):
             _edit_params(repo, change)
         try:
@@ -391,7 +470,9 @@ def test_second_dvc_repro_does_nothing_and_declares_every_output(tmp_path_factor
         for f in (repo / top).rglob("*"):
             rel = str(f.relative_to(repo))
             if f.is_file() and f.name != ".gitignore":
-                assert any(rel == o or rel.startswith(o + "/") for o in outs), f"{rel} is no stage's output"
+                assert any(rel == o or rel.startswith(o + "/") for o in outs), (
+                    f"{rel} is no stage's output"
+                )
 
 
 @pytest.mark.slow
@@ -400,13 +481,18 @@ def test_dvc_metrics_and_plots_render(tmp_path_factory):
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
     assert metrics, "dvc metrics show found no metrics"
     plots = json.loads(sh(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
-    for title, figure in [("S-1 (DSTE sampling strategies)", "s1"), ("S-2 (number of sampled frames)", "s2")]:
+    for title, figure in [
+        ("S-1 (DSTE sampling strategies)", "s1"),
+        ("S-2 (number of sampled frames)", "s2"),
+    ]:
         (plot,) = plots[title]
         rows = plot["content"]["data"]["values"]
         assert any(r.get("figure") == figure for r in rows), title
         assert plot["content"]["transform"][0]["filter"].startswith(f"datum.figure == '{figure}'")
     seeds = yaml.safe_load(TINY.read_text())["run"]["seeds"]
-    logs = {f"results/train/seed-{n}/{stage}.csv" for n in seeds for stage in ("teacher", "student")}
+    logs = {
+        f"results/train/seed-{n}/{stage}.csv" for n in seeds for stage in ("teacher", "student")
+    }
     assert logs <= set(plots), sorted(plots)
     for log in logs:  # one plot per seed and stage, epochs along x
         rows = plots[log][0]["content"]["data"]["values"]
@@ -441,9 +527,11 @@ def _edit_params(repo: Path, change) -> None:
 
 def _compare_locks(a: Path, b: Path) -> tuple[list[str], list[str]]:
     """Outputs with equal / different content hashes in the two repositories' dvc.lock."""
+
     def outs(repo):
         lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
         return {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
+
     oa, ob = outs(a), outs(b)
     same = sorted(p for p in oa if oa[p] == ob.get(p))
     return same, sorted(set(oa) - set(same))

@@ -13,6 +13,7 @@ what each stage should declare.
   `if ...: raise` check shapes no output and is not counted.
 - Files: the data/, models/ and results/ paths its reachable code names.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,10 +30,22 @@ PROJECT_PATH = re.compile(r"^(data|models|results)(/[^\s,:;]*)?$")
 CORE = {"dkp", "dkp.cli", "dkp.params", "dkp.errors", "dkp.atomic"}
 # Keys a stage reads that cannot change its output, with the reason (not listed in dvc.yaml).
 NOT_TRACKED = {
-    "frames.workers": "number of decoding processes; each video is decoded by one process either way",
+    "frames.workers": (
+        "number of decoding processes; each video is decoded by one process either way"
+    ),
 }
-PIPELINE_STAGES = ["synthesize", "data", "frames", "data-report", "train-teacher", "train-student",
-                   "features", "sweep", "evaluate", "figures"]
+PIPELINE_STAGES = [
+    "synthesize",
+    "data",
+    "frames",
+    "data-report",
+    "train-teacher",
+    "train-student",
+    "features",
+    "sweep",
+    "evaluate",
+    "figures",
+]
 
 
 def module_path(name: str) -> Path | None:
@@ -63,8 +76,11 @@ def imports(name: str) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "dkp"}
         elif isinstance(node, ast.ImportFrom):
-            base = (_resolve_from(name, is_pkg, node.level, node.module) if node.level
-                    else node.module or "")
+            base = (
+                _resolve_from(name, is_pkg, node.level, node.module)
+                if node.level
+                else node.module or ""
+            )
             if base.split(".")[0] != "dkp":
                 continue
             found.add(base)
@@ -96,12 +112,14 @@ def closure(name: str) -> set[str]:
 @dataclass
 class ModuleInfo:
     """Per top-level definition (function or class) of one module: what it reads and names."""
-    reads: dict[str, set[str]] = field(default_factory=dict)     # owner -> dotted keys
-    refs: dict[str, set[tuple]] = field(default_factory=dict)    # owner -> (name,) or (name, attr)
-    dynamic: dict[str, set[str]] = field(default_factory=dict)   # owner -> "module:line prefix[?]"
-    names: dict[str, tuple] = field(default_factory=dict)        # imported name -> ("mod", m) | ("attr", m, a)
-    paths: dict[str, set[str]] = field(default_factory=dict)     # owner -> project paths it names
-    consts: dict[str, str] = field(default_factory=dict)         # module constant -> project path
+
+    reads: dict[str, set[str]] = field(default_factory=dict)  # owner -> dotted keys
+    refs: dict[str, set[tuple]] = field(default_factory=dict)  # owner -> (name,) or (name, attr)
+    dynamic: dict[str, set[str]] = field(default_factory=dict)  # owner -> "module:line prefix[?]"
+    # imported name -> ("mod", m) | ("attr", m, a)
+    names: dict[str, tuple] = field(default_factory=dict)
+    paths: dict[str, set[str]] = field(default_factory=dict)  # owner -> project paths it names
+    consts: dict[str, str] = field(default_factory=dict)  # module constant -> project path
 
 
 class _ModuleScan(ast.NodeVisitor):
@@ -112,7 +130,9 @@ class _ModuleScan(ast.NodeVisitor):
         self.info = ModuleInfo()
         self.owner = "<module>"
         # per scope: (root names, aliases name -> paths, loop names -> constant string values)
-        self.scopes: list[tuple[set[str], dict[str, set], dict[str, tuple[str, ...]]]] = [(set(), {}, {})]
+        self.scopes: list[tuple[set[str], dict[str, set], dict[str, tuple[str, ...]]]] = [
+            (set(), {}, {})
+        ]
 
     def _own(self, kind: str) -> set:
         return getattr(self.info, kind).setdefault(self.owner, set())
@@ -121,16 +141,24 @@ class _ModuleScan(ast.NodeVisitor):
     def visit_Import(self, node):
         for a in node.names:
             if a.name.split(".")[0] == "dkp":
-                self.info.names[a.asname or a.name.split(".")[0]] = ("mod", a.asname and a.name or "dkp")
+                self.info.names[a.asname or a.name.split(".")[0]] = (
+                    "mod",
+                    a.asname and a.name or "dkp",
+                )
 
     def visit_ImportFrom(self, node):
-        base = (_resolve_from(self.module, self.is_pkg, node.level, node.module) if node.level
-                else node.module or "")
+        base = (
+            _resolve_from(self.module, self.is_pkg, node.level, node.module)
+            if node.level
+            else node.module or ""
+        )
         if base.split(".")[0] != "dkp":
             return
         for a in node.names:
             sub = f"{base}.{a.name}"
-            self.info.names[a.asname or a.name] = ("mod", sub) if module_path(sub) else ("attr", base, a.name)
+            self.info.names[a.asname or a.name] = (
+                ("mod", sub) if module_path(sub) else ("attr", base, a.name)
+            )
 
     # -- scopes: roots are arguments named p/params; aliases are local names bound to a chain
     def _enter_def(self, node, body):
@@ -140,9 +168,13 @@ class _ModuleScan(ast.NodeVisitor):
         roots, aliases, consts = self.scopes[-1]
         args = node.args if hasattr(node, "args") else None
         names = {a.arg for a in (args.posonlyargs + args.args + args.kwonlyargs)} if args else set()
-        self.scopes.append(((roots - names) | (names & ROOT_NAMES),
-                            {k: v for k, v in aliases.items() if k not in names},
-                            {k: v for k, v in consts.items() if k not in names}))
+        self.scopes.append(
+            (
+                (roots - names) | (names & ROOT_NAMES),
+                {k: v for k, v in aliases.items() if k not in names},
+                {k: v for k, v in consts.items() if k not in names},
+            )
+        )
         for stmt in body:
             self.visit(stmt)
         self.scopes.pop()
@@ -161,14 +193,19 @@ class _ModuleScan(ast.NodeVisitor):
 
     def visit_Lambda(self, node):
         self.scopes.append(self.scopes[-1])
-        self._enter_def(ast.FunctionDef(name="<lambda>", args=node.args, body=[], decorator_list=[]),
-                        [ast.Expr(node.body)])
+        self._enter_def(
+            ast.FunctionDef(name="<lambda>", args=node.args, body=[], decorator_list=[]),
+            [ast.Expr(node.body)],
+        )
         self.scopes.pop()
 
     def visit_For(self, node):
         it = node.iter
-        if (isinstance(node.target, ast.Name) and isinstance(it, (ast.Tuple, ast.List))
-                and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in it.elts)):
+        if (
+            isinstance(node.target, ast.Name)
+            and isinstance(it, (ast.Tuple, ast.List))
+            and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in it.elts)
+        ):
             self.scopes[-1][2][node.target.id] = tuple(e.value for e in it.elts)
             for stmt in node.body + node.orelse:
                 self.visit(stmt)
@@ -195,8 +232,12 @@ class _ModuleScan(ast.NodeVisitor):
             return node.value
         if isinstance(node, ast.Name):
             return self.info.consts.get(node.id)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Path" \
-                and len(node.args) == 1:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "Path"
+            and len(node.args) == 1
+        ):
             return self._const_path(node.args[0])
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             a, b = self._const_path(node.left), self._const_path(node.right)
@@ -239,10 +280,17 @@ class _ModuleScan(ast.NodeVisitor):
             for b in base:
                 self._own("dynamic").add(f"{self.module}:{node.lineno} {'.'.join(b) or '<all>'}[?]")
             return None
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                and node.args and self._keys(node.args[0]) is not None):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and self._keys(node.args[0]) is not None
+        ):
             base = self._path(node.func.value)
-            return None if base is None else {b + (k,) for b in base for k in self._keys(node.args[0])}
+            return (
+                None if base is None else {b + (k,) for b in base for k in self._keys(node.args[0])}
+            )
         return None
 
     def _bind(self, target, value) -> bool:
@@ -254,7 +302,11 @@ class _ModuleScan(ast.NodeVisitor):
                 return True
             self.scopes[-1][1].pop(target.id, None)
             return False
-        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        if (
+            isinstance(target, ast.Tuple)
+            and isinstance(value, ast.Tuple)
+            and len(target.elts) == len(value.elts)
+        ):
             hits = [self._bind(t, v) for t, v in zip(target.elts, value.elts)]
             for v, hit in zip(value.elts, hits):
                 if not hit:
@@ -263,7 +315,11 @@ class _ModuleScan(ast.NodeVisitor):
         return False
 
     def visit_Assign(self, node):
-        if self.owner == "<module>" and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            self.owner == "<module>"
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             path = self._const_path(node.value)
             if path is not None and PROJECT_PATH.match(path):
                 self.info.consts[node.targets[0].id] = path
@@ -279,7 +335,11 @@ class _ModuleScan(ast.NodeVisitor):
 
     def generic_visit(self, node):
         for child in ast.iter_child_nodes(node):
-            paths = self._path(child) if isinstance(child, (ast.Name, ast.Subscript, ast.Call)) else None
+            paths = (
+                self._path(child)
+                if isinstance(child, (ast.Name, ast.Subscript, ast.Call))
+                else None
+            )
             if paths is not None:
                 self._own("reads").update(".".join(p) for p in paths if p)
                 if isinstance(child, ast.Call):  # .get(key, default): the default may read too
@@ -317,7 +377,13 @@ def _targets(module: str, ref: tuple) -> list[tuple[str, str]]:
 
 def reachable(module: str, entry: str = "run") -> tuple[set[str], set[str], set[str]]:
     """Parameter keys, dynamic reads and project paths of everything `module.entry` can reach."""
-    keys, dynamic, paths, seen, todo = set(), set(), set(), set(), [(module, entry), (module, "<module>")]
+    keys, dynamic, paths, seen, todo = (
+        set(),
+        set(),
+        set(),
+        set(),
+        [(module, entry), (module, "<module>")],
+    )
     while todo:
         mod, name = todo.pop()
         if (mod, name) in seen or module_path(mod) is None or mod in CORE:
@@ -348,10 +414,10 @@ def module_files(modules: set[str]) -> set[str]:
 
 @dataclass
 class StageAudit:
-    files: set[str]     # source files of the modules the stage imports
-    keys: set[str]      # parameter keys it reads (minimal: no key under another)
-    dynamic: set[str]   # reads with a computed key, "module:line prefix[?]"
-    paths: set[str]     # project paths (data/, models/, results/) its code names
+    files: set[str]  # source files of the modules the stage imports
+    keys: set[str]  # parameter keys it reads (minimal: no key under another)
+    dynamic: set[str]  # reads with a computed key, "module:line prefix[?]"
+    paths: set[str]  # project paths (data/, models/, results/) its code names
 
 
 def stage_audit(stage: str) -> StageAudit:
@@ -380,5 +446,7 @@ if __name__ == "__main__":
         except FileNotFoundError as exc:
             print(f"{st}: {exc}")
             continue
-        print(f"{st}:\n  code: {sorted(a.files)}\n  params: {sorted(a.keys)}\n  paths: {sorted(a.paths)}"
-              + (f"\n  DYNAMIC: {sorted(a.dynamic)}" if a.dynamic else ""))
+        print(
+            f"{st}:\n  code: {sorted(a.files)}\n  params: {sorted(a.keys)}\n  paths: "
+            f"{sorted(a.paths)}" + (f"\n  DYNAMIC: {sorted(a.dynamic)}" if a.dynamic else "")
+        )

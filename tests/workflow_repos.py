@@ -5,6 +5,7 @@ the project's tracked and untracked-not-ignored files, without generated outputs
 params.yaml replaced by tests/params-tiny.yaml, committed to a fresh git repository.
 The `dvc repro` run is done once per test session and shared (read-only: copy it to change it).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ GENERATED = ("data/", "models/", "results/", "logs/", "dvc.lock")
 ENV = {
     "DVC_NO_ANALYTICS": "1",
     "DKP_NO_PROGRESS": "1",
-    "GIT_AUTHOR_NAME": "dkp tests", "GIT_AUTHOR_EMAIL": "tests@dkp.invalid",
-    "GIT_COMMITTER_NAME": "dkp tests", "GIT_COMMITTER_EMAIL": "tests@dkp.invalid",
+    "GIT_AUTHOR_NAME": "dkp tests",
+    "GIT_AUTHOR_EMAIL": "tests@dkp.invalid",
+    "GIT_COMMITTER_NAME": "dkp tests",
+    "GIT_COMMITTER_EMAIL": "tests@dkp.invalid",
 }
 
 
@@ -30,8 +33,13 @@ def env() -> dict:
     return out
 
 
-def sh(cmd: list[str] | str, cwd: Path, timeout: float = 600, check: bool = True,
-       extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def sh(
+    cmd: list[str] | str,
+    cwd: Path,
+    timeout: float = 600,
+    check: bool = True,
+    extra_env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Run a command; on failure raise with its output tail and the tails of logs/*.log.
 
     In a scratch copy, `dkp` imports the copy's own src/ (not the checkout the .venv's
@@ -39,20 +47,39 @@ def sh(cmd: list[str] | str, cwd: Path, timeout: float = 600, check: bool = True
     run_env = env()
     if (Path(cwd) / "src" / "dkp").is_dir() and Path(cwd).resolve() != REPO:
         run_env["PYTHONPATH"] = str(Path(cwd).resolve() / "src")
-    proc = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True, text=True,
-                          timeout=timeout, env=dict(run_env, **(extra_env or {})))
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        shell=isinstance(cmd, str),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(run_env, **(extra_env or {})),
+    )
     if check and proc.returncode != 0:
-        logs = "".join(f"\n--- {p.relative_to(cwd)}\n{p.read_text()[-1500:]}"
-                       for p in sorted((cwd / "logs").rglob("*.log")) if p.stat().st_size)
-        raise AssertionError(f"{cmd!r} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
-                             f"\n--- stderr\n{proc.stderr[-3000:]}{logs}")
+        logs = "".join(
+            f"\n--- {p.relative_to(cwd)}\n{p.read_text()[-1500:]}"
+            for p in sorted((cwd / "logs").rglob("*.log"))
+            if p.stat().st_size
+        )
+        raise AssertionError(
+            f"{cmd!r} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+            f"\n--- stderr\n{proc.stderr[-3000:]}{logs}"
+        )
     return proc
 
 
 def project_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
-    return sorted(f for f in out.split("\0") if f and not f.startswith(GENERATED) and (REPO / f).is_file())
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(
+        f for f in out.split("\0") if f and not f.startswith(GENERATED) and (REPO / f).is_file()
+    )
 
 
 def make_repo(dest: Path, params: Path = TINY) -> Path:
@@ -91,4 +118,6 @@ def dvc_status(repo: Path) -> dict:
 
 def stages_run(output: str) -> list[str]:
     """Stage names a `dvc repro` output says it ran."""
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+    return [
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    ]

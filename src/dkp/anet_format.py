@@ -8,6 +8,7 @@ the annotation file's "database" (YouTube ids, no "v_" prefix; the prefix is
 only on the downloaded file names). Manifest ids are those keys already (dkp
 data strips the prefix when it matches files to ids), so they are written as is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ def results_json(video_ids, scores: np.ndarray, class_names: list[str]) -> dict:
     """Result file contents: every class's score for every video (scores (V, C))."""
     scores = np.asarray(scores)
     if scores.shape != (len(video_ids), len(class_names)):
-        raise ValueError(f"expected scores of shape {(len(video_ids), len(class_names))}, found {scores.shape}")
+        raise ValueError(
+            f"expected scores of shape {(len(video_ids), len(class_names))}, found {scores.shape}"
+        )
     results = {}
     for vid, row in zip(video_ids, scores.tolist()):
         key = str(vid)
@@ -59,8 +62,10 @@ def score_results(results: dict, ground_truth: dict[str, list[str]]) -> MeanAP:
     for vid, entries in results["results"].items():
         for entry in entries:
             if entry["label"] not in classes:
-                raise DkpError(f"result label {entry['label']!r} has no ground-truth video "
-                               f"(the official evaluator fails on it too)")
+                raise DkpError(
+                    f"result label {entry['label']!r} has no ground-truth video "
+                    f"(the official evaluator fails on it too)"
+                )
             c = classes[entry["label"]]
             pred_vid[c].append(vid)
             pred_score[c].append(float(entry["score"]))

@@ -3,6 +3,7 @@
 An interrupted stage therefore never leaves a half-written file under the final
 name, which DVC or Snakemake would otherwise take for a finished output.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,7 +91,7 @@ def clean_stale_temps(folder: str | os.PathLike, owner: str | None = None) -> in
     folder = Path(folder)
     if not folder.exists():
         return 0
-    for p in (folder.glob(f".{owner}.*.tmp*") if owner else folder.rglob(".*.tmp*")):
+    for p in folder.glob(f".{owner}.*.tmp*") if owner else folder.rglob(".*.tmp*"):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:

@@ -1,4 +1,5 @@
-"""models/seed-N/teacher.pt and student.pt (dkp.layout): everything needed to rebuild the trained modules.
+"""models/seed-N/teacher.pt and student.pt (dkp.layout): everything needed to rebuild the trained
+modules.
 
 A checkpoint is a dict:
   format: FORMAT; kind: "teacher" | "student"; classes: [names], num_classes;
@@ -9,6 +10,7 @@ A checkpoint is a dict:
       ds, dt, state_dict}; teacher_sha256 (student.pt only): digest of the teacher.pt it used.
 Tensors are on the CPU; files are written atomically and byte-identical for identical content.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +67,10 @@ def read(path: str | Path, kind: str) -> dict:
     except Exception as exc:
         raise DkpError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind or ckpt.get("format") != FORMAT:
-        raise DkpError(f"{path}: expected a dkp {kind} checkpoint (format {FORMAT}), "
-                       f"found {ckpt.get('kind') if isinstance(ckpt, dict) else type(ckpt).__name__}")
+        raise DkpError(
+            f"{path}: expected a dkp {kind} checkpoint (format {FORMAT}), "
+            f"found {ckpt.get('kind') if isinstance(ckpt, dict) else type(ckpt).__name__}"
+        )
     return ckpt
 
 
@@ -83,7 +87,16 @@ def dkp_config(entry: dict) -> dict:
 
 def build_dkp(entry: dict, num_classes: int) -> nn.Module:
     cfg = dkp_config(entry)
-    module = DKP(entry["ds"], entry["dt"], num_classes, cfg["heads"], cfg["dim"], cfg["pos_encoding"],
-                 cfg["pos_scale"], cfg["dropout"], cfg["teacher_frame_weight"])
+    module = DKP(
+        entry["ds"],
+        entry["dt"],
+        num_classes,
+        cfg["heads"],
+        cfg["dim"],
+        cfg["pos_encoding"],
+        cfg["pos_scale"],
+        cfg["dropout"],
+        cfg["teacher_frame_weight"],
+    )
     module.load_state_dict(entry["state_dict"])
     return module.eval()

@@ -4,6 +4,7 @@ Stage modules are imported lazily so `dkp validate-params` stays instant. Each
 stage module exposes `run(params: dict, args: argparse.Namespace) -> None`. The stages in
 PER_SEED run once per seed: `--seed N` (one of run.seeds) picks the seed and its folders.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,14 +18,26 @@ from .errors import DkpError, ParamError
 # stage name -> (module, one-line help)
 STAGES = {
     "validate-params": ("dkp.params", "validate params.yaml against the schema and exit"),
-    "synthesize": ("dkp.synthetic", "generate the synthetic ActivityNet-format dataset (source: synthetic)"),
-    "data": ("dkp.ingest", "ingest annotations and videos into data/manifest.csv and data/classes.txt"),
+    "synthesize": (
+        "dkp.synthetic",
+        "generate the synthetic ActivityNet-format dataset (source: synthetic)",
+    ),
+    "data": (
+        "dkp.ingest",
+        "ingest annotations and videos into data/manifest.csv and data/classes.txt",
+    ),
     "frames": ("dkp.frames", "extract frames with decord into data/frames/"),
-    "data-report": ("dkp.data_report", "count videos per subset and status into results/data_report.json"),
+    "data-report": (
+        "dkp.data_report",
+        "count videos per subset and status into results/data_report.json",
+    ),
     "train-teacher": ("dkp.train.teacher", "train the teacher network"),
     "train-student": ("dkp.train.student", "train the student with DKP and the ensemble gate"),
     "flops": ("dkp.flops", "print a backbone's per-frame cost in GFLOPs (multiply-accumulates)"),
-    "features": ("dkp.features", "cache per-frame teacher and student features of the evaluated videos"),
+    "features": (
+        "dkp.features",
+        "cache per-frame teacher and student features of the evaluated videos",
+    ),
     "sweep": ("dkp.sweep", "run every sampling configuration from the feature cache"),
     "evaluate": ("dkp.evaluate", "score predictions: mAP, official mAP, top-1, GFLOPs"),
     "figures": ("dkp.figures", "render Figures S-1, S-2, S-3 and results/README.md"),
@@ -49,26 +62,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
     for name, (_, help_) in STAGES.items():
         sp = sub.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+        sp.add_argument(
+            "--params", default="params.yaml", help="parameter file (default: params.yaml)"
+        )
         if name in PER_SEED:
-            sp.add_argument("--seed", type=int, required=True, metavar="N",
-                            help="the seed to run (one of run.seeds); outputs go to its seed-N folders")
+            sp.add_argument(
+                "--seed",
+                type=int,
+                required=True,
+                metavar="N",
+                help="the seed to run (one of run.seeds); outputs go to its seed-N folders",
+            )
         if name in ("frames", "features"):
-            sp.add_argument("--shard", type=_shard, default=None, metavar="i/N",
-                            help="only frame shard i of N (N must equal frames.shards); default: all shards")
+            sp.add_argument(
+                "--shard",
+                type=_shard,
+                default=None,
+                metavar="i/N",
+                help="only frame shard i of N (N must equal frames.shards); default: all shards",
+            )
         if name == "sweep":
-            sp.add_argument("--group", default=None, help="run one configuration group (default: all)")
+            sp.add_argument(
+                "--group", default=None, help="run one configuration group (default: all)"
+            )
         if name == "flops":
-            sp.add_argument("--backbone", required=True,
-                            choices=["resnet18", "resnet34", "resnet50", "mobilenet_v2"])
+            sp.add_argument(
+                "--backbone",
+                required=True,
+                choices=["resnet18", "resnet34", "resnet50", "mobilenet_v2"],
+            )
             sp.add_argument("--size", type=int, default=224, help="input side in px (default 224)")
-            sp.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
+            sp.add_argument(
+                "--width", type=float, default=1.0, help="width multiplier (default 1.0)"
+            )
     return parser
 
 
 def launch_procs(p: dict) -> int:
-    """Processes a training stage runs on (dkp.train.distributed): DKP_TRAIN_PROCS when set, else the
-    GPUs Slurm gave the job (SLURM_GPUS_ON_NODE) unless run.device is cpu; 1 inside a torchrun rank."""
+    """Processes a training stage runs on (dkp.train.distributed): DKP_TRAIN_PROCS when set, else
+    the GPUs Slurm gave the job (SLURM_GPUS_ON_NODE) unless run.device is cpu; 1 inside a torchrun
+    rank."""
     if "WORLD_SIZE" in os.environ:
         return 1
     if os.environ.get("DKP_TRAIN_PROCS"):
@@ -89,9 +122,20 @@ def main(argv: list[str] | None = None) -> int:
             params_mod.check_seed(params, args.seed)
         if args.stage in TRAINING:
             procs = launch_procs(params)
-            if procs > 1:  # once, from the outer process: torchrun starts the ranks, each runs this again
-                torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
-                os.execv(sys.executable, torchrun + [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+            if (
+                procs > 1
+            ):  # once, from the outer process: torchrun starts the ranks, each runs this again
+                torchrun = [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    f"--nproc_per_node={procs}",
+                ]
+                os.execv(
+                    sys.executable,
+                    torchrun + [sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
+                )
         if args.stage == "validate-params":
             print(f"{args.params}: valid")
             return 0
@@ -110,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: still one line unless asked for the traceback
         if os.environ.get("DKP_DEBUG"):
             raise
-        print(f"dkp {args.stage}: internal error: {type(exc).__name__}: {exc} "
-              f"(rerun with DKP_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"dkp {args.stage}: internal error: {type(exc).__name__}: {exc} "
+            f"(rerun with DKP_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

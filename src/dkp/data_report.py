@@ -6,6 +6,7 @@ labels. Overall: annotation rows dropped by reason, and every skipped video id
 with its stage and reason (rows dropped only by the max_videos_per_subset cap
 are counted, not listed). Sorted keys and lists, so reruns are byte-identical.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,12 @@ REPORT = Path("results/data_report.json")
 def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
     """The report from the three tables (pure: no file access)."""
     frames = manifest[["id", "subset", "status", "n_labels"]].merge(
-        index[["id", "status", "reason", "n_frames"]].rename(columns={"status": "x_status", "reason": "x_reason"}),
-        on="id", how="left")
+        index[["id", "status", "reason", "n_frames"]].rename(
+            columns={"status": "x_status", "reason": "x_reason"}
+        ),
+        on="id",
+        how="left",
+    )
     subsets = {}
     for name in sorted(set(manifest["subset"])):
         s = frames[frames["subset"] == name]
@@ -31,7 +36,9 @@ def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
             "ok": int((s["status"].eq("ok") & s["x_status"].eq("ok")).sum()),
             "missing": int(s["status"].eq("missing").sum()),
             "unreadable_ingest": int(s["status"].eq("unreadable").sum()),
-            "unreadable_extraction": int((s["status"].eq("ok") & s["x_status"].eq("unreadable")).sum()),
+            "unreadable_extraction": int(
+                (s["status"].eq("ok") & s["x_status"].eq("unreadable")).sum()
+            ),
             "not_extracted": int((s["status"].eq("ok") & s["x_status"].isna()).sum()),
             "frames_extracted": int(s.loc[s["x_status"].eq("ok"), "n_frames"].sum()),
             "multi_label": int((s["n_labels"] > 1).sum()),
@@ -39,22 +46,44 @@ def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
         }
     listed = []
     for row in skipped[skipped["reason"] != CAPPED].itertuples():
-        listed.append({"id": row.id, "subset": row.subset, "stage": "ingest",
-                       "reason": row.reason + (f": {row.detail}" if row.detail else "")})
+        listed.append(
+            {
+                "id": row.id,
+                "subset": row.subset,
+                "stage": "ingest",
+                "reason": row.reason + (f": {row.detail}" if row.detail else ""),
+            }
+        )
     for row in manifest[manifest["status"] != "ok"].itertuples():
-        listed.append({"id": row.id, "subset": row.subset, "stage": "ingest",
-                       "reason": f"{row.status}: {row.reason}"})
+        listed.append(
+            {
+                "id": row.id,
+                "subset": row.subset,
+                "stage": "ingest",
+                "reason": f"{row.status}: {row.reason}",
+            }
+        )
     for row in frames[frames["status"].eq("ok") & frames["x_status"].eq("unreadable")].itertuples():
-        listed.append({"id": row.id, "subset": row.subset, "stage": "frames",
-                       "reason": f"unreadable: {row.x_reason}"})
+        listed.append(
+            {
+                "id": row.id,
+                "subset": row.subset,
+                "stage": "frames",
+                "reason": f"unreadable: {row.x_reason}",
+            }
+        )
     listed.sort(key=lambda r: (r["subset"], r["id"], r["stage"], r["reason"]))
     dropped = skipped["reason"].value_counts()
     return {
         "source": p["data"]["source"],
         "annotations": p["data"]["annotations"],
         "classes": len(classes),
-        "frames": {"fps": p["frames"]["fps"], "size": p["frames"]["size"], "crop": p["frames"]["crop"],
-                   "shards": p["frames"]["shards"]},
+        "frames": {
+            "fps": p["frames"]["fps"],
+            "size": p["frames"]["size"],
+            "crop": p["frames"]["crop"],
+            "shards": p["frames"]["shards"],
+        },
         "subsets": subsets,
         "multi_label_videos": int((manifest["n_labels"] > 1).sum()),
         "dropped_rows": {str(k): int(v) for k, v in sorted(dropped.items())},
@@ -64,9 +93,18 @@ def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
 
 def run(p: dict, args) -> None:
     manifest = framestore.load_manifest(p)
-    report = build(p, framestore.load_classes(p), manifest, framestore.load_skipped(p),
-                   framestore.read_index(p))
+    report = build(
+        p,
+        framestore.load_classes(p),
+        manifest,
+        framestore.load_skipped(p),
+        framestore.read_index(p),
+    )
     write_json(REPORT, report)
-    parts = ", ".join(f"{k}: {v['ok']}/{v['videos']} ok, {v['frames_extracted']} frames"
-                      for k, v in report["subsets"].items())
-    print(f"dkp data-report: {parts}; {len(report['skipped'])} skipped -> {REPORT}", file=sys.stderr)
+    parts = ", ".join(
+        f"{k}: {v['ok']}/{v['videos']} ok, {v['frames_extracted']} frames"
+        for k, v in report["subsets"].items()
+    )
+    print(
+        f"dkp data-report: {parts}; {len(report['skipped'])} skipped -> {REPORT}", file=sys.stderr
+    )

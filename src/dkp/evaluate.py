@@ -1,4 +1,5 @@
-"""`dkp evaluate`: score every configuration's predictions over all seeds, with video-bootstrap intervals.
+"""`dkp evaluate`: score every configuration's predictions over all seeds, with video-bootstrap
+intervals.
 
 Reads each seed's prediction files (layout.predictions_file) and the S-3 per-frame
 files, and writes:
@@ -17,6 +18,7 @@ the seed-to-seed variation the null simulation in tests/test_claims.py shows it 
 
 Needs no model and no torch: the sweep stores each video's cost in the predictions.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +40,35 @@ BOOTSTRAP = layout.BOOTSTRAP
 ANET_DIR = layout.ANET
 DATA_REPORT = layout.DATA_REPORT
 ANET_METHODS = ("dste", "teacher")
-COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "n_s_nominal", "n_t_nominal",
-           "distinct_s", "distinct_t", "r_s", "r_t", "gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min",
-           "mAP_seed_max", "seeds", "mAP_official", "top1", "top1_lo", "top1_hi", "videos_evaluated",
-           "videos_skipped"]
+COLUMNS = [
+    "name",
+    "group",
+    "figure",
+    "method",
+    "strategy",
+    "ratio",
+    "n_s",
+    "n_t",
+    "n_s_nominal",
+    "n_t_nominal",
+    "distinct_s",
+    "distinct_t",
+    "r_s",
+    "r_t",
+    "gflops",
+    "mAP",
+    "mAP_lo",
+    "mAP_hi",
+    "mAP_seed_min",
+    "mAP_seed_max",
+    "seeds",
+    "mAP_official",
+    "top1",
+    "top1_lo",
+    "top1_hi",
+    "videos_evaluated",
+    "videos_skipped",
+]
 
 
 def bootstrap_params(p: dict) -> tuple[int, int, float]:
@@ -59,7 +86,10 @@ def skipped_videos(p: dict) -> dict[str, int]:
         raise DkpError(f"{DATA_REPORT}: not valid JSON ({exc})") from None
     found = _skipped_from_report(report, p["data"]["val_subset"])
     if found is None:
-        raise DkpError(f"{DATA_REPORT} has no counts for subset {p['data']['val_subset']!r}: rerun `dkp data-report`")
+        raise DkpError(
+            f"{DATA_REPORT} has no counts for subset {p['data']['val_subset']!r}: rerun "
+            "`dkp data-report`"
+        )
     return found
 
 
@@ -72,14 +102,18 @@ def _skipped_from_report(report: dict, subset: str) -> dict[str, int] | None:
     if not isinstance(node, dict):
         return None
     try:
-        return {"missing": int(node.get("missing", 0)) + int(node.get("not_extracted", 0)),
-                "unreadable": int(node.get("unreadable_ingest", 0)) + int(node.get("unreadable_extraction", 0))}
+        return {
+            "missing": int(node.get("missing", 0)) + int(node.get("not_extracted", 0)),
+            "unreadable": int(node.get("unreadable_ingest", 0))
+            + int(node.get("unreadable_extraction", 0)),
+        }
     except (TypeError, ValueError):
         return None
 
 
 def load_all(p: dict) -> dict[int, dict[str, Predictions]]:
-    """{seed: {configuration: predictions}}; every file must cover the same videos with the same labels."""
+    """{seed: {configuration: predictions}}; every file must cover the same videos with the same
+    labels."""
     out: dict[int, dict[str, Predictions]] = {}
     ref, ref_where = None, None
     for seed in [int(s) for s in p["run"]["seeds"]]:
@@ -91,8 +125,13 @@ def load_all(p: dict) -> dict[int, dict[str, Predictions]]:
                 raise DkpError(f"{path} holds non-finite scores or GFLOPs; rerun `dkp sweep`")
             if ref is None:
                 ref, ref_where = pred, path
-            elif not (np.array_equal(pred.video_ids, ref.video_ids) and np.array_equal(pred.labels, ref.labels)):
-                raise DkpError(f"{path} covers other videos (or labels) than {ref_where}; rerun `dkp sweep`")
+            elif not (
+                np.array_equal(pred.video_ids, ref.video_ids)
+                and np.array_equal(pred.labels, ref.labels)
+            ):
+                raise DkpError(
+                    f"{path} covers other videos (or labels) than {ref_where}; rerun `dkp sweep`"
+                )
             out[seed][c.name] = pred
     return out
 
@@ -116,7 +155,9 @@ def s3_gains(p: dict, video_ids: np.ndarray) -> np.ndarray:
         videos = data.get("videos", []) if isinstance(data, dict) else data
         unknown = [v.get("id") for v in videos if str(v.get("id")) not in col]
         if unknown:
-            raise DkpError(f"{path}: video {unknown[0]!r} is not among the evaluated videos; rerun `dkp sweep`")
+            raise DkpError(
+                f"{path}: video {unknown[0]!r} is not among the evaluated videos; rerun `dkp sweep`"
+            )
         for vid, gain in s3_video_gains(videos).items():
             gains[k, col[vid]] = gain
     return gains
@@ -155,27 +196,49 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
     rows = []
     for k, c in enumerate(cfgs):
         ps = [preds[seed][c.name] for seed in seeds]
-        rows.append({
-            "name": c.name, "group": c.group, "figure": c.figure, "method": c.method, "strategy": c.strategy,
-            "ratio": c.ratio, "n_s": float(np.mean([q.ns.mean() for q in ps])),
-            "n_t": float(np.mean([q.nt.mean() for q in ps])),
-            "n_s_nominal": float(np.mean([q.ns_nominal.mean() for q in ps])),
-            "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
-            "distinct_s": distinct_share([q.ns for q in ps], [q.ns_nominal for q in ps]),
-            "distinct_t": distinct_share([q.nt for q in ps], [q.nt_nominal for q in ps]),
-            "r_s": c.rs, "r_t": c.rt, "gflops": float(np.mean([q.gflops.mean() for q in ps])),
-            "mAP": float(point[0, :, k].mean()), "mAP_lo": float(lo[k]), "mAP_hi": float(hi[k]),
-            "mAP_seed_min": float(point[0, :, k].min()), "mAP_seed_max": float(point[0, :, k].max()),
-            "seeds": len(seeds), "mAP_official": float(point[1, :, k].mean()), "top1": float(point[2, :, k].mean()),
-            "top1_lo": float(t_lo[k]), "top1_hi": float(t_hi[k]),
-            "videos_evaluated": n_videos, "videos_skipped": skipped})
+        rows.append(
+            {
+                "name": c.name,
+                "group": c.group,
+                "figure": c.figure,
+                "method": c.method,
+                "strategy": c.strategy,
+                "ratio": c.ratio,
+                "n_s": float(np.mean([q.ns.mean() for q in ps])),
+                "n_t": float(np.mean([q.nt.mean() for q in ps])),
+                "n_s_nominal": float(np.mean([q.ns_nominal.mean() for q in ps])),
+                "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
+                "distinct_s": distinct_share([q.ns for q in ps], [q.ns_nominal for q in ps]),
+                "distinct_t": distinct_share([q.nt for q in ps], [q.nt_nominal for q in ps]),
+                "r_s": c.rs,
+                "r_t": c.rt,
+                "gflops": float(np.mean([q.gflops.mean() for q in ps])),
+                "mAP": float(point[0, :, k].mean()),
+                "mAP_lo": float(lo[k]),
+                "mAP_hi": float(hi[k]),
+                "mAP_seed_min": float(point[0, :, k].min()),
+                "mAP_seed_max": float(point[0, :, k].max()),
+                "seeds": len(seeds),
+                "mAP_official": float(point[1, :, k].mean()),
+                "top1": float(point[2, :, k].mean()),
+                "top1_lo": float(t_lo[k]),
+                "top1_hi": float(t_hi[k]),
+                "videos_evaluated": n_videos,
+                "videos_skipped": skipped,
+            }
+        )
     table = pd.DataFrame(rows, columns=COLUMNS)
     arrays = {
-        "names": np.array([c.name for c in cfgs], dtype=str), "groups": np.array([c.group for c in cfgs], dtype=str),
-        "gflops": table["gflops"].to_numpy(np.float64), "seeds": np.array(seeds, dtype=np.int64),
-        "map_seeds": point[0], "map_replicates": reps, "weights": draws.weights.astype(np.uint16),
+        "names": np.array([c.name for c in cfgs], dtype=str),
+        "groups": np.array([c.group for c in cfgs], dtype=str),
+        "gflops": table["gflops"].to_numpy(np.float64),
+        "seeds": np.array(seeds, dtype=np.int64),
+        "map_seeds": point[0],
+        "map_replicates": reps,
+        "weights": draws.weights.astype(np.uint16),
         "seed_weights": seed_w,
-        "video_ids": np.asarray(ref.video_ids, dtype=str), "level": np.float64(level),
+        "video_ids": np.asarray(ref.video_ids, dtype=str),
+        "level": np.float64(level),
         "s3_gain": s3_gains(p, ref.video_ids),
     }
     return table, arrays
@@ -185,23 +248,52 @@ def _r(x: float, digits: int = 4):
     return None if not np.isfinite(x) else round(float(x), digits)
 
 
-def metrics_summary(p: dict, table: pd.DataFrame, n_videos: int, skipped: dict, class_names: list[str],
-                    excluded: list[int]) -> dict:
+def metrics_summary(
+    p: dict,
+    table: pd.DataFrame,
+    n_videos: int,
+    skipped: dict,
+    class_names: list[str],
+    excluded: list[int],
+) -> dict:
     n_boot, boot_seed, level = bootstrap_params(p)
     by_name = table.set_index("name")
     ops = {}
     for name in p["evaluate"]["operating_points"]:
         r = by_name.loc[name]
-        ops[name] = {k: _r(r[k]) for k in ("mAP", "mAP_lo", "mAP_hi", "mAP_seed_min", "mAP_seed_max",
-                                           "mAP_official", "top1")} | {"gflops": _r(r["gflops"], 6)}
+        ops[name] = {
+            k: _r(r[k])
+            for k in (
+                "mAP",
+                "mAP_lo",
+                "mAP_hi",
+                "mAP_seed_min",
+                "mAP_seed_max",
+                "mAP_official",
+                "top1",
+            )
+        } | {"gflops": _r(r["gflops"], 6)}
     half = (table["mAP_hi"] - table["mAP_lo"]) / 2
-    return {"operating_points": ops,
-            "intervals": {"level": level, "resamples": n_boot, "seeds": int(table["seeds"].iloc[0]),
-                          "median_half_width": _r(float(half.median())), "max_half_width": _r(float(half.max()))},
-            "videos": {"evaluated": n_videos, "skipped": sum(skipped.values()), **{f"skipped_{k}": v for k, v in
-                                                                                   sorted(skipped.items())}},
-            "classes": {"total": len(class_names), "excluded_from_mAP": len(excluded),
-                        "excluded": [class_names[i] for i in excluded]}}
+    return {
+        "operating_points": ops,
+        "intervals": {
+            "level": level,
+            "resamples": n_boot,
+            "seeds": int(table["seeds"].iloc[0]),
+            "median_half_width": _r(float(half.median())),
+            "max_half_width": _r(float(half.max())),
+        },
+        "videos": {
+            "evaluated": n_videos,
+            "skipped": sum(skipped.values()),
+            **{f"skipped_{k}": v for k, v in sorted(skipped.items())},
+        },
+        "classes": {
+            "total": len(class_names),
+            "excluded_from_mAP": len(excluded),
+            "excluded": [class_names[i] for i in excluded],
+        },
+    }
 
 
 def run(p: dict, args) -> None:
@@ -211,8 +303,10 @@ def run(p: dict, args) -> None:
     class_names = layout.CLASSES.read_text(encoding="utf-8").splitlines()
     ref = next(iter(next(iter(preds.values())).values()))
     if len(class_names) != ref.scores.shape[1]:
-        raise DkpError(f"predictions have {ref.scores.shape[1]} classes but {layout.CLASSES} lists "
-                       f"{len(class_names)}; rerun the pipeline from `dkp data`")
+        raise DkpError(
+            f"predictions have {ref.scores.shape[1]} classes but {layout.CLASSES} lists "
+            f"{len(class_names)}; rerun the pipeline from `dkp data`"
+        )
     skipped = skipped_videos(p)
     n_videos = len(ref.video_ids)
     table, arrays = score_all(p, preds, sum(skipped.values()))
@@ -228,6 +322,11 @@ def run(p: dict, args) -> None:
                 if c.method in ANET_METHODS:
                     pred = by_config[c.name]
                     doc = results_json(pred.video_ids, pred.scores, class_names)
-                    (tmp / layout.seed_dir(seed) / f"{c.name}.json").write_text(json.dumps(doc, sort_keys=True) + "\n")
-    print(f"evaluate: {len(table)} configurations x {len(preds)} seeds, {n_videos} videos, "
-          f"{arrays['weights'].shape[0]} bootstrap resamples -> {CURVES}, {BOOTSTRAP}, {METRICS}, {ANET_DIR}/")
+                    (tmp / layout.seed_dir(seed) / f"{c.name}.json").write_text(
+                        json.dumps(doc, sort_keys=True) + "\n"
+                    )
+    print(
+        f"evaluate: {len(table)} configurations x {len(preds)} seeds, {n_videos} videos, "
+        f"{arrays['weights'].shape[0]} bootstrap resamples -> {CURVES}, {BOOTSTRAP}, {METRICS}, "
+        f"{ANET_DIR}/"
+    )

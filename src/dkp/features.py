@@ -13,6 +13,7 @@ each write through a memory map opened for that batch only, so neither the frame
 features written sit in memory all at once. FeatureCache reads the shards as one cache
 ordered by id.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,8 @@ INDEX_COLUMNS = ["id", "offset", "n_frames", "duration", "label_index"]
 
 
 def evaluated_videos(p: dict) -> pd.DataFrame:
-    """Videos of data.val_subset ok in the manifest and the frame index, with frames, sorted by id."""
+    """Videos of data.val_subset ok in the manifest and the frame index, with frames, sorted by
+    id."""
     return framestore.available(p, p["data"]["val_subset"])
 
 
@@ -42,13 +44,15 @@ def _frame_batches(p: dict, videos: pd.DataFrame, batch_frames: int):
     for vid, expected in zip(videos["id"], videos["n_frames"]):
         frames, times = framestore.load(p, vid)
         if len(frames) != int(expected) or len(times) != int(expected):
-            raise DkpError(f"frames of {vid}: index says {int(expected)} frames, found {len(frames)} "
-                           f"(rerun `dkp frames`)")
+            raise DkpError(
+                f"frames of {vid}: index says {int(expected)} frames, found {len(frames)} "
+                f"(rerun `dkp frames`)"
+            )
         pos = 0
         while pos < len(frames):
             take = min(batch_frames - filled, len(frames) - pos)
-            buf_f.append(np.asarray(frames[pos:pos + take]))
-            buf_t.append(np.asarray(times[pos:pos + take], dtype=np.float64))
+            buf_f.append(np.asarray(frames[pos : pos + take]))
+            buf_t.append(np.asarray(times[pos : pos + take], dtype=np.float64))
             pos += take
             filled += take
             if filled == batch_frames:
@@ -63,26 +67,30 @@ def build_index(videos: pd.DataFrame) -> pd.DataFrame:
     """index.csv rows: each video's first row in the feature arrays and its frame count."""
     n = videos["n_frames"].to_numpy(dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else np.zeros(0, dtype=np.int64)
-    return pd.DataFrame({
-        "id": videos["id"].astype(str).to_numpy(),
-        "offset": offsets.astype(np.int64),
-        "n_frames": n,
-        "duration": videos["duration"].astype(float).to_numpy(),
-        "label_index": videos["label_index"].astype(np.int64).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "id": videos["id"].astype(str).to_numpy(),
+            "offset": offsets.astype(np.int64),
+            "n_frames": n,
+            "duration": videos["duration"].astype(float).to_numpy(),
+            "label_index": videos["label_index"].astype(np.int64).to_numpy(),
+        }
+    )
 
 
 def _write_rows(path: Path, start: int, stop: int, rows: np.ndarray) -> None:
-    """rows -> rows start..stop-1 of the .npy array at path, through a map opened for this write only,
-    so the pages written leave resident memory and the stage's peak stays flat in the cache size."""
+    """rows -> rows start..stop-1 of the .npy array at path, through a map opened for this write
+    only, so the pages written leave resident memory and the stage's peak stays flat in the cache
+    size."""
     arr = np.load(path, mmap_mode="r+")
     arr[start:stop] = rows
     arr.flush()
     del arr
 
 
-def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
-                progress: bool = False) -> dict[str, int]:
+def build_cache(
+    p: dict, videos: pd.DataFrame, predictor, folder: str | Path, progress: bool = False
+) -> dict[str, int]:
     """Embed every frame of `videos` with each of predictor.backbone_names into `folder`
     (atomically); return the feature size per backbone."""
     import torch
@@ -94,7 +102,9 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
     clean_stale_temps(folder.parent, owner=folder.name)
     with atomic_dir(folder) as tmp:
         dims: dict[str, int] = {}
-        del_map = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,))
+        del_map = np.lib.format.open_memmap(
+            tmp / "times.npy", mode="w+", dtype=np.float64, shape=(total,)
+        )
         del del_map  # the file exists with its header; batches write through _write_rows
         bar = tqdm(total=total, unit="frame", desc="features", disable=not progress)
         with torch.inference_mode():
@@ -102,34 +112,59 @@ def build_cache(p: dict, videos: pd.DataFrame, predictor, folder: str | Path,
                 stop = start + len(frames)
                 for name in names:
                     out = predictor.embed(name, frames)
-                    out = out.detach().float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
+                    out = (
+                        out.detach().float().cpu().numpy()
+                        if torch.is_tensor(out)
+                        else np.asarray(out)
+                    )
                     if not np.isfinite(out).all():
-                        raise DkpError(f"backbone {name} gives non-finite features (frames {start}..{stop - 1} of "
-                                       f"the cache): its checkpoint holds NaN/inf weights; rerun its training")
-                    if name not in dims:  # the feature size is known only after a first forward pass
+                        raise DkpError(
+                            f"backbone {name} gives non-finite features (frames "
+                            f"{start}..{stop - 1} of the cache): its checkpoint holds NaN/inf "
+                            "weights; rerun its training"
+                        )
+                    if (
+                        name not in dims
+                    ):  # the feature size is known only after a first forward pass
                         dims[name] = int(out.shape[1])
-                        # creates the full-size file; the map is dropped at once, rows are written per batch
-                        np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.float32,
-                                                  shape=(total, out.shape[1]))
+                        # creates the full-size file; the map is dropped at once, rows are written
+                        # per batch
+                        np.lib.format.open_memmap(
+                            tmp / f"{name}.npy",
+                            mode="w+",
+                            dtype=np.float32,
+                            shape=(total, out.shape[1]),
+                        )
                     _write_rows(tmp / f"{name}.npy", start, stop, out)
                 _write_rows(tmp / "times.npy", start, stop, t)
                 bar.update(len(frames))
         bar.close()
-        index.to_csv(tmp / "index.csv", index=False, lineterminator="\n")  # repr floats: exact round trip
+        # repr floats: exact round trip
+        index.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
         write_json(tmp / "meta.json", {"backbones": dims, "videos": len(index), "frames": total})
     return dims
 
 
-def build_shards(p: dict, videos: pd.DataFrame, predictor, root: str | Path, shards: list[int],
-                 progress: bool = False) -> None:
+def build_shards(
+    p: dict,
+    videos: pd.DataFrame,
+    predictor,
+    root: str | Path,
+    shards: list[int],
+    progress: bool = False,
+) -> None:
     """build_cache for the videos of each frame shard in `shards`, into root/shard-<i>/."""
-    of = np.array([framestore.shard_of(v, p["frames"]["shards"]) for v in videos["id"]], dtype=np.int64)
+    of = np.array(
+        [framestore.shard_of(v, p["frames"]["shards"]) for v in videos["id"]], dtype=np.int64
+    )
     for i in shards:
         part = videos[of == i].reset_index(drop=True)
         folder = Path(root) / f"shard-{i}"
         dims = build_cache(p, part, predictor, folder, progress=progress)
-        print(f"features: shard {i}: {len(part)} videos, {int(part['n_frames'].sum())} frames, "
-              f"feature sizes {dims} -> {folder}/")
+        print(
+            f"features: shard {i}: {len(part)} videos, {int(part['n_frames'].sum())} frames, "
+            f"feature sizes {dims} -> {folder}/"
+        )
 
 
 def run(p: dict, args) -> None:
@@ -138,8 +173,10 @@ def run(p: dict, args) -> None:
     device = runtime.setup(p, args.seed)
     videos = evaluated_videos(p)
     if videos.empty:
-        raise DkpError(f"no video of subset {p['data']['val_subset']!r} has extracted frames "
-                       f"(run `dkp data` and `dkp frames` first)")
+        raise DkpError(
+            f"no video of subset {p['data']['val_subset']!r} has extracted frames "
+            f"(run `dkp data` and `dkp frames` first)"
+        )
     shards = framestore.selected_shards(p, getattr(args, "shard", None))
     root = layout.features_dir(args.seed)
     if len(shards) == p["frames"]["shards"]:  # a full run drops what an earlier layout left
@@ -147,8 +184,14 @@ def run(p: dict, args) -> None:
         for old in root.glob("*") if root.is_dir() else []:
             if old.name not in keep:
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
-    build_shards(p, videos, Predictor.load(p, device, args.seed), root, shards,
-                 progress=not runtime.progress_disabled())
+    build_shards(
+        p,
+        videos,
+        Predictor.load(p, device, args.seed),
+        root,
+        shards,
+        progress=not runtime.progress_disabled(),
+    )
 
 
 class _Shard:
@@ -156,13 +199,21 @@ class _Shard:
 
     def __init__(self, folder: Path):
         if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
-            raise DkpError(f"feature cache {folder}/ not found or incomplete (run `dkp features` first)")
+            raise DkpError(
+                f"feature cache {folder}/ not found or incomplete (run `dkp features` first)"
+            )
         self.folder = folder
-        self.dims = {name: int(d) for name, d in json.loads((folder / "meta.json").read_text())["backbones"].items()}
+        self.dims = {
+            name: int(d)
+            for name, d in json.loads((folder / "meta.json").read_text())["backbones"].items()
+        }
         self.index = pd.read_csv(folder / "index.csv", dtype={"id": str})
         self.times = np.load(folder / "times.npy")
         if len(self.times) != int(self.index["n_frames"].sum()):
-            raise DkpError(f"feature cache {folder}/ is inconsistent (times.npy vs index.csv); rerun `dkp features`")
+            raise DkpError(
+                f"feature cache {folder}/ is inconsistent (times.npy vs index.csv); rerun "
+                "`dkp features`"
+            )
 
 
 class FeatureCache:
@@ -181,10 +232,18 @@ class FeatureCache:
         filled = [s for s in self.shards if len(s.index)]
         self.dims = filled[0].dims if filled else {}
         if any(s.dims != self.dims for s in filled):
-            raise DkpError(f"feature cache {self.folder}/: shards hold different backbones or feature sizes; "
-                           f"rerun `dkp features`")
-        parts = [s.index.assign(shard=i, local=s.index["offset"]) for i, s in enumerate(self.shards)]
-        index = pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+            raise DkpError(
+                f"feature cache {self.folder}/: shards hold different backbones or feature sizes; "
+                f"rerun `dkp features`"
+            )
+        parts = [
+            s.index.assign(shard=i, local=s.index["offset"]) for i, s in enumerate(self.shards)
+        ]
+        index = (
+            pd.concat(parts, ignore_index=True)
+            .sort_values("id", kind="stable")
+            .reset_index(drop=True)
+        )
         n = index["n_frames"].to_numpy(np.int64)
         index["offset"] = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64) if len(n) else n
         self._shard = index["shard"].to_numpy(np.int64)
@@ -192,11 +251,14 @@ class FeatureCache:
         self.index = index[INDEX_COLUMNS]
         self._offsets = index["offset"].to_numpy(np.int64)
         self._n = n
-        self.times = np.concatenate([np.zeros(0)] + [self.shards[k].times[lo:lo + c]
-                                                     for k, lo, c in zip(self._shard, self._local, n)])
+        self.times = np.concatenate(
+            [np.zeros(0)]
+            + [self.shards[k].times[lo : lo + c] for k, lo, c in zip(self._shard, self._local, n)]
+        )
 
     def rows(self, name: str, spans: list[slice]) -> np.ndarray:
-        """A copy of the rows of `spans` (slices of the frame axis, each within one video), concatenated."""
+        """A copy of the rows of `spans` (slices of the frame axis, each within one video),
+        concatenated."""
         self.require([name])
         arrays: dict[int, np.ndarray] = {}
         out = []
@@ -204,12 +266,14 @@ class FeatureCache:
             for sp in spans:
                 v = int(np.searchsorted(self._offsets, sp.start, side="right")) - 1
                 if v < 0 or sp.stop > self._offsets[v] + self._n[v]:
-                    raise ValueError(f"rows {sp.start}..{sp.stop - 1} are not within one video of the cache")
+                    raise ValueError(
+                        f"rows {sp.start}..{sp.stop - 1} are not within one video of the cache"
+                    )
                 lo = int(self._local[v]) + sp.start - int(self._offsets[v])
                 k = int(self._shard[v])
                 if k not in arrays:
                     arrays[k] = np.load(self.shards[k].folder / f"{name}.npy", mmap_mode="r")
-                out.append(arrays[k][lo:lo + sp.stop - sp.start])
+                out.append(arrays[k][lo : lo + sp.stop - sp.start])
             return np.concatenate(out) if out else np.zeros((0, self.dims[name]), np.float32)
         finally:
             del out, arrays  # unmaps: the pages read are released with them
@@ -217,7 +281,9 @@ class FeatureCache:
     def require(self, names) -> None:
         missing = sorted(set(names) - set(self.dims))
         if missing:
-            raise DkpError(f"feature cache {self.folder}/ lacks backbones {missing}; rerun `dkp features`")
+            raise DkpError(
+                f"feature cache {self.folder}/ lacks backbones {missing}; rerun `dkp features`"
+            )
 
     def __len__(self) -> int:
         return len(self.index)

@@ -4,6 +4,7 @@
 torch.utils.flop_counter.FlopCounterMode's total (which counts a multiply-add as
 2 FLOPs) divided by 2. ResNet-50 at 224x224 = 4.1 G, MobileNetV2 = 0.30 G.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,18 +47,27 @@ class CostModel:
     extended by its exact bilinear form (dkp_macs).
     """
 
-    def __init__(self, per_frame: dict[str, int], classifier: dict[str, int], roles: dict, dkp: nn.Module):
+    def __init__(
+        self, per_frame: dict[str, int], classifier: dict[str, int], roles: dict, dkp: nn.Module
+    ):
         self.per_frame = dict(per_frame)
         self.classifier = dict(classifier)
         self.roles = roles
         self._dkp = copy.deepcopy(dkp).cpu().float().eval()
-        self._forms = {}  # ensemble -> (attention, heads) bilinear coefficients, fitted on first use
+        # ensemble -> (attention, heads) bilinear coefficients, fitted on first use
+        self._forms = {}
 
     @classmethod
-    def from_modules(cls, backbones: dict[str, tuple[nn.Module, int]], roles: dict, dkp: nn.Module) -> CostModel:
+    def from_modules(
+        cls, backbones: dict[str, tuple[nn.Module, int]], roles: dict, dkp: nn.Module
+    ) -> CostModel:
         """backbones: name -> (module, input size)."""
-        return cls({n: backbone_macs(m, s) for n, (m, s) in backbones.items()},
-                   {n: classifier_macs(m) for n, (m, _) in backbones.items()}, roles, dkp)
+        return cls(
+            {n: backbone_macs(m, s) for n, (m, s) in backbones.items()},
+            {n: classifier_macs(m) for n, (m, _) in backbones.items()},
+            roles,
+            dkp,
+        )
 
     def measure_dkp(self, ensemble: bool, ns: int, nt: int) -> tuple[int, int]:
         """(attention MACs, head MACs) of the DKP module on one video of ns x nt frames, counted."""
@@ -74,8 +84,10 @@ class CostModel:
         exactly; the coefficients come from counts at (1, 1), (2, 1), (1, 2), (2, 2)."""
         if ensemble not in self._forms:
             m = {(i, j): self.measure_dkp(ensemble, i, j) for i in (1, 2) for j in (1, 2)}
-            self._forms[ensemble] = [_bilinear(*(m[ij][part] for ij in ((1, 1), (2, 1), (1, 2), (2, 2))))
-                                     for part in (0, 1)]
+            self._forms[ensemble] = [
+                _bilinear(*(m[ij][part] for ij in ((1, 1), (2, 1), (1, 2), (2, 2))))
+                for part in (0, 1)
+            ]
         return tuple(a * ns * nt + b * ns + c * nt + d for a, b, c, d in self._forms[ensemble])
 
     def parts(self, method: str, ns: int | None, nt: int | None) -> dict[str, float]:
@@ -122,6 +134,8 @@ def run(params, args) -> None:
     model = build_backbone({"arch": args.backbone, "width": args.width}, num_classes=1000)
     macs = backbone_macs(model, args.size)
     head = classifier_macs(model)
-    print(f"{args.backbone} {args.size}x{args.size} width {args.width:g}: {macs / 1e9:.4f} GFLOPs per frame "
-          f"(multiply-accumulates to the pooled feature, measured with torch.utils.flop_counter; "
-          f"a 1000-class classifier adds {head / 1e9:.4f})")
+    print(
+        f"{args.backbone} {args.size}x{args.size} width {args.width:g}: {macs / 1e9:.4f} GFLOPs "
+        "per frame (multiply-accumulates to the pooled feature, measured with "
+        f"torch.utils.flop_counter; a 1000-class classifier adds {head / 1e9:.4f})"
+    )

@@ -26,6 +26,7 @@ recorded in the shard's settings.json), drops files of videos no longer in the
 manifest, and decodes the rest. A video that cannot be opened, has no frames or
 fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,11 @@ def sample_times(length: float, fps: float) -> np.ndarray:
 def output_shape(height: int, width: int, size: int, crop: int | None) -> tuple[int, int, int, int]:
     """(resized h, resized w, final h, final w): short side -> size, then a centre crop."""
     scale = size / min(height, width)
-    rh, rw = (size, max(size, round(width * scale))) if height <= width else (max(size, round(height * scale)), size)
+    rh, rw = (
+        (size, max(size, round(width * scale)))
+        if height <= width
+        else (max(size, round(height * scale)), size)
+    )
     return rh, rw, (crop or rh), (crop or rw)
 
 
@@ -69,22 +74,30 @@ def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
     """uint8 (n, h, w, 3) -> uint8 (n, H, W, 3) per output_shape."""
     rh, rw, fh, fw = output_shape(frames.shape[1], frames.shape[2], size, crop)
     if (rh, rw) != frames.shape[1:3]:
-        frames = np.stack([np.asarray(Image.fromarray(f).resize((rw, rh), Image.Resampling.BILINEAR)) for f in frames])
+        frames = np.stack(
+            [
+                np.asarray(Image.fromarray(f).resize((rw, rh), Image.Resampling.BILINEAR))
+                for f in frames
+            ]
+        )
     top, left = (rh - fh) // 2, (rw - fw) // 2
-    return np.ascontiguousarray(frames[:, top:top + fh, left:left + fw])
+    return np.ascontiguousarray(frames[:, top : top + fh, left : left + fw])
 
 
-def extract_video(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+def extract_video(
+    path: str, fps: float, size: int, crop: int | None
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps, decoder "decord" or "pyav").
     Raises VideoError."""
     decoder, reader = open_video(path)
     return (*decode(path, decoder, reader, fps, size, crop), decoder)
 
 
-def decode(path: str, decoder: str, reader, fps: float, size: int,
-           crop: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, timestamps) of an opened video; `reader` a decord.VideoReader (decoder "decord") or a
-    PyAVReader ("pyav"), read through the same sampling and resizing. Raises VideoError."""
+def decode(
+    path: str, decoder: str, reader, fps: float, size: int, crop: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, timestamps) of an opened video; `reader` a decord.VideoReader (decoder "decord") or
+    a PyAVReader ("pyav"), read through the same sampling and resizing. Raises VideoError."""
     import decord
 
     pts, end = presentation_times(reader)
@@ -92,15 +105,19 @@ def decode(path: str, decoder: str, reader, fps: float, size: int,
     out, filled = None, 0
     with captured_stderr() as read_log:
         try:
-            for batch in (read_chunks(path, reader, idx) if decoder == "decord" else reader.chunks(idx, CHUNK)):
+            for batch in (
+                read_chunks(path, reader, idx) if decoder == "decord" else reader.chunks(idx, CHUNK)
+            ):
                 small = resize_crop(batch, size, crop)
                 if out is None:
                     out = np.empty((len(idx),) + small.shape[1:], dtype=np.uint8)
-                out[filled:filled + len(small)] = small
+                out[filled : filled + len(small)] = small
                 filled += len(small)
         except (decord.DECORDError, RuntimeError) as exc:
-            raise VideoError(f"decode failed after {filled} of {len(idx)} frames: "
-                             f"{clean_reason(str(exc) + chr(10) + read_log(), path)}") from None
+            raise VideoError(
+                f"decode failed after {filled} of {len(idx)} frames: "
+                f"{clean_reason(str(exc) + chr(10) + read_log(), path)}"
+            ) from None
         except VideoError as exc:  # PyAV's reason, already one clean line
             raise VideoError(f"decode failed after {filled} of {len(idx)} frames: {exc}") from None
     return out, pts[idx]
@@ -117,8 +134,15 @@ def process(task: tuple) -> dict:
     try:
         frames, times, decoder = extract_video(path, fps, size, crop)
     except VideoError as exc:
-        return {"id": vid, "status": "unreadable", "reason": str(exc), "n_frames": 0, "height": 0, "width": 0,
-                "decoder": ""}
+        return {
+            "id": vid,
+            "status": "unreadable",
+            "reason": str(exc),
+            "n_frames": 0,
+            "height": 0,
+            "width": 0,
+            "decoder": "",
+        }
     folder = Path(folder)
     save_npy(folder / f"{vid}.t.npy", times)
     save_npy(folder / f"{vid}.npy", frames)  # last: its presence marks the video complete
@@ -126,13 +150,21 @@ def process(task: tuple) -> dict:
 
 
 def row_for(vid: str, shape: tuple, decoder: str) -> dict:
-    return {"id": vid, "status": "ok", "reason": "", "n_frames": shape[0], "height": shape[1], "width": shape[2],
-            "decoder": decoder}
+    return {
+        "id": vid,
+        "status": "ok",
+        "reason": "",
+        "n_frames": shape[0],
+        "height": shape[1],
+        "width": shape[2],
+        "decoder": decoder,
+    }
 
 
 def reuse(folder: Path, vid: str, path: str, decoder: str | None) -> dict | None:
     """The index row of a video a previous run completed, or None to decode it (again). `decoder`:
-    the previous index's entry; without one (an interrupted run) the file is opened to choose again."""
+    the previous index's entry; without one (an interrupted run) the file is opened to choose
+    again."""
     fpath, tpath = folder / f"{vid}.npy", folder / f"{vid}.t.npy"
     if not (fpath.exists() and tpath.exists()):
         return None
@@ -152,13 +184,15 @@ def reuse(folder: Path, vid: str, path: str, decoder: str | None) -> dict | None
 
 # ---- the stage ----------------------------------------------------------------------------------
 
+
 def _file_id(name: str) -> str:
     return name[: -len(".t.npy")] if name.endswith(".t.npy") else name[: -len(".npy")]
 
 
 def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> dict[str, str]:
     """Clean a shard folder for a (re)run: stale temporaries, the old index, files made with other
-    settings or of videos no longer in the manifest. Returns id -> decoder of the old index's ok rows."""
+    settings or of videos no longer in the manifest. Returns id -> decoder of the old index's ok
+    rows."""
     folder.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(folder)
     decoders = {}
@@ -204,8 +238,9 @@ def _run_tasks(tasks: list[tuple], workers: int):
         yield from map(process, tasks)
         return
 
-    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_remember_stage,
-                                                     initargs=(os.getpid(),))
+    pool = multiprocessing.get_context("spawn").Pool(
+        min(workers, len(tasks)), initializer=_remember_stage, initargs=(os.getpid(),)
+    )
     try:
         yield from pool.imap(_process_for_stage, tasks, chunksize=1)
         pool.close()
@@ -227,7 +262,9 @@ def run(p: dict, args) -> None:
         if i in by_shard:
             by_shard[i].append((vid, path))
 
-    if len(shards) == f["shards"]:  # a full run also drops shards of an earlier, larger frames.shards
+    if (
+        len(shards) == f["shards"]
+    ):  # a full run also drops shards of an earlier, larger frames.shards
         for old in framestore.FRAMES.glob("shard-*"):
             if old.is_dir() and old.name.removeprefix("shard-") not in {str(i) for i in shards}:
                 shutil.rmtree(old)
@@ -251,11 +288,17 @@ def run(p: dict, args) -> None:
     bar.close()
 
     for i in shards:
-        table = pd.DataFrame(rows[i], columns=framestore.INDEX_COLUMNS).sort_values("id", kind="stable")
+        table = pd.DataFrame(rows[i], columns=framestore.INDEX_COLUMNS).sort_values(
+            "id", kind="stable"
+        )
         write_csv(framestore.shard_dir(i) / "index.csv", table)  # last: the shard is complete
 
     total = pd.DataFrame([r for i in shards for r in rows[i]], columns=framestore.INDEX_COLUMNS)
     bad = int((total["status"] != "ok").sum())
     pyav = int((total["decoder"] == "pyav").sum())
-    print(f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, {bad} unreadable, {pyav} by PyAV), "
-          f"{int(total['n_frames'].sum())} frames in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    print(
+        f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, {bad} unreadable, "
+        f"{pyav} by PyAV), {int(total['n_frames'].sum())} frames in "
+        f"{time.perf_counter() - start:.1f}s",
+        file=sys.stderr,
+    )

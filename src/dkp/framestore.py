@@ -9,6 +9,7 @@ functions, so the on-disk layout (README, "File contracts") lives in one place:
   index.csv (INDEX_COLUMNS); shard i = crc32(id) % frames.shards.
 Paths are relative to the working directory, the project root holding params.yaml.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,40 @@ CLASSES = DATA / "classes.txt"
 SKIPPED = DATA / "skipped.csv"
 FRAMES = DATA / "frames"
 
-MANIFEST_COLUMNS = ["id", "subset", "label", "label_index", "duration", "segments", "n_labels",
-                    "path", "status", "reason"]
+MANIFEST_COLUMNS = [
+    "id",
+    "subset",
+    "label",
+    "label_index",
+    "duration",
+    "segments",
+    "n_labels",
+    "path",
+    "status",
+    "reason",
+]
 SKIPPED_COLUMNS = ["id", "subset", "reason", "detail"]
-INDEX_COLUMNS = ["id", "status", "reason", "n_frames", "height", "width", "decoder"]  # decoder: decord | pyav
+INDEX_COLUMNS = [
+    "id",
+    "status",
+    "reason",
+    "n_frames",
+    "height",
+    "width",
+    "decoder",
+]  # decoder: decord | pyav
 
 # Ids and free text stay strings: an ActivityNet id such as "8e05" must not turn into 800000.0.
-_STR = {"id": str, "subset": str, "label": str, "path": str, "status": str, "reason": str, "detail": str,
-        "decoder": str}
+_STR = {
+    "id": str,
+    "subset": str,
+    "label": str,
+    "path": str,
+    "status": str,
+    "reason": str,
+    "detail": str,
+    "decoder": str,
+}
 
 
 def shard_of(video_id: str, shards: int) -> int:
@@ -59,15 +86,22 @@ def selected_shards(p: dict, shard: tuple[int, int] | None) -> list[int]:
 def _read_csv(path: Path, columns: list[str], hint: str) -> pd.DataFrame:
     if not path.exists():
         raise DkpError(f"{path} not found: run {hint} first")
-    df = pd.read_csv(path, dtype={c: t for c, t in _STR.items() if c in columns},
-                     keep_default_na=False, na_values={c: [""] for c in columns if c not in _STR})
+    df = pd.read_csv(
+        path,
+        dtype={c: t for c, t in _STR.items() if c in columns},
+        keep_default_na=False,
+        na_values={c: [""] for c in columns if c not in _STR},
+    )
     if list(df.columns) != columns:
-        raise DkpError(f"{path}: expected columns {columns}, found {list(df.columns)} (rerun {hint})")
+        raise DkpError(
+            f"{path}: expected columns {columns}, found {list(df.columns)} (rerun {hint})"
+        )
     return df
 
 
 def load_manifest(p: dict) -> pd.DataFrame:
-    """data/manifest.csv, one row per video; `segments` parsed into a list of [start, end] seconds."""
+    """data/manifest.csv, one row per video; `segments` parsed into a list of [start, end]
+    seconds."""
     df = _read_csv(MANIFEST, MANIFEST_COLUMNS, "dkp data")
     df["segments"] = [json.loads(s) for s in df["segments"]]
     return df
@@ -95,16 +129,21 @@ def read_index(p: dict) -> pd.DataFrame:
         df = _read_csv(path, INDEX_COLUMNS, "dkp frames")
         df["shard"] = i
         parts.append(df)
-    return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+    )
 
 
 def load(p: dict, video_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """(frames uint8 (T, H, W, 3) memory-mapped, timestamps float64 (T,) in seconds) of one video."""
+    """(frames uint8 (T, H, W, 3) memory-mapped, timestamps float64 (T,) in seconds) of one
+    video."""
     folder = shard_dir(shard_of(video_id, p["frames"]["shards"]))
     path = folder / f"{video_id}.npy"
     if not path.exists():
-        raise DkpError(f"{path} not found: video {video_id!r} has no extracted frames (run dkp frames first, "
-                       f"or check its status in data/frames/shard-*/index.csv)")
+        raise DkpError(
+            f"{path} not found: video {video_id!r} has no extracted frames (run dkp frames first, "
+            f"or check its status in data/frames/shard-*/index.csv)"
+        )
     return np.load(path, mmap_mode="r"), np.load(folder / f"{video_id}.t.npy")
 
 
@@ -115,7 +154,9 @@ def available(p: dict, subset: str | None = None) -> pd.DataFrame:
     if subset is not None:
         manifest = manifest[manifest["subset"] == subset]
     index = read_index(p)
-    index = index.loc[(index["status"] == "ok") & (index["n_frames"] > 0),
-                      ["id", "n_frames", "height", "width", "shard"]]
+    index = index.loc[
+        (index["status"] == "ok") & (index["n_frames"] > 0),
+        ["id", "n_frames", "height", "width", "shard"],
+    ]
     videos = manifest[manifest["status"] == "ok"].merge(index, on="id", how="inner")
     return videos.sort_values("id", kind="stable").reset_index(drop=True)

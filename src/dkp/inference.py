@@ -1,4 +1,5 @@
-"""The inference API the features, sweep and evaluate stages call: trained modules behind one object.
+"""The inference API the features, sweep and evaluate stages call: trained modules behind one
+object.
 
 Three steps, each a function of the one before:
   embed          pixels -> pooled feature, per frame;
@@ -13,9 +14,12 @@ Methods (dkp.configs.METHODS) and the backbones whose features they read:
   teacher     t: teacher         mean over teacher frames of softmax(C_t(g_j))
   student     s: student_plain   the Student baseline (CE only, never saw the teacher)
   student-kd  s: student         the DKP-trained student's own classifier C_s (CE + KD), no teacher
-  dkp         s: student, t: teacher   DKP without the ensemble: mean of softmax(s_i), s_i = C_s'(f_i, z_i)
-  dste        s: student, t: teacher   the full method: p_i with the teacher's own frames (method.md 4)
+  dkp         s: student, t: teacher   DKP without the ensemble: mean of softmax(s_i), s_i =
+                                       C_s'(f_i, z_i)
+  dste        s: student, t: teacher   the full method: p_i with the teacher's own frames (method.md
+                                       4)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +50,8 @@ TERMS = {
 
 class Predictor:
     def __init__(self, backbones: dict, entries: dict, dkp, classes: list[str], device):
-        self.backbones = backbones          # name -> module (eval, on device)
-        self.entries = entries              # name -> arch, width, input_size, normalize
+        self.backbones = backbones  # name -> module (eval, on device)
+        self.entries = entries  # name -> arch, width, input_size, normalize
         self.dkp = dkp
         self.classes = list(classes)
         self.num_classes = len(classes)
@@ -58,22 +62,34 @@ class Predictor:
 
     @classmethod
     def load(cls, p: dict, device, seed: int) -> Predictor:
-        """From `seed`'s teacher and student checkpoints (dkp.layout, relative to the project root)."""
-        runtime.warm_up_vector_math()  # as runtime.setup does, for callers that build a Predictor outside a stage
+        """From `seed`'s teacher and student checkpoints (dkp.layout, relative to the project
+        root)."""
+        # as runtime.setup does, for callers that build a Predictor outside a stage
+        runtime.warm_up_vector_math()
         t_path, s_path = layout.teacher_checkpoint(seed), layout.student_checkpoint(seed)
         t = checkpoints.read(t_path, "teacher")
         s = checkpoints.read(s_path, "student")
         if s.get("teacher_sha256") != checkpoints.file_digest(t_path):
-            raise DkpError(f"{s_path} was trained with another {t_path}: rerun `dkp train-student --seed {seed}`")
+            raise DkpError(
+                f"{s_path} was trained with another {t_path}: rerun `dkp train-student --seed "
+                f"{seed}`"
+            )
         if list(s["classes"]) != list(t["classes"]):
             raise DkpError(f"{s_path} and {t_path} disagree on the classes")
         classes = list(t["classes"])
         entries = {"teacher": t["backbones"]["teacher"], **s["backbones"]}
         device = torch.device(device)
-        backbones = {n: checkpoints.load_backbone(e, len(classes)).to(device) for n, e in entries.items()}
+        backbones = {
+            n: checkpoints.load_backbone(e, len(classes)).to(device) for n, e in entries.items()
+        }
         dkp = checkpoints.build_dkp(s["dkp"], len(classes)).to(device)
-        return cls(backbones, {n: {k: e[k] for k in checkpoints.BACKBONE_KEYS} for n, e in entries.items()},
-                   dkp, classes, device)
+        return cls(
+            backbones,
+            {n: {k: e[k] for k in checkpoints.BACKBONE_KEYS} for n, e in entries.items()},
+            dkp,
+            classes,
+            device,
+        )
 
     def roles(self, method: str) -> dict[str, str]:
         if method not in ROLES:
@@ -85,7 +101,9 @@ class Predictor:
         if name not in self.backbones:
             raise DkpError(f"unknown backbone {name!r}; expected one of {self.backbone_names}")
         e = self.entries[name]
-        return embed_frames(self.backbones[name], frames_uint8, e["input_size"], e["normalize"], self.device, batch)
+        return embed_frames(
+            self.backbones[name], frames_uint8, e["input_size"], e["normalize"], self.device, batch
+        )
 
     def terms_key(self, method: str, role: str) -> tuple[str, str]:
         """(kind, backbone) of the per-frame terms `method` reads from `role`: methods whose
@@ -117,8 +135,14 @@ class Predictor:
         roles = self._check(method, s, t)
         if method in ("dste", "dkp"):
             (st, f_mask), (tt, g_mask) = s, t
-            out = self.dkp.combine(st, tt, self._mask(f_mask), self._mask(g_mask), ensemble=method == "dste",
-                                   fold_wo=True)
+            out = self.dkp.combine(
+                st,
+                tt,
+                self._mask(f_mask),
+                self._mask(g_mask),
+                ensemble=method == "dste",
+                fold_wo=True,
+            )
             return {"video": out["video"], "frames": out["p"]}
         terms, mask = s if "s" in roles else t
         probs = terms["probs"]
@@ -126,17 +150,23 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, method: str, s=None, t=None) -> dict:
-        """s, t: (feats (B, n, D), pos (B, n) in [0, 1], mask (B, n) bool) or None; as predict_terms."""
+        """s, t: (feats (B, n, D), pos (B, n) in [0, 1], mask (B, n) bool) or None; as
+        predict_terms."""
         self._check(method, s, t)
-        given = {role: (self.terms(method, role, x[0], x[1]), x[2]) for role, x in (("s", s), ("t", t))
-                 if x is not None and role in self.roles(method)}
+        given = {
+            role: (self.terms(method, role, x[0], x[1]), x[2])
+            for role, x in (("s", s), ("t", t))
+            if x is not None and role in self.roles(method)
+        }
         return self.predict_terms(method, **given)
 
     def _check(self, method: str, s, t) -> dict[str, str]:
         roles = self.roles(method)
         for role, given in (("s", s), ("t", t)):
             if role in roles and given is None:
-                raise DkpError(f"method {method} needs {role}= (features of backbone {roles[role]})")
+                raise DkpError(
+                    f"method {method} needs {role}= (features of backbone {roles[role]})"
+                )
         return roles
 
     def _mask(self, mask):
@@ -146,5 +176,6 @@ class Predictor:
         """dkp.flops.CostModel measured on these modules at their input sizes."""
         if self._cost is None:
             self._cost = CostModel.from_modules(
-                {n: (m, self.input_size[n]) for n, m in self.backbones.items()}, ROLES, self.dkp)
+                {n: (m, self.input_size[n]) for n, m in self.backbones.items()}, ROLES, self.dkp
+            )
         return self._cost

@@ -3,6 +3,7 @@
 Stages that run once per seed (training, features, sweep) keep each seed's outputs in a
 `seed-<n>` folder, so DVC's foreach stages and Snakemake's {seed} jobs never share a path.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

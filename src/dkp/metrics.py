@@ -4,6 +4,7 @@ Pure functions over a score matrix (V videos, C classes) and one label index per
 video. Every class is scored by all videos. Values are fractions in [0, 1]; the
 evaluate stage reports percent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class MeanAP:
-    value: float               # mean AP over the classes with at least one positive
-    per_class: np.ndarray      # (C,) AP per class, NaN for an excluded class
+    value: float  # mean AP over the classes with at least one positive
+    per_class: np.ndarray  # (C,) AP per class, NaN for an excluded class
     excluded: tuple[int, ...]  # classes with no positive video (left out of the mean)
 
 
@@ -85,7 +86,9 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     scores = np.asarray(scores)
     labels = np.asarray(labels, dtype=np.int64)
     if scores.ndim != 2 or labels.shape != (scores.shape[0],):
-        raise ValueError(f"expected scores (V, C) and labels (V,), found {scores.shape} and {labels.shape}")
+        raise ValueError(
+            f"expected scores (V, C) and labels (V,), found {scores.shape} and {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
         raise ValueError(f"labels must index the {scores.shape[1]} classes")
     return scores, labels

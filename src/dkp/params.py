@@ -3,6 +3,7 @@
 Every failure is one line naming the key, what was expected and what was found,
 raised as ParamError (exit status 2).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -16,7 +17,8 @@ import yaml
 from . import configs
 from .errors import ParamError
 
-SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")  # package data: found wherever dkp is installed
+# package data: found wherever dkp is installed
+SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 
 
 def load_schema() -> dict:
@@ -40,8 +42,9 @@ def _describe(error) -> str:
         name = extra[0] if extra else "?"
         hint = difflib.get_close_matches(name, allowed, n=1)
         where = f"{key}." if error.absolute_path else ""
-        return (f"unknown key '{where}{name}'"
-                + (f" (did you mean '{where}{hint[0]}'?)" if hint else f"; expected one of {allowed}"))
+        return f"unknown key '{where}{name}'" + (
+            f" (did you mean '{where}{hint[0]}'?)" if hint else f"; expected one of {allowed}"
+        )
     if v == "required":
         missing = [k for k in error.validator_value if k not in found]
         where = f"{key}." if error.absolute_path else ""
@@ -67,14 +70,21 @@ def _describe(error) -> str:
 def validate(params: Any, check_paths: bool = True) -> dict:
     """Validate a parameter mapping; return it unchanged or raise ParamError with one line."""
     if not isinstance(params, dict):
-        raise ParamError(f"<top level>: expected a mapping of parameter groups, found {type(params).__name__}")
+        raise ParamError(
+            f"<top level>: expected a mapping of parameter groups, found {type(params).__name__}"
+        )
     validator = jsonschema.Draft7Validator(load_schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), _key(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(params), key=lambda e: (len(e.absolute_path), _key(e.absolute_path))
+    )
     if errors:
         # The deepest error under the first offending key is the most specific one.
         first = errors[0]
-        same = [e for e in validator.iter_errors(params)
-                if list(e.absolute_path)[: len(first.absolute_path)] == list(first.absolute_path)]
+        same = [
+            e
+            for e in validator.iter_errors(params)
+            if list(e.absolute_path)[: len(first.absolute_path)] == list(first.absolute_path)
+        ]
         best = max(same, key=lambda e: len(e.absolute_path)) if same else first
         raise ParamError(_describe(best))
     _check_semantics(params, check_paths)
@@ -86,37 +96,55 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
     syn = p["data"]["synthetic"]
     lo, hi = syn["shot_seconds"]
     if lo > hi:
-        raise ParamError(f"data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, "
-                         f"found {[lo, hi]}")
+        raise ParamError(
+            f"data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, "
+            f"found {[lo, hi]}"
+        )
     for name in ("ns_range", "nt_range"):
         if p["train"]["student"][name] == "auto":
             continue
         lo, hi = p["train"]["student"][name]
         if lo > hi:
-            raise ParamError(f"train.student.{name}: expected [low, high] with low <= high, found {[lo, hi]}")
+            raise ParamError(
+                f"train.student.{name}: expected [low, high] with low <= high, found {[lo, hi]}"
+            )
     crop = p["frames"]["crop"]
     if crop is not None and crop > p["frames"]["size"]:
-        raise ParamError(f"frames.crop: expected <= frames.size ({p['frames']['size']}), found {crop}")
+        raise ParamError(
+            f"frames.crop: expected <= frames.size ({p['frames']['size']}), found {crop}"
+        )
     if p["data"]["source"] == "synthetic":
         for key in ("annotations", "videos"):
             path = Path(p["data"][key])
             if path.is_absolute() or not str(path).startswith("data/synthetic"):
-                raise ParamError(f"data.{key}: expected a path under data/synthetic/ for source synthetic "
-                                 f"(the generator's output), found {str(path)!r}")
+                raise ParamError(
+                    f"data.{key}: expected a path under data/synthetic/ for source synthetic "
+                    f"(the generator's output), found {str(path)!r}"
+                )
     if p["data"]["source"] == "kinetics" and not p["data"]["class_list"]:
-        raise ParamError("data.class_list: expected the Mini-Kinetics class list file for source kinetics, found null")
+        raise ParamError(
+            "data.class_list: expected the Mini-Kinetics class list file for source kinetics, "
+            "found null"
+        )
 
     names = configs.by_name(p)
     for key, name in [("sweep.s3_config", p["sweep"]["s3_config"])] + [
-            (f"evaluate.operating_points[{i}]", n) for i, n in enumerate(p["evaluate"]["operating_points"])]:
+        (f"evaluate.operating_points[{i}]", n)
+        for i, n in enumerate(p["evaluate"]["operating_points"])
+    ]:
         if name not in names:
             hint = difflib.get_close_matches(name, list(names), n=1)
-            raise ParamError(f"{key}: expected a configuration name declared by sweep, found {name!r}"
-                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            raise ParamError(
+                f"{key}: expected a configuration name declared by sweep, found {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
     if check_paths:  # (key, path, must be a folder): a preset's /path/to/ placeholder stops here
         paths = []
         if p["data"]["source"] != "synthetic":
-            paths += [("data.annotations", p["data"]["annotations"], False), ("data.videos", p["data"]["videos"], True)]
+            paths += [
+                ("data.annotations", p["data"]["annotations"], False),
+                ("data.videos", p["data"]["videos"], True),
+            ]
         if p["data"]["class_list"]:
             paths.append(("data.class_list", p["data"]["class_list"], False))
         for net in ("teacher", "student"):
@@ -124,7 +152,9 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
                 paths.append((f"{net}.pretrained", p[net]["pretrained"], False))
         for key, path, folder in paths:
             if not Path(path).exists():
-                raise ParamError(f"{key}: expected an existing path, found {path!r} (no such file or folder)")
+                raise ParamError(
+                    f"{key}: expected an existing path, found {path!r} (no such file or folder)"
+                )
             if Path(path).is_dir() != folder:
                 want, found = ("a folder", "a file") if folder else ("a file", "a folder")
                 raise ParamError(f"{key}: expected {want}, found {found} {path!r}")

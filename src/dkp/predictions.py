@@ -8,6 +8,7 @@ configuration asks for `ns_nominal`, `nt_nominal` (int64) and each video's cost
 current time into the zip entries, so this writer fixes it to make reruns
 byte-identical.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -24,18 +25,21 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest zip timestamp: a constant, not the cl
 
 @dataclass
 class Predictions:
-    video_ids: np.ndarray   # (V,) str
-    labels: np.ndarray      # (V,) int64
-    scores: np.ndarray      # (V, C) float32
-    ns: np.ndarray          # (V,) int64 distinct student frames the configuration was fed (0 = unused role)
-    nt: np.ndarray          # (V,) int64 distinct teacher frames
-    ns_nominal: np.ndarray  # (V,) int64 student frames the configuration asks for (adaptive n_s, fixed ratio*n_t)
+    video_ids: np.ndarray  # (V,) str
+    labels: np.ndarray  # (V,) int64
+    scores: np.ndarray  # (V, C) float32
+    ns: np.ndarray  # (V,) int64 distinct student frames the configuration was fed (0 = unused role)
+    nt: np.ndarray  # (V,) int64 distinct teacher frames
+    # (V,) int64 student frames the configuration asks for (adaptive n_s, fixed ratio*n_t)
+    ns_nominal: np.ndarray
     nt_nominal: np.ndarray  # (V,) int64 teacher frames it asks for
-    gflops: np.ndarray      # (V,) float64 cost of this video in GFLOPs (multiply-accumulates), distinct frames only
+    # (V,) float64 cost of this video in GFLOPs (multiply-accumulates), distinct frames only
+    gflops: np.ndarray
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Deterministic, uncompressed .npz (readable by np.load). Not atomic: write into an atomic_dir."""
+    """Deterministic, uncompressed .npz (readable by np.load). Not atomic: write into an
+    atomic_dir."""
     with zipfile.ZipFile(path, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for key in sorted(arrays):
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_EPOCH)
@@ -45,20 +49,24 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def write(path: str | Path, pred: Predictions) -> None:
-    save_npz(path, {
-        "video_ids": np.asarray(pred.video_ids, dtype=str),
-        "labels": np.asarray(pred.labels, dtype=np.int64),
-        "scores": np.asarray(pred.scores, dtype=np.float32),
-        "ns": np.asarray(pred.ns, dtype=np.int64),
-        "nt": np.asarray(pred.nt, dtype=np.int64),
-        "ns_nominal": np.asarray(pred.ns_nominal, dtype=np.int64),
-        "nt_nominal": np.asarray(pred.nt_nominal, dtype=np.int64),
-        "gflops": np.asarray(pred.gflops, dtype=np.float64),
-    })
+    save_npz(
+        path,
+        {
+            "video_ids": np.asarray(pred.video_ids, dtype=str),
+            "labels": np.asarray(pred.labels, dtype=np.int64),
+            "scores": np.asarray(pred.scores, dtype=np.float32),
+            "ns": np.asarray(pred.ns, dtype=np.int64),
+            "nt": np.asarray(pred.nt, dtype=np.int64),
+            "ns_nominal": np.asarray(pred.ns_nominal, dtype=np.int64),
+            "nt_nominal": np.asarray(pred.nt_nominal, dtype=np.int64),
+            "gflops": np.asarray(pred.gflops, dtype=np.float64),
+        },
+    )
 
 
 def read(path: str | Path) -> Predictions:
-    """Load one configuration's predictions; DkpError naming the file if it is absent or malformed."""
+    """Load one configuration's predictions; DkpError naming the file if it is absent or
+    malformed."""
     path = Path(path)
     if not path.exists():
         raise DkpError(f"predictions {path} not found (run `dkp sweep` first)")

@@ -1,4 +1,5 @@
 """Device, precision, threads and seeds: the run-time settings every stage applies first."""
+
 from __future__ import annotations
 
 import functools
@@ -59,7 +60,9 @@ def resolve_device(name: str):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ParamError("run.device: expected a visible CUDA device for 'cuda', found none (use auto or cpu)")
+        raise ParamError(
+            "run.device: expected a visible CUDA device for 'cuda', found none (use auto or cpu)"
+        )
     return torch.device(name)
 
 

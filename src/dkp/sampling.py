@@ -14,6 +14,7 @@ A video with fewer extracted frames than segments is not an error: neighbouring
 segments share their nearest frame. A configuration is fed, and charged for, its
 distinct frames only (config_indices); its nominal count is what it asks for.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ def nearest_indices(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(earlier, right - 1, right).astype(np.int64)
 
 
-def frame_count(strategy: str, duration: float, n: int | None = None, interval: float | None = None) -> int:
+def frame_count(
+    strategy: str, duration: float, n: int | None = None, interval: float | None = None
+) -> int:
     """How many frames a strategy takes from a video of this duration."""
     if strategy == "adaptive":
         if n is None or n < 1:
@@ -67,8 +70,13 @@ def frame_count(strategy: str, duration: float, n: int | None = None, interval: 
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
 
 
-def sample(times: np.ndarray, duration: float, strategy: str,
-           n: int | None = None, interval: float | None = None) -> np.ndarray:
+def sample(
+    times: np.ndarray,
+    duration: float,
+    strategy: str,
+    n: int | None = None,
+    interval: float | None = None,
+) -> np.ndarray:
     """Indices into `times` of the frames a strategy feeds the network, in time order."""
     count = frame_count(strategy, duration, n=n, interval=interval)
     return nearest_indices(times, segment_centres(duration, count))
@@ -113,7 +121,9 @@ def distinct_count(times: np.ndarray, duration: float, count: int) -> int:
     return int(distinct_indices(times, duration, count).size) if count > 0 else 0
 
 
-def count_range(configs, times: list[np.ndarray], durations) -> tuple[tuple[int, int], tuple[int, int]]:
+def count_range(
+    configs, times: list[np.ndarray], durations
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """((n_s low, high), (n_t low, high)): the distinct frame counts the configurations feed,
     over the given videos; the range DKP is trained on when train.student ns/nt_range is auto."""
     ns_seen, nt_seen = set(), set()
@@ -127,7 +137,9 @@ def count_range(configs, times: list[np.ndarray], durations) -> tuple[tuple[int,
                         memo[n] = distinct_count(t, float(d), n)
                     seen.add(memo[n])
     if not ns_seen or not nt_seen:
-        raise ValueError("count_range needs configurations that use both roles and at least one video")
+        raise ValueError(
+            "count_range needs configurations that use both roles and at least one video"
+        )
     return (min(ns_seen), max(ns_seen)), (min(nt_seen), max(nt_seen))
 
 

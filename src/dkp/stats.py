@@ -12,6 +12,7 @@ integer weights: precision at a positive video i = (weighted positives scoring >
 positives. The two sums are one matrix product per configuration (videos x videos
 comparison matrix), so B = 2000 resamples cost milliseconds per configuration.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,16 @@ def resample_weights(n_videos: int, resamples: int, seed: int, stream: int = 0) 
     rng = np.random.default_rng(seed if stream == 0 else [seed, stream])
     idx = rng.integers(0, n_videos, size=(resamples, n_videos))
     flat = idx + (np.arange(resamples) * n_videos)[:, None]
-    return np.bincount(flat.ravel(), minlength=resamples * n_videos).reshape(resamples, n_videos).astype(np.int32)
+    return (
+        np.bincount(flat.ravel(), minlength=resamples * n_videos)
+        .reshape(resamples, n_videos)
+        .astype(np.int32)
+    )
 
 
 class Resamples:
-    """One draw of video weights (B, V) for videos with fixed labels; scores any configuration on it.
+    """One draw of video weights (B, V) for videos with fixed labels; scores any configuration on
+    it.
 
     The per-class weighted positive counts depend only on the weights and labels, so they are
     computed once here and shared by every configuration and seed.
@@ -64,7 +70,8 @@ class Resamples:
         if scores.shape != (n_videos, self.n_classes):
             raise ValueError(f"scores {scores.shape}, expected {(n_videos, self.n_classes)}")
         own = scores[np.arange(n_videos), self.labels]
-        # ahead[i, j]: video j scores at least as high as positive i in i's class (ties admitted whole)
+        # ahead[i, j]: video j scores at least as high as positive i in i's class (ties admitted
+        # whole)
         ahead = scores[:, self.labels].T >= own[:, None]
         # integer-valued float32 sums of at most V weights are exact
         counts = self.weights @ np.concatenate([ahead, ahead & self.same]).astype(np.float32).T
@@ -73,7 +80,9 @@ class Resamples:
         contrib = (self.weights * precision).astype(np.float64)[:, self.order]
         num = np.add.reduceat(contrib, self.starts, axis=1)
         ap = np.divide(num, self.positives, out=np.zeros_like(num), where=self.present)
-        return np.divide(ap.sum(axis=1), self.n_present, out=np.full(len(ap), np.nan), where=self.n_present > 0)
+        return np.divide(
+            ap.sum(axis=1), self.n_present, out=np.full(len(ap), np.nan), where=self.n_present > 0
+        )
 
 
 def weighted_mean_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -92,7 +101,8 @@ def seed_weights(n_seeds: int, resamples: int, seed: int) -> np.ndarray:
 
 
 def seed_mean(per_seed: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(B, ...) replicates of the seed mean from per-seed replicates (S, B, ...) and seed_weights (B, S)."""
+    """(B, ...) replicates of the seed mean from per-seed replicates (S, B, ...) and seed_weights
+    (B, S)."""
     per_seed = np.asarray(per_seed, dtype=np.float64)
     return np.einsum("sb...,bs->b...", per_seed, weights)
 
@@ -100,15 +110,19 @@ def seed_mean(per_seed: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def interval(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval over axis 0 (the resamples): (lower, upper) at `level` (e.g. 0.95).
 
-    A resample where the quantity is undefined (NaN: e.g. none of a subset's videos drawn) is left out."""
+    A resample where the quantity is undefined (NaN: e.g. none of a subset's videos drawn) is left
+    out."""
     tail = 50.0 * (1.0 - level)
-    lo, hi = np.nanpercentile(np.asarray(replicates, dtype=np.float64), [tail, 100.0 - tail], axis=0)
+    lo, hi = np.nanpercentile(
+        np.asarray(replicates, dtype=np.float64), [tail, 100.0 - tail], axis=0
+    )
     return lo, hi
 
 
 def videos_to_exclude(n_videos: int, distance: float, half_width: float) -> int | None:
-    """Videos needed for an interval of half-width `half_width` at n_videos, shrinking as 1/sqrt(videos),
-    to shrink below `distance` (how far the point is from the bound to exclude); None if distance <= 0."""
+    """Videos needed for an interval of half-width `half_width` at n_videos, shrinking as
+    1/sqrt(videos), to shrink below `distance` (how far the point is from the bound to exclude);
+    None if distance <= 0."""
     if not distance > 0 or not np.isfinite(distance) or not np.isfinite(half_width):
         return None
     return max(n_videos, int(math.ceil(n_videos * (half_width / distance) ** 2)))

@@ -26,6 +26,7 @@ each group's folder atomically, and for `sweep.s3_config`
 student frames' timestamps (s) and the ground-truth class probability of each
 student frame from method "student" and from "dste" on the same frames.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,7 @@ def _batches(durations: np.ndarray, batch_videos: int) -> list[np.ndarray]:
     """Video batches by duration (stable), so fixed-interval counts, hence padding, vary little
     inside a batch."""
     order = np.argsort(durations, kind="stable")
-    return [order[i:i + batch_videos] for i in range(0, len(order), batch_videos)]
+    return [order[i : i + batch_videos] for i in range(0, len(order), batch_videos)]
 
 
 def _gather_index(local_off, idx_lists, device):
@@ -76,7 +77,8 @@ def _gather_index(local_off, idx_lists, device):
     counts = np.fromiter(map(len, idx_lists), dtype=np.int64, count=len(idx_lists))
     mask = np.arange(int(counts.max()))[None, :] < counts[:, None]
     gather = np.zeros(mask.shape, dtype=np.int64)
-    gather[mask] = np.concatenate(idx_lists) + np.repeat(local_off, counts)  # row-major: video by video
+    # row-major: video by video
+    gather[mask] = np.concatenate(idx_lists) + np.repeat(local_off, counts)
     return torch.from_numpy(gather).to(device), torch.from_numpy(mask).to(device)
 
 
@@ -89,7 +91,9 @@ def _load_block(cache, names, vids, offsets, nframes, durations, device):
     spans = [slice(int(offsets[v]), int(offsets[v] + nframes[v])) for v in vids]
     blocks = {name: torch.from_numpy(cache.rows(name, spans)).to(device) for name in names}
     times = np.concatenate([cache.times[sp] for sp in spans])
-    pos = torch.from_numpy(sampling.positions(times, np.repeat(durations[vids], nframes[vids]))).to(device)
+    pos = torch.from_numpy(sampling.positions(times, np.repeat(durations[vids], nframes[vids]))).to(
+        device
+    )
     local_off = np.concatenate([[0], np.cumsum(nframes[vids])[:-1]]).astype(np.int64)
     return blocks, times, pos, local_off
 
@@ -109,8 +113,15 @@ class _BlockTerms:
         return {k: v[rows] for k, v in self.memo[key].items()}
 
 
-def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str | None = None,
-          progress: bool = True) -> tuple[dict[str, Predictions], list]:
+def sweep(
+    predictor,
+    cache,
+    configs,
+    batch_videos: int,
+    device,
+    s3_config: str | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Predictions], list]:
     """Run configurations over all cached videos, each on its distinct frames.
 
     Returns (name -> Predictions, s3 rows): the rows, one per video in cache order, are
@@ -119,9 +130,12 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     import torch
 
     roles = {c.name: predictor.roles(c.method) for c in configs}
-    plain = predictor.roles("student")["s"]  # the Student baseline's backbone, for the S-3 comparison
-    needed = sorted({name for r in roles.values() for name in r.values()}
-                    | ({plain} if any(c.name == s3_config for c in configs) else set()))
+    # the Student baseline's backbone, for the S-3 comparison
+    plain = predictor.roles("student")["s"]
+    needed = sorted(
+        {name for r in roles.values() for name in r.values()}
+        | ({plain} if any(c.name == s3_config for c in configs) else set())
+    )
     cache.require(needed)
     unique: dict[tuple, list] = {}
     for c in configs:
@@ -132,34 +146,47 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
     durations = index["duration"].to_numpy(np.float64)
     labels = index["label_index"].to_numpy(np.int64)
     n_videos, n_classes = len(index), predictor.num_classes
-    out = {sig: {"scores": np.zeros((n_videos, n_classes), np.float32),
-                 **{k: np.zeros(n_videos, np.int64) for k in ("ns", "nt", "ns_nominal", "nt_nominal")}}
-           for sig in unique}
+    out = {
+        sig: {
+            "scores": np.zeros((n_videos, n_classes), np.float32),
+            **{k: np.zeros(n_videos, np.int64) for k in ("ns", "nt", "ns_nominal", "nt_nominal")},
+        }
+        for sig in unique
+    }
     s3_rows: list = [None] * n_videos
-    bar = tqdm(total=n_videos * len(unique), unit="video-config", desc="sweep", disable=not progress)
+    bar = tqdm(
+        total=n_videos * len(unique), unit="video-config", desc="sweep", disable=not progress
+    )
     with torch.inference_mode():
         for vids in _batches(durations, batch_videos):
-            blocks, times, pos, local_off = _load_block(cache, needed, vids, offsets, nframes, durations, device)
+            blocks, times, pos, local_off = _load_block(
+                cache, needed, vids, offsets, nframes, durations, device
+            )
             terms = _BlockTerms(predictor, blocks, pos)
             dur = durations[vids]
             memo: list[dict[int, np.ndarray]] = [{} for _ in vids]
 
-            def indices(b: int, count: int, memo=memo, times=times, local_off=local_off, vids=vids,
-                        dur=dur) -> np.ndarray:  # both strategies: `count` segment centres
+            def indices(
+                b: int, count: int, memo=memo, times=times, local_off=local_off, vids=vids, dur=dur
+            ) -> np.ndarray:  # both strategies: `count` segment centres
                 if count not in memo[b]:
-                    t = times[local_off[b]:local_off[b] + nframes[vids[b]]]
+                    t = times[local_off[b] : local_off[b] + nframes[vids[b]]]
                     memo[b][count] = sampling.distinct_indices(t, dur[b], count)
                 return memo[b][count]
 
             for sig, group in unique.items():
                 c = group[0]
-                counts = np.array([sampling.role_counts(c, d) for d in dur], dtype=np.int64).reshape(-1, 2)
+                counts = np.array(
+                    [sampling.role_counts(c, d) for d in dur], dtype=np.int64
+                ).reshape(-1, 2)
                 inputs, idx, where = {}, {}, {}
                 for role in roles[c.name]:
                     k = 0 if role == "s" else 1
                     if counts[:, k].min() < 1:
-                        raise DkpError(f"configuration {c.name}: method {c.method} uses role {role!r} "
-                                       f"but the configuration gives it no frames")
+                        raise DkpError(
+                            f"configuration {c.name}: method {c.method} uses role {role!r} "
+                            f"but the configuration gives it no frames"
+                        )
                     idx[role] = [indices(b, int(n)) for b, n in enumerate(counts[:, k])]
                     where[role] = _gather_index(local_off, idx[role], device)
                     inputs[role] = (terms.take(c.method, role, where[role][0]), where[role][1])
@@ -168,16 +195,25 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
                 result = predictor.predict_terms(c.method, **inputs)
                 scores = result["video"].float().cpu().numpy()
                 if not np.isfinite(scores).all():
-                    raise DkpError(f"configuration {c.name}: method {c.method} gives non-finite scores "
-                                   f"(NaN/inf in the cached features or the checkpoints)")
+                    raise DkpError(
+                        f"configuration {c.name}: method {c.method} gives non-finite scores "
+                        f"(NaN/inf in the cached features or the checkpoints)"
+                    )
                 out[sig]["scores"][vids] = scores
                 if any(g.name == s3_config for g in group):
                     if "s" not in inputs:
-                        raise DkpError("sweep.s3_config must name a configuration whose method gives "
-                                       "per-frame probabilities on student frames (dste or dkp)")
+                        raise DkpError(
+                            "sweep.s3_config must name a configuration whose method gives "
+                            "per-frame probabilities on student frames (dste or dkp)"
+                        )
                     rows_s, mask_s = where["s"]
-                    student_in = (terms.take("student", "s", rows_s), mask_s)  # the plain student's terms
-                    rows = _s3_frames(predictor, result, student_in, idx, times, local_off, labels[vids])
+                    student_in = (
+                        terms.take("student", "s", rows_s),
+                        mask_s,
+                    )  # the plain student's terms
+                    rows = _s3_frames(
+                        predictor, result, student_in, idx, times, local_off, labels[vids]
+                    )
                     for b, row in zip(vids, rows):
                         s3_rows[b] = row
                 bar.update(len(vids))
@@ -190,11 +226,14 @@ def sweep(predictor, cache, configs, batch_videos: int, device, s3_config: str |
         for pair in zip(o["ns"].tolist(), o["nt"].tolist()):
             if (method, *pair) not in charged:
                 charged[(method, *pair)] = cost.gflops(method, *pair)
-        gflops = np.array([charged[(method, a, b)] for a, b in zip(o["ns"].tolist(), o["nt"].tolist())],
-                          dtype=np.float64)
+        gflops = np.array(
+            [charged[(method, a, b)] for a, b in zip(o["ns"].tolist(), o["nt"].tolist())],
+            dtype=np.float64,
+        )
         for c in unique[sig]:
-            preds[c.name] = Predictions(ids, labels, o["scores"], o["ns"], o["nt"], o["ns_nominal"],
-                                        o["nt_nominal"], gflops)
+            preds[c.name] = Predictions(
+                ids, labels, o["scores"], o["ns"], o["nt"], o["ns_nominal"], o["nt_nominal"], gflops
+            )
     return {c.name: preds[c.name] for c in configs}, (s3_rows if s3_config in preds else [])
 
 
@@ -203,8 +242,10 @@ def _s3_frames(predictor, out, student_in, idx, times, local_off, labels) -> lis
     from "student" (the terms of its own backbone's features, `student_in`) and from the
     configuration's own method, both on the same frames."""
     if out.get("frames") is None:
-        raise DkpError("sweep.s3_config must name a configuration whose method gives per-frame "
-                       "probabilities on student frames (dste or dkp)")
+        raise DkpError(
+            "sweep.s3_config must name a configuration whose method gives per-frame "
+            "probabilities on student frames (dste or dkp)"
+        )
     student = predictor.predict_terms("student", s=student_in)["frames"].float().cpu().numpy()
     own = out["frames"].float().cpu().numpy()
     rows = []
@@ -219,16 +260,18 @@ def _frames_json(rows: list, cache_index, manifest, class_names: list[str]) -> l
     out = []
     for (t, stu, dste), (_, v) in zip(rows, cache_index.iterrows()):
         seg = segments.get(str(v["id"]), "[]")
-        out.append({
-            "id": str(v["id"]),
-            "label": class_names[int(v["label_index"])],
-            "label_index": int(v["label_index"]),
-            "duration": round(float(v["duration"]), 6),
-            "segments": json.loads(seg) if isinstance(seg, str) else seg,
-            "times": [round(float(x), 6) for x in t],
-            "student": [round(float(x), 6) for x in stu],
-            "dste": [round(float(x), 6) for x in dste],
-        })
+        out.append(
+            {
+                "id": str(v["id"]),
+                "label": class_names[int(v["label_index"])],
+                "label_index": int(v["label_index"]),
+                "duration": round(float(v["duration"]), 6),
+                "segments": json.loads(seg) if isinstance(seg, str) else seg,
+                "times": [round(float(x), 6) for x in t],
+                "student": [round(float(x), 6) for x in stu],
+                "dste": [round(float(x), 6) for x in dste],
+            }
+        )
     return out
 
 
@@ -242,17 +285,33 @@ def run(p: dict, args) -> None:
     cache = FeatureCache(layout.features_dir(seed), p["frames"]["shards"])
     predictor = Predictor.load(p, device, seed)
     s3 = p["sweep"]["s3_config"]
-    preds, s3_rows = sweep(predictor, cache, chosen, p["sweep"]["batch_videos"], device, s3_config=s3,
-                           progress=not runtime.progress_disabled())
+    preds, s3_rows = sweep(
+        predictor,
+        cache,
+        chosen,
+        p["sweep"]["batch_videos"],
+        device,
+        s3_config=s3,
+        progress=not runtime.progress_disabled(),
+    )
     for group in dict.fromkeys(c.group for c in chosen):
         target = layout.predictions_dir(seed) / group
         clean_stale_temps(target.parent, owner=target.name)
         with atomic_dir(target) as tmp:
             for c in (c for c in chosen if c.group == group):
-                write_predictions(tmp / layout.predictions_file(seed, group, c.name).name, preds[c.name])
+                write_predictions(
+                    tmp / layout.predictions_file(seed, group, c.name).name, preds[c.name]
+                )
                 if c.name == s3:
-                    rows = _frames_json(s3_rows, cache.index, framestore.load_manifest(p),
-                                        list(framestore.load_classes(p)))
+                    rows = _frames_json(
+                        s3_rows,
+                        cache.index,
+                        framestore.load_manifest(p),
+                        list(framestore.load_classes(p)),
+                    )
                     text = json.dumps(rows, indent=1, sort_keys=True) + "\n"
                     (tmp / layout.s3_frames_file(seed, group, c.name).name).write_text(text)
-    print(f"sweep: {len(chosen)} configurations x {len(cache)} videos -> {layout.predictions_dir(seed)}/")
+    print(
+        f"sweep: {len(chosen)} configurations x {len(cache)} videos -> "
+        f"{layout.predictions_dir(seed)}/"
+    )

@@ -6,6 +6,7 @@ store and data/classes.txt; writes results/figures/s{1,2,3}.{png,pdf},
 results/claims.json (DVC metrics: each claim's verdict, effects and intervals) and
 results/README.md, each atomically.
 """
+
 from __future__ import annotations
 
 from .. import framestore, layout
@@ -44,7 +45,9 @@ def run(p: dict, args=None) -> None:
     verdicts = claims.evaluate_all(draws, p["figures"])
     write_json(CLAIMS, claims.claims_json(verdicts))
     written.append(CLAIMS)
-    written.append(report.write(p, rows, verdicts, [str(v["id"]) for v in chosen], REPORT, draws=draws))
+    written.append(
+        report.write(p, rows, verdicts, [str(v["id"]) for v in chosen], REPORT, draws=draws)
+    )
     for v in verdicts:
         print(f"claim {v.number}: {v.status}")
     print("wrote " + ", ".join(str(w) for w in written))

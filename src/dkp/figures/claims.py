@@ -1,4 +1,5 @@
-"""The supplementary's six claims as pure functions: each gives a three-valued verdict and its evidence.
+"""The supplementary's six claims as pure functions: each gives a three-valued verdict and its
+evidence.
 
 Curves are compared at equal GFLOPs, inside the range both cover (dkp.figures.curve_geometry).
 
@@ -24,6 +25,7 @@ any part fails (each side of a 95 % interval errs at most 2.5 %, so two parts ke
 "fails" within 5 %). Claim 3 is an equivalence: it holds when the upper end of the
 spread's interval is below the margin (and every seed's spread is).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,9 +42,15 @@ VERDICT_CODE = {HOLDS: 1, FAILS: -1, INCONCLUSIVE: 0}
 S2_GROUPS = ("dste_nt5", "dste_ns20", "teacher")
 
 CLAIMS = {
-    1: "At low GFLOPs, adaptive sampling drops more than fixed sampling (fixed gives the better mAP there).",
+    1: (
+        "At low GFLOPs, adaptive sampling drops more than fixed sampling (fixed gives the better "
+        "mAP there)."
+    ),
     2: "At low GFLOPs, ratio n_s/n_t = 8 beats ratio 4 (for adaptive and for fixed sampling).",
-    3: "Above a GFLOPs threshold (about 12 GFLOPs in the paper) the four S-1 curves perform similarly.",
+    3: (
+        "Above a GFLOPs threshold (about 12 GFLOPs in the paper) the four S-1 curves perform "
+        "similarly."
+    ),
     4: "nt-5 and ns-20 both beat Teacher alone at low computation.",
     5: "ns-20 goes on to beat Teacher at higher GFLOPs too.",
     6: "In S-3, DSTE gives the ground-truth class a higher per-frame probability than Student.",
@@ -66,7 +74,9 @@ class Draws:
     s3_gain: np.ndarray | None = None
     weights: np.ndarray | None = None
     seed_ids: tuple = ()
-    seed_weights: np.ndarray | None = None  # (B, S) seed resample weights of each replicate (rows sum to 1)
+    seed_weights: np.ndarray | None = (
+        None  # (B, S) seed resample weights of each replicate (rows sum to 1)
+    )
 
     @property
     def point(self) -> np.ndarray:
@@ -79,24 +89,34 @@ class Draws:
 
     @classmethod
     def exact(cls, table: pd.DataFrame, level: float = 0.95) -> Draws:
-        """A table's mAP taken as known exactly: one seed, a zero-width interval (for rules, not data)."""
+        """A table's mAP taken as known exactly: one seed, a zero-width interval (for rules, not
+        data)."""
         m = table["mAP"].to_numpy(float)[None]
         return cls(table.reset_index(drop=True), m, m.copy(), level)
 
     @classmethod
     def from_arrays(cls, table: pd.DataFrame, arrays) -> Draws:
-        """curves.csv and results/bootstrap.npz (dkp evaluate), columns matched by configuration name."""
+        """curves.csv and results/bootstrap.npz (dkp evaluate), columns matched by configuration
+        name."""
         names = [str(n) for n in arrays["names"]]
         table = table.set_index("name").loc[names].reset_index()
-        return cls(table, np.asarray(arrays["map_seeds"], float), np.asarray(arrays["map_replicates"], float),
-                   float(arrays["level"]), int(len(arrays["video_ids"])), np.asarray(arrays["s3_gain"], float),
-                   np.asarray(arrays["weights"]), tuple(int(s) for s in arrays["seeds"]),
-                   np.asarray(arrays["seed_weights"], float))
+        return cls(
+            table,
+            np.asarray(arrays["map_seeds"], float),
+            np.asarray(arrays["map_replicates"], float),
+            float(arrays["level"]),
+            int(len(arrays["video_ids"])),
+            np.asarray(arrays["s3_gain"], float),
+            np.asarray(arrays["weights"]),
+            tuple(int(s) for s in arrays["seeds"]),
+            np.asarray(arrays["seed_weights"], float),
+        )
 
 
 @dataclass(frozen=True)
 class Effect:
-    """One tested quantity with its evidence. Claimed: value > bound (side +1) or < bound (side -1)."""
+    """One tested quantity with its evidence. Claimed: value > bound (side +1) or < bound
+    (side -1)."""
 
     label: str
     point: float
@@ -106,24 +126,32 @@ class Effect:
     bound: float
     side: int
     status: str
-    videos_needed: int | None  # validation videos for the interval to exclude the bound (inconclusive only)
+    # validation videos for the interval to exclude the bound (inconclusive only)
+    videos_needed: int | None
 
     def seeds_on_claimed_side(self) -> int:
         return int(sum((s - self.bound) * self.side > 0 for s in self.seeds))
 
     def as_dict(self) -> dict:
-        return {"effect": _round(self.point), "lo": _round(self.lo), "hi": _round(self.hi),
-                "seeds": [_round(s) for s in self.seeds], "bound": self.bound,
-                "claimed": ">" if self.side > 0 else "<", "verdict": VERDICT_CODE.get(self.status, 0),
-                "status": self.status, "videos_needed": self.videos_needed}
+        return {
+            "effect": _round(self.point),
+            "lo": _round(self.lo),
+            "hi": _round(self.hi),
+            "seeds": [_round(s) for s in self.seeds],
+            "bound": self.bound,
+            "claimed": ">" if self.side > 0 else "<",
+            "verdict": VERDICT_CODE.get(self.status, 0),
+            "status": self.status,
+            "videos_needed": self.videos_needed,
+        }
 
 
 @dataclass(frozen=True)
 class Verdict:
     number: int
     claim: str
-    status: str       # holds | fails | inconclusive | not testable
-    evidence: str     # one paragraph: the rule applied and the numbers measured
+    status: str  # holds | fails | inconclusive | not testable
+    evidence: str  # one paragraph: the rule applied and the numbers measured
     numbers: dict = field(default_factory=dict)
     effects: tuple = ()
 
@@ -145,19 +173,31 @@ def curves_from(draws: Draws, groups=None) -> dict[str, Curve]:
     return out
 
 
-def decide(label: str, values: np.ndarray, draws_seeds: int, level: float, n_videos: int,
-           bound: float = 0.0, side: int = 1) -> Effect:
-    """The three-valued rule on one effect computed per draw row (seed mean, S seeds, B replicates)."""
+def decide(
+    label: str,
+    values: np.ndarray,
+    draws_seeds: int,
+    level: float,
+    n_videos: int,
+    bound: float = 0.0,
+    side: int = 1,
+) -> Effect:
+    """The three-valued rule on one effect computed per draw row (seed mean, S seeds, B
+    replicates)."""
     values = np.asarray(values, float)
-    point, seeds, boot = float(values[0]), values[1:1 + draws_seeds], values[1 + draws_seeds:]
+    point, seeds, boot = float(values[0]), values[1 : 1 + draws_seeds], values[1 + draws_seeds :]
     lo, hi = (float(v) for v in stats.interval(boot, level))
     above = lo > bound and bool(np.all(seeds > bound))
     below = hi < bound and bool(np.all(seeds < bound))
-    status = (HOLDS if above else FAILS if below else INCONCLUSIVE) if side > 0 else \
-        (HOLDS if below else FAILS if above else INCONCLUSIVE)
+    status = (
+        (HOLDS if above else FAILS if below else INCONCLUSIVE)
+        if side > 0
+        else (HOLDS if below else FAILS if above else INCONCLUSIVE)
+    )
     needed = None
     if status == INCONCLUSIVE and not (lo > bound or hi < bound) and n_videos:
-        half = point - lo if point > bound else hi - point  # the side of the interval facing the bound
+        # the side of the interval facing the bound
+        half = point - lo if point > bound else hi - point
         needed = stats.videos_to_exclude(n_videos, abs(point - bound), half)
     return Effect(label, point, lo, hi, tuple(float(s) for s in seeds), bound, side, status, needed)
 
@@ -174,8 +214,10 @@ def combine(effects: list[Effect]) -> str:
 def fmt_effect(e: Effect, unit: str = "mAP", digits: int = 2) -> str:
     """'+4.40 mAP [1.90, 6.80], 3 of 3 seeds > 0'."""
     rel = ">" if e.side > 0 else "<"
-    return (f"{e.point:+.{digits}f} {unit} [{e.lo:+.{digits}f}, {e.hi:+.{digits}f}], "
-            f"{e.seeds_on_claimed_side()} of {len(e.seeds)} seeds {rel} {e.bound:g}")
+    return (
+        f"{e.point:+.{digits}f} {unit} [{e.lo:+.{digits}f}, {e.hi:+.{digits}f}], "
+        f"{e.seeds_on_claimed_side()} of {len(e.seeds)} seeds {rel} {e.bound:g}"
+    )
 
 
 def settle(e: Effect, n_videos: int) -> str:
@@ -185,23 +227,39 @@ def settle(e: Effect, n_videos: int) -> str:
     if e.lo > e.bound or e.hi < e.bound:
         beyond = e.lo > e.bound
         if all((s > e.bound) if beyond else (s < e.bound) for s in e.seeds):
-            return ""  # interval and seeds agree: the claim's own rule, stated in its evidence, left it open
-        return f" The interval excludes {e.bound:g} but the seeds disagree: more seeds would settle it."
+            # interval and seeds agree: the claim's own rule, stated in its evidence, left it open
+            return ""
+        return (
+            f" The interval excludes {e.bound:g} but the seeds disagree: more seeds "
+            "would settle it."
+        )
     if e.videos_needed is None:
         return f" The effect sits at {e.bound:g}: no number of videos settles it at this size."
-    return (f" At the measured effect, about {e.videos_needed} validation videos (now {n_videos}) would make the "
-            f"interval exclude {e.bound:g} (width shrinks as 1/sqrt(videos)).")
+    return (
+        f" At the measured effect, about {e.videos_needed} validation videos (now {n_videos}) "
+        f"would make the interval exclude {e.bound:g} (width shrinks as 1/sqrt(videos))."
+    )
 
 
 def _describe(effects: list[Effect], n_videos: int, unit: str = "mAP", digits: int = 2) -> str:
-    return "; ".join(f"{e.label} = {fmt_effect(e, unit, digits)} ({e.status}).{settle(e, n_videos)}".rstrip(".")
-                     for e in effects) + "."
+    return (
+        "; ".join(
+            f"{e.label} = {fmt_effect(e, unit, digits)} ({e.status}).{settle(e, n_videos)}".rstrip(
+                "."
+            )
+            for e in effects
+        )
+        + "."
+    )
 
 
 def _s1_groups(t: pd.DataFrame) -> dict[tuple[str, float], str]:
     """(strategy, ratio) -> group for the S-1 curves."""
     s1 = t[t["figure"] == "s1"]
-    return {(str(r.strategy), float(r.ratio)): str(r.group) for r in s1.drop_duplicates("group").itertuples()}
+    return {
+        (str(r.strategy), float(r.ratio)): str(r.group)
+        for r in s1.drop_duplicates("group").itertuples()
+    }
 
 
 def _s1_curves(d: Draws) -> tuple[dict, dict[str, Curve]]:
@@ -214,20 +272,27 @@ def _untestable(number: int, why: str) -> Verdict:
 
 
 def _region_effects(d: Draws, pairs, lo=-np.inf, hi=np.inf) -> tuple[list[Effect], list[str]]:
-    """One effect per (label, a, b): a - b's mean over [lo, hi]; labels of pairs that do not overlap."""
+    """One effect per (label, a, b): a - b's mean over [lo, hi]; labels of pairs that do not
+    overlap."""
     effects, missing = [], []
     for label, a, b in pairs:
         r = diff(a, b, lo=lo, hi=hi)
         if r is None:
             missing.append(label)
             continue
-        effects.append(decide(f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, len(d.seeds), d.level, d.n_videos))
+        effects.append(
+            decide(
+                f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, len(d.seeds), d.level, d.n_videos
+            )
+        )
     return effects, missing
 
 
 def _two_part(number: int, d: Draws, pairs, region: str, lo=-np.inf, hi=np.inf) -> Verdict:
     effects, missing = _region_effects(d, pairs, lo, hi)
-    status = combine(effects) if not missing else (FAILS if combine(effects) == FAILS else UNTESTABLE)
+    status = (
+        combine(effects) if not missing else (FAILS if combine(effects) == FAILS else UNTESTABLE)
+    )
     evidence = region + " " + _describe(effects, d.n_videos) if effects else region
     if missing:
         evidence += f" No overlap for: {', '.join(missing)}."
@@ -238,14 +303,27 @@ def _two_part(number: int, d: Draws, pairs, region: str, lo=-np.inf, hi=np.inf) 
 def claim_adaptive_vs_fixed(d: Draws, low_fraction: float) -> Verdict:
     """Claim 1: per ratio, fixed minus adaptive over the low-GFLOPs part of S-1."""
     groups, curves = _s1_curves(d)
-    ratios = sorted({r for (s, r) in groups if (("adaptive", r) in groups and ("fixed", r) in groups)})
+    ratios = sorted(
+        {r for (s, r) in groups if (("adaptive", r) in groups and ("fixed", r) in groups)}
+    )
     if not ratios:
         return _untestable(1, "S-1 needs an adaptive and a fixed curve of the same ratio.")
     low = fraction_point(curves.values(), low_fraction)
-    pairs = [(f"Fixed-{r:g} minus Adaptive-{r:g}", curves[groups[("fixed", r)]], curves[groups[("adaptive", r)]])
-             for r in ratios]
-    return _two_part(1, d, pairs, f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range).",
-                     hi=low)
+    pairs = [
+        (
+            f"Fixed-{r:g} minus Adaptive-{r:g}",
+            curves[groups[("fixed", r)]],
+            curves[groups[("adaptive", r)]],
+        )
+        for r in ratios
+    ]
+    return _two_part(
+        1,
+        d,
+        pairs,
+        f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range).",
+        hi=low,
+    )
 
 
 def claim_ratio(d: Draws, low_fraction: float) -> Verdict:
@@ -256,59 +334,109 @@ def claim_ratio(d: Draws, low_fraction: float) -> Verdict:
         return _untestable(2, "S-1 needs curves of two different ratios.")
     lo_r, hi_r = ratios[0], ratios[-1]
     low = fraction_point(curves.values(), low_fraction)
-    pairs = [(f"{s.capitalize()}-{hi_r:g} minus {s.capitalize()}-{lo_r:g}", curves[groups[(s, hi_r)]],
-              curves[groups[(s, lo_r)]]) for s in ("adaptive", "fixed") if (s, lo_r) in groups and (s, hi_r) in groups]
+    pairs = [
+        (
+            f"{s.capitalize()}-{hi_r:g} minus {s.capitalize()}-{lo_r:g}",
+            curves[groups[(s, hi_r)]],
+            curves[groups[(s, lo_r)]],
+        )
+        for s in ("adaptive", "fixed")
+        if (s, lo_r) in groups and (s, hi_r) in groups
+    ]
     if not pairs:
         return _untestable(2, "no strategy has curves of both ratios.")
-    return _two_part(2, d, pairs, f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range).",
-                     hi=low)
+    return _two_part(
+        2,
+        d,
+        pairs,
+        f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-1 range).",
+        hi=low,
+    )
 
 
 def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -> Verdict:
-    """Claim 3 (equivalence): the largest spread of the S-1 curves above the threshold, against the margin."""
+    """Claim 3 (equivalence): the largest spread of the S-1 curves above the threshold, against the
+    margin."""
     _, curves = _s1_curves(d)
     if len(curves) < 2:
         return _untestable(3, "S-1 needs at least two curves.")
     cs = list(curves.values())
     c_min, c_max = max(c.lo for c in cs), min(c.hi for c in cs)
     if c_min > c_max:
-        return _untestable(3, f"the {len(cs)} S-1 curves share no GFLOPs range "
-                              f"(one ends at {c_max:.3g}, another starts at {c_min:.3g}).")
+        return _untestable(
+            3,
+            f"the {len(cs)} S-1 curves share no GFLOPs range "
+            f"(one ends at {c_max:.3g}, another starts at {c_min:.3g}).",
+        )
     threshold = c_min + similar_from_fraction * (c_max - c_min)
     measured = similar_from(cs, margin)
     x, sp = spread(cs, lo=threshold)
     worst = sp.max(axis=1)
-    e = decide(f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs", worst, len(d.seeds), d.level, d.n_videos,
-               bound=margin, side=-1)
-    # A max over noisy points is biased upward, so its interval cannot show "not similar". That needs a
-    # pair of curves whose mean difference over the region lies beyond the margin, with the level split
-    # over the pairs (Bonferroni): then the spread exceeds the margin somewhere, whatever the noise.
-    pairs = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1:]]
+    e = decide(
+        f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs",
+        worst,
+        len(d.seeds),
+        d.level,
+        d.n_videos,
+        bound=margin,
+        side=-1,
+    )
+    # A max over noisy points is biased upward, so its interval cannot show "not similar". That
+    # needs a pair of curves whose mean difference over the region lies beyond the margin, with the
+    # level split over the pairs (Bonferroni): then the spread exceeds the margin somewhere,
+    # whatever the noise.
+    pairs = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1 :]]
     pair_level = 1.0 - (1.0 - d.level) / len(pairs)
     apart = []
     for a, b in pairs:
         r = diff(a, b, lo=threshold)
         up = decide(f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=margin)
-        down = decide(f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=-margin, side=-1)
+        down = decide(
+            f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=-margin, side=-1
+        )
         apart += [f for f in (up, down) if f.status == HOLDS]
     status = HOLDS if e.status == HOLDS else FAILS if apart else INCONCLUSIVE
-    e = Effect(e.label, e.point, e.lo, e.hi, e.seeds, e.bound, e.side, status,
-               e.videos_needed if status == INCONCLUSIVE else None)
-    rule = (f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the range all "
-            f"{len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); equivalence margin = {margin:g} mAP points: "
-            f"holds only if the whole interval of the largest spread is below it; fails only if some pair of "
-            f"curves differs on average over the region by more than the margin ({100 * pair_level:.2f} % "
-            f"interval, every seed).")
-    found = (f" The seed-mean spread stays within the margin from {measured:.3g} GFLOPs on." if measured is not None
-             else " The seed-mean spread does not stay within the margin up to the end of the shared range.")
+    e = Effect(
+        e.label,
+        e.point,
+        e.lo,
+        e.hi,
+        e.seeds,
+        e.bound,
+        e.side,
+        status,
+        e.videos_needed if status == INCONCLUSIVE else None,
+    )
+    rule = (
+        f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the range "
+        f"all {len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); equivalence margin = {margin:g} "
+        "mAP points: holds only if the whole interval of the largest spread is below it; fails "
+        "only if some pair of curves differs on average over the region by more than the margin "
+        f"({100 * pair_level:.2f} % interval, every seed)."
+    )
+    found = (
+        f" The seed-mean spread stays within the margin from {measured:.3g} GFLOPs on."
+        if measured is not None
+        else (
+            " The seed-mean spread does not stay within the margin up to the end of the shared "
+            "range."
+        )
+    )
     shown = "".join(f" {f.label}: {fmt_effect(f)}." for f in apart)
     if status == INCONCLUSIVE and e.lo > margin:
-        shown += (" The spread's interval lies above the margin, but a maximum over noisy curves is biased "
-                  "upward, so it cannot show a difference by itself; no pair of curves is apart by more than "
-                  f"the margin at the {100 * pair_level:.2f} % level in every seed, which \"fails\" needs.")
+        shown += (
+            " The spread's interval lies above the margin, but a maximum over noisy curves is "
+            "biased upward, so it cannot show a difference by itself; no pair of curves is apart "
+            "by more than "
+            f'the margin at the {100 * pair_level:.2f} % level in every seed, which "fails" needs.'
+        )
     evidence = f"{rule} {_describe([e], d.n_videos)}{shown}{found}"
-    numbers = {"threshold": threshold, "margin": margin, "measured_threshold": measured,
-               "max_spread_above": e.as_dict()}
+    numbers = {
+        "threshold": threshold,
+        "margin": margin,
+        "measured_threshold": measured,
+        "max_spread_above": e.as_dict(),
+    }
     return Verdict(3, CLAIMS[3], e.status, evidence, numbers, (e,))
 
 
@@ -323,14 +451,22 @@ def claim_s2_low(d: Draws, low_fraction: float) -> Verdict:
     if curves is None:
         return _untestable(4, f"S-2 needs the curves {', '.join(S2_GROUPS)}.")
     low = fraction_point(curves.values(), low_fraction)
-    pairs = [(f"{label} minus Teacher", curves[g], curves["teacher"])
-             for g, label in (("dste_nt5", "nt-5"), ("dste_ns20", "ns-20"))]
-    return _two_part(4, d, pairs, f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-2 range).",
-                     hi=low)
+    pairs = [
+        (f"{label} minus Teacher", curves[g], curves["teacher"])
+        for g, label in (("dste_nt5", "nt-5"), ("dste_ns20", "ns-20"))
+    ]
+    return _two_part(
+        4,
+        d,
+        pairs,
+        f"Low GFLOPs = below {low:.3g} (lowest {low_fraction:g} of the S-2 range).",
+        hi=low,
+    )
 
 
 def claim_ns20_high(d: Draws, low_fraction: float) -> Verdict:
-    """Claim 5: ns-20 minus Teacher above the low-GFLOPs part of S-2 (the mean decides; the top end is shown)."""
+    """Claim 5: ns-20 minus Teacher above the low-GFLOPs part of S-2 (the mean decides; the top end
+    is shown)."""
     curves = _s2(d)
     if curves is None:
         return _untestable(5, f"S-2 needs the curves {', '.join(S2_GROUPS)}.")
@@ -339,17 +475,40 @@ def claim_ns20_high(d: Draws, low_fraction: float) -> Verdict:
     region = f"Higher GFLOPs = above {low:.3g} (the S-2 range above its lowest {low_fraction:g})."
     r = diff(a, b, lo=low)
     if r is None:
-        return Verdict(5, CLAIMS[5], UNTESTABLE, region + " Not testable: ns-20 and Teacher do not overlap there.")
-    e = decide(f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, len(d.seeds), d.level, d.n_videos)
+        return Verdict(
+            5,
+            CLAIMS[5],
+            UNTESTABLE,
+            region + " Not testable: ns-20 and Teacher do not overlap there.",
+        )
+    e = decide(
+        f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)",
+        r.mean,
+        len(d.seeds),
+        d.level,
+        d.n_videos,
+    )
     # at the top of the overlap too: "goes on to beat" is about the high end, not only the average
-    top = decide(f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], len(d.seeds), d.level, d.n_videos)
-    evidence = f"{region} {_describe([e], d.n_videos)} Shown, not deciding: {top.label}: {fmt_effect(top)}."
-    return Verdict(5, CLAIMS[5], e.status, evidence, {"ns-20 minus Teacher": e.as_dict(), "at_top": top.as_dict()},
-                   (e,))
+    top = decide(
+        f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], len(d.seeds), d.level, d.n_videos
+    )
+    evidence = (
+        f"{region} {_describe([e], d.n_videos)} Shown, not deciding: {top.label}: "
+        f"{fmt_effect(top)}."
+    )
+    return Verdict(
+        5,
+        CLAIMS[5],
+        e.status,
+        evidence,
+        {"ns-20 minus Teacher": e.as_dict(), "at_top": top.as_dict()},
+        (e,),
+    )
 
 
-def s3_effect_rows(gains: np.ndarray, weights: np.ndarray | None,
-                   seed_weights: np.ndarray | None = None) -> np.ndarray | None:
+def s3_effect_rows(
+    gains: np.ndarray, weights: np.ndarray | None, seed_weights: np.ndarray | None = None
+) -> np.ndarray | None:
     """(1 + S + B,) mean per-video gain: seed mean, each seed, each resample (seed-averaged over the
     resample's seed weights, plain mean without them); None if a seed has no gain."""
     g = np.atleast_2d(np.asarray(gains, float))
@@ -358,41 +517,69 @@ def s3_effect_rows(gains: np.ndarray, weights: np.ndarray | None,
         return None
     per_seed = np.array([row[m].mean() for row, m in zip(g, ok)])
     w = np.zeros((0, g.shape[1])) if weights is None else np.atleast_2d(np.asarray(weights, float))
-    sw = np.full((len(w), len(g)), 1.0 / len(g)) if seed_weights is None else np.asarray(seed_weights, float)
+    sw = (
+        np.full((len(w), len(g)), 1.0 / len(g))
+        if seed_weights is None
+        else np.asarray(seed_weights, float)
+    )
     boot = np.zeros(len(w))
     for s, (row, m) in enumerate(zip(g, ok)):
         den = w[:, m].sum(axis=1)
-        boot += np.divide(w[:, m] @ row[m], den, out=np.full(len(w), np.nan), where=den > 0) * sw[:, s]
+        boot += (
+            np.divide(w[:, m] @ row[m], den, out=np.full(len(w), np.nan), where=den > 0) * sw[:, s]
+        )
     return np.concatenate([[per_seed.mean()], per_seed, boot])
 
 
-def claim_s3(gains: np.ndarray, weights: np.ndarray | None, level: float = 0.95,
-             seed_weights: np.ndarray | None = None) -> Verdict:
-    """Claim 6: mean over videos of DSTE minus Student per-frame ground-truth probability (S, V gains)."""
+def claim_s3(
+    gains: np.ndarray,
+    weights: np.ndarray | None,
+    level: float = 0.95,
+    seed_weights: np.ndarray | None = None,
+) -> Verdict:
+    """Claim 6: mean over videos of DSTE minus Student per-frame ground-truth probability (S, V
+    gains)."""
     rows = s3_effect_rows(gains, weights, seed_weights)
     if rows is None:
         return _untestable(6, "a seed's S-3 file holds no video with frames.")
     g = np.atleast_2d(np.asarray(gains, float))
     n = int(np.isfinite(g).any(axis=0).sum())
     e = decide("DSTE minus Student", rows, g.shape[0], level, n)
-    better = ", ".join(f"{int((row[np.isfinite(row)] > 0).sum())}/{int(np.isfinite(row).sum())}" for row in g)
-    evidence = (f"Mean over {n} videos of each video's mean per-frame probability difference: "
-                f"{_describe([e], n, unit='probability', digits=3)} DSTE higher in {better} videos (per seed).")
-    return Verdict(6, CLAIMS[6], e.status, evidence, {"DSTE minus Student": e.as_dict(), "videos": n}, (e,))
+    better = ", ".join(
+        f"{int((row[np.isfinite(row)] > 0).sum())}/{int(np.isfinite(row).sum())}" for row in g
+    )
+    evidence = (
+        f"Mean over {n} videos of each video's mean per-frame probability difference: "
+        f"{_describe([e], n, unit='probability', digits=3)} DSTE higher in {better} videos (per "
+        "seed)."
+    )
+    return Verdict(
+        6, CLAIMS[6], e.status, evidence, {"DSTE minus Student": e.as_dict(), "videos": n}, (e,)
+    )
 
 
 def evaluate_all(draws: Draws, fp: dict) -> list[Verdict]:
     """All six verdicts, in the paper's order, under the rules in params['figures']."""
     low = fp["low_fraction"]
     gains = draws.s3_gain if draws.s3_gain is not None else np.full((1, 0), np.nan)
-    return [claim_adaptive_vs_fixed(draws, low), claim_ratio(draws, low),
-            claim_similar_above(draws, fp["similar_from"], fp["similar_margin"]),
-            claim_s2_low(draws, low), claim_ns20_high(draws, low),
-            claim_s3(gains, draws.weights, draws.level, draws.seed_weights)]
+    return [
+        claim_adaptive_vs_fixed(draws, low),
+        claim_ratio(draws, low),
+        claim_similar_above(draws, fp["similar_from"], fp["similar_margin"]),
+        claim_s2_low(draws, low),
+        claim_ns20_high(draws, low),
+        claim_s3(gains, draws.weights, draws.level, draws.seed_weights),
+    ]
 
 
 def claims_json(verdicts: list[Verdict]) -> dict:
-    """results/claims.json (DVC metrics): per claim the verdict (1 holds, 0 inconclusive, -1 fails) and effects."""
-    return {str(v.number): {"status": v.status, "verdict": VERDICT_CODE.get(v.status),
-                            "effects": {e.label.split(" (")[0]: e.as_dict() for e in v.effects}}
-            for v in verdicts}
+    """results/claims.json (DVC metrics): per claim the verdict (1 holds, 0 inconclusive, -1 fails)
+    and effects."""
+    return {
+        str(v.number): {
+            "status": v.status,
+            "verdict": VERDICT_CODE.get(v.status),
+            "effects": {e.label.split(" (")[0]: e.as_dict() for e in v.effects},
+        }
+        for v in verdicts
+    }

@@ -5,6 +5,7 @@ range both curves cover (no extrapolation). Between the union of two curves' bre
 points their difference is linear, so means, minima and maxima computed on those break
 points are exact. Every function works on all draws (rows of a curve's mAP) at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ class Diff:
 
 
 def make_curve(name: str, gflops, m_ap) -> Curve:
-    """Sort by GFLOPs, average mAP over repeated GFLOPs, drop non-finite points. m_ap: (n,) or (R, n)."""
+    """Sort by GFLOPs, average mAP over repeated GFLOPs, drop non-finite points. m_ap: (n,) or
+    (R, n)."""
     g = np.asarray(gflops, dtype=float)
     m = np.atleast_2d(np.asarray(m_ap, dtype=float))
     keep = np.isfinite(g) & np.isfinite(m).all(axis=0)
@@ -87,7 +89,8 @@ def diff(a: Curve, b: Curve, lo: float = -np.inf, hi: float = np.inf) -> Diff | 
 
 
 def spread(curves, lo: float = -np.inf, hi: float = np.inf):
-    """(x, best-minus-worst mAP at x, (R, len(x))) on the break points of [lo, hi] ∩ the common range, or None.
+    """(x, best-minus-worst mAP at x, (R, len(x))) on the break points of [lo, hi] ∩ the common
+    range, or None.
 
     Between break points the spread is convex (max minus min of linear pieces), so
     its maximum over the range is the maximum over these points.
@@ -103,7 +106,8 @@ def spread(curves, lo: float = -np.inf, hi: float = np.inf):
 
 
 def similar_from(curves, margin: float) -> float | None:
-    """Smallest GFLOPs from which the seed-mean spread stays within margin up to the common range's end."""
+    """Smallest GFLOPs from which the seed-mean spread stays within margin up to the common range's
+    end."""
     curves = [Curve(c.name, c.g, c.m[:1]) for c in curves]
     sp = spread(curves)
     if sp is None or sp[1][0, -1] > margin:

@@ -1,5 +1,6 @@
 """Figures S-1 and S-2: seed-mean mAP against GFLOPs per video, with the video-bootstrap intervals
 (error bars), from results/curves.csv."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,14 +12,51 @@ from .. import configs
 from ..errors import DkpError
 from . import labels, output
 
-COLUMNS = ["name", "group", "figure", "method", "strategy", "ratio", "n_s", "n_t", "n_s_nominal", "n_t_nominal",
-           "r_s", "r_t", "gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min", "mAP_seed_max", "seeds",
-           "mAP_official", "top1", "videos_evaluated", "videos_skipped"]
-BOOTSTRAP_FIELDS = ("names", "groups", "gflops", "seeds", "map_seeds", "map_replicates", "weights", "video_ids",
-                    "level", "s3_gain", "seed_weights")
+COLUMNS = [
+    "name",
+    "group",
+    "figure",
+    "method",
+    "strategy",
+    "ratio",
+    "n_s",
+    "n_t",
+    "n_s_nominal",
+    "n_t_nominal",
+    "r_s",
+    "r_t",
+    "gflops",
+    "mAP",
+    "mAP_lo",
+    "mAP_hi",
+    "mAP_seed_min",
+    "mAP_seed_max",
+    "seeds",
+    "mAP_official",
+    "top1",
+    "videos_evaluated",
+    "videos_skipped",
+]
+BOOTSTRAP_FIELDS = (
+    "names",
+    "groups",
+    "gflops",
+    "seeds",
+    "map_seeds",
+    "map_replicates",
+    "weights",
+    "video_ids",
+    "level",
+    "s3_gain",
+    "seed_weights",
+)
 HEIGHT = 2.45  # in, S-1 and S-2 at column width
 
-S2_STYLE = {"dste_nt5": ("nt-5", "o", "C0"), "dste_ns20": ("ns-20", "s", "C3"), "teacher": ("Teacher", "^", "C7")}
+S2_STYLE = {
+    "dste_nt5": ("nt-5", "o", "C0"),
+    "dste_ns20": ("ns-20", "s", "C3"),
+    "teacher": ("Teacher", "^", "C7"),
+}
 _S1_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
@@ -37,11 +75,14 @@ def load(path: str | Path) -> pd.DataFrame:
     for col in ("gflops", "mAP", "mAP_lo", "mAP_hi"):
         if not pd.api.types.is_numeric_dtype(rows[col]):
             raise DkpError(f"{path}: column {col!r} must be numeric")
-    return rows.sort_values(["figure", "group", "gflops", "name"], kind="stable").reset_index(drop=True)
+    return rows.sort_values(["figure", "group", "gflops", "name"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def load_bootstrap(path: str | Path, rows: pd.DataFrame) -> dict:
-    """results/bootstrap.npz as a dict of arrays; it must cover every configuration of curves.csv."""
+    """results/bootstrap.npz as a dict of arrays; it must cover every configuration of
+    curves.csv."""
     path = Path(path)
     if not path.exists():
         raise DkpError(f"{path} not found: run `dkp evaluate` first")
@@ -54,7 +95,9 @@ def load_bootstrap(path: str | Path, rows: pd.DataFrame) -> dict:
     if missing:
         raise DkpError(f"{path}: missing {missing}; rerun `dkp evaluate`")
     if sorted(map(str, arrays["names"])) != sorted(map(str, rows["name"])):
-        raise DkpError(f"{path} and results/curves.csv list different configurations: rerun `dkp evaluate`")
+        raise DkpError(
+            f"{path} and results/curves.csv list different configurations: rerun `dkp evaluate`"
+        )
     return arrays
 
 
@@ -62,17 +105,32 @@ def _errorbar(ax, pts: pd.DataFrame, color: str) -> None:
     """The interval of each point's seed-mean mAP, as a vertical bar."""
     m = pts["mAP"].to_numpy(float)
     yerr = np.vstack([m - pts["mAP_lo"].to_numpy(float), pts["mAP_hi"].to_numpy(float) - m])
-    ax.errorbar(pts["gflops"], m, yerr=yerr, fmt="none", ecolor=color, elinewidth=0.6, capsize=1.5,
-                capthick=0.6, alpha=0.8, zorder=1)
+    ax.errorbar(
+        pts["gflops"],
+        m,
+        yerr=yerr,
+        fmt="none",
+        ecolor=color,
+        elinewidth=0.6,
+        capsize=1.5,
+        capthick=0.6,
+        alpha=0.8,
+        zorder=1,
+    )
 
 
 def check_groups(rows: pd.DataFrame, p: dict) -> None:
-    """The figures need every S-1/S-2 curve and the Teacher declared by sweep params; a stale CSV fails here."""
-    want = sorted({c.group for c in configs.build(p) if c.figure in ("s1", "s2") or c.group == "teacher"})
+    """The figures need every S-1/S-2 curve and the Teacher declared by sweep params; a stale CSV
+    fails here."""
+    want = sorted(
+        {c.group for c in configs.build(p) if c.figure in ("s1", "s2") or c.group == "teacher"}
+    )
     missing = [g for g in want if g not in set(rows["group"])]
     if missing:
-        raise DkpError(f"results/curves.csv lacks the curves {missing} that params.yaml's sweep declares: "
-                       "rerun `dkp sweep` and `dkp evaluate`")
+        raise DkpError(
+            f"results/curves.csv lacks the curves {missing} that params.yaml's sweep declares: "
+            "rerun `dkp sweep` and `dkp evaluate`"
+        )
 
 
 def s1_label(group: str) -> str:
@@ -82,7 +140,9 @@ def s1_label(group: str) -> str:
 
 def _s1_groups(rows: pd.DataFrame) -> list[str]:
     s1 = rows[rows["figure"] == "s1"].drop_duplicates("group")
-    order = s1.assign(o=(s1["strategy"] != "adaptive").astype(int)).sort_values(["o", "ratio", "group"])
+    order = s1.assign(o=(s1["strategy"] != "adaptive").astype(int)).sort_values(
+        ["o", "ratio", "group"]
+    )
     return list(order["group"])
 
 
@@ -94,7 +154,8 @@ def _points(rows: pd.DataFrame, group: str) -> pd.DataFrame:
 def _axes(width: float, height: float):
     import matplotlib.pyplot as plt
 
-    # constrained layout fits tick labels of any width; the pixel size stays figsize x dpi (no tight bbox)
+    # constrained layout fits tick labels of any width; the pixel size stays figsize x dpi (no tight
+    # bbox)
     fig = plt.figure(figsize=(width, height), layout="constrained")
     fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03)
     ax = fig.add_subplot()
@@ -129,9 +190,16 @@ def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
         for i, g in enumerate(groups):
             pts = _points(rows, g)
             fixed = pts["strategy"].iloc[0] == "fixed"
-            ax.plot(pts["gflops"], pts["mAP"], marker=_S1_MARKERS[i % len(_S1_MARKERS)], color=f"C{i}",
-                    linestyle="--" if fixed else "-", label=s1_label(g), markerfacecolor="white" if fixed else None,
-                    zorder=2)
+            ax.plot(
+                pts["gflops"],
+                pts["mAP"],
+                marker=_S1_MARKERS[i % len(_S1_MARKERS)],
+                color=f"C{i}",
+                linestyle="--" if fixed else "-",
+                label=s1_label(g),
+                markerfacecolor="white" if fixed else None,
+                zorder=2,
+            )
             _errorbar(ax, pts, f"C{i}")
         s1 = rows[rows["group"].isin(groups)]
         _pad_limits(ax, s1["gflops"], pd.concat([s1["mAP_lo"], s1["mAP_hi"]]), frac=(0.04, 0.08))
@@ -147,9 +215,12 @@ def _bars_title(rows: pd.DataFrame) -> str:
 
 
 def point_label(row) -> str:
-    """Nominal n_s/n_t of a point; a network that does not run counts 0 frames (Teacher alone: 0/n_t)."""
+    """Nominal n_s/n_t of a point; a network that does not run counts 0 frames (Teacher alone:
+    0/n_t)."""
+
     def num(v):
         return "0" if pd.isna(v) else f"{float(v):.3g}"
+
     return f"{num(row.n_s_nominal)}/{num(row.n_t_nominal)}"
 
 
@@ -165,15 +236,27 @@ def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
             ax.plot(pts["gflops"], pts["mAP"], marker=marker, color=color, label=name, zorder=2)
             _errorbar(ax, pts, color)
             lines.append((pts["gflops"].to_numpy(float), pts["mAP"].to_numpy(float)))
-            lines += [([r.gflops, r.gflops], [r.mAP_lo, r.mAP_hi]) for r in pts.itertuples()]  # labels avoid bars
-            points += [(float(r.gflops), float(r.mAP), point_label(r), color) for r in pts.itertuples()]
+            # labels avoid bars
+            lines += [([r.gflops, r.gflops], [r.mAP_lo, r.mAP_hi]) for r in pts.itertuples()]
+            points += [
+                (float(r.gflops), float(r.mAP), point_label(r), color) for r in pts.itertuples()
+            ]
         if not points:
             raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
         shown = rows[rows["group"].isin(list(S2_STYLE))]
-        _pad_limits(ax, [x for x, *_ in points], pd.concat([shown["mAP_lo"], shown["mAP_hi"]]), frac=(0.08, 0.14))
-        legend = ax.legend(loc="best", title="labels: $n_s/n_t$\n" + _bars_title(rows), title_fontsize=5.5)
+        _pad_limits(
+            ax,
+            [x for x, *_ in points],
+            pd.concat([shown["mAP_lo"], shown["mAP_hi"]]),
+            frac=(0.08, 0.14),
+        )
+        legend = ax.legend(
+            loc="best", title="labels: $n_s/n_t$\n" + _bars_title(rows), title_fontsize=5.5
+        )
         _freeze_layout(fig)
         renderer = fig.canvas.get_renderer()
         avoid = [legend.get_window_extent(renderer).padded(2)]
-        labels.place(ax, points, lines, fontsize=5.5, marker_pt=output.STYLE["lines.markersize"], avoid=avoid)
+        labels.place(
+            ax, points, lines, fontsize=5.5, marker_pt=output.STYLE["lines.markersize"], avoid=avoid
+        )
         return output.save(fig, stem, dpi)

@@ -4,6 +4,7 @@ Each label tries offsets around its point (nearest first) and keeps the one
 that overlaps least with labels already placed, markers, the curves' lines, the
 legend and the axes' edge. Deterministic: fixed candidate order, first best wins.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,9 @@ def place(ax, points, polylines, fontsize: float, marker_pt: float, avoid=()) ->
     px_per_pt = fig.dpi / 72.0
     half = 0.5 * marker_pt * px_per_pt
     markers = [ax.transData.transform((x, y)) for x, y, _, _ in points]
-    marker_boxes = [Bbox.from_extents(mx - half, my - half, mx + half, my + half) for mx, my in markers]
+    marker_boxes = [
+        Bbox.from_extents(mx - half, my - half, mx + half, my + half) for mx, my in markers
+    ]
     samples = _line_samples(ax, polylines)
     placed: list[Bbox] = []
     out = []
@@ -65,21 +68,41 @@ def place(ax, points, polylines, fontsize: float, marker_pt: float, avoid=()) ->
                 norm = np.hypot(dx, dy)
                 off = (radius * dx / norm, radius * dy / norm)
                 ha, va = _align(dx, dy)
-                ann = ax.annotate(text, (x, y), xytext=off, textcoords="offset points", ha=ha, va=va,
-                                  fontsize=fontsize, color=color)
+                ann = ax.annotate(
+                    text,
+                    (x, y),
+                    xytext=off,
+                    textcoords="offset points",
+                    ha=ha,
+                    va=va,
+                    fontsize=fontsize,
+                    color=color,
+                )
                 box = ann.get_window_extent(renderer).padded(0.6 * px_per_pt)
                 ann.remove()
                 area = box.width * box.height
-                cost = (20.0 * _outside(box, frame) / area
-                        + 10.0 * sum(_area(box, p) for p in placed) / area
-                        + 10.0 * sum(_area(box, a) for a in avoid) / area
-                        + 5.0 * sum(_area(box, m) for j, m in enumerate(marker_boxes) if j != i) / area
-                        + 0.5 * float(box.count_contains(samples) if len(samples) else 0)
-                        + 0.02 * radius)
+                cost = (
+                    20.0 * _outside(box, frame) / area
+                    + 10.0 * sum(_area(box, p) for p in placed) / area
+                    + 10.0 * sum(_area(box, a) for a in avoid) / area
+                    + 5.0 * sum(_area(box, m) for j, m in enumerate(marker_boxes) if j != i) / area
+                    + 0.5 * float(box.count_contains(samples) if len(samples) else 0)
+                    + 0.02 * radius
+                )
                 if best is None or cost < best[0] - 1e-9:
                     best = (cost, off, ha, va, box)
         _, off, ha, va, box = best
         placed.append(box)
-        out.append(ax.annotate(text, (x, y), xytext=off, textcoords="offset points", ha=ha, va=va,
-                               fontsize=fontsize, color=color))
+        out.append(
+            ax.annotate(
+                text,
+                (x, y),
+                xytext=off,
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=fontsize,
+                color=color,
+            )
+        )
     return out

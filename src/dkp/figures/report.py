@@ -1,4 +1,5 @@
 """results/README.md: the generated results report (deterministic: same inputs, same bytes)."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,24 @@ from . import claims
 from .claims import Draws, Verdict
 
 NA = "not available"
-_TABLE_COLUMNS = [("name", "configuration"), ("method", "method"), ("strategy", "sampling"), ("ratio", "n_s/n_t"),
-                  ("n_s_nominal", "n_s"), ("n_t_nominal", "n_t"), ("distinct", "distinct frames (s/t)"),
-                  ("r_s", "r_s (s)"), ("r_t", "r_t (s)"), ("gflops", "GFLOPs"),
-                  ("mAP", "mAP (%) [95% interval]"), ("seed_range", "seeds (min-max)"),
-                  ("mAP_official", "mAP official (%)"), ("top1", "top-1 (%)"),
-                  ("videos_evaluated", "videos"), ("videos_skipped", "skipped")]
+_TABLE_COLUMNS = [
+    ("name", "configuration"),
+    ("method", "method"),
+    ("strategy", "sampling"),
+    ("ratio", "n_s/n_t"),
+    ("n_s_nominal", "n_s"),
+    ("n_t_nominal", "n_t"),
+    ("distinct", "distinct frames (s/t)"),
+    ("r_s", "r_s (s)"),
+    ("r_t", "r_t (s)"),
+    ("gflops", "GFLOPs"),
+    ("mAP", "mAP (%) [95% interval]"),
+    ("seed_range", "seeds (min-max)"),
+    ("mAP_official", "mAP official (%)"),
+    ("top1", "top-1 (%)"),
+    ("videos_evaluated", "videos"),
+    ("videos_skipped", "skipped"),
+]
 _DIGITS = {"gflops": 4, "mAP": 2, "mAP_official": 2, "top1": 2}
 
 
@@ -41,8 +54,9 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def config_table(rows: pd.DataFrame) -> list[str]:
     """Every configuration of curves.csv, by figure and curve, cheapest first."""
     order = {"s1": 0, "s2": 1, "baseline": 2}
-    df = rows.assign(_f=rows["figure"].map(order).fillna(3)).sort_values(["_f", "group", "gflops", "name"],
-                                                                          kind="stable")
+    df = rows.assign(_f=rows["figure"].map(order).fillna(3)).sort_values(
+        ["_f", "group", "gflops", "name"], kind="stable"
+    )
     body = [[_cell(r, c) for c, _ in _TABLE_COLUMNS] for r in df.itertuples()]
     return _md_table([h for _, h in _TABLE_COLUMNS], body)
 
@@ -52,7 +66,8 @@ def _share(v) -> str:
 
 
 def _cell(r, c: str) -> str:
-    """One table cell: the mAP with its interval, the seed range, the distinct-frame shares, or the value."""
+    """One table cell: the mAP with its interval, the seed range, the distinct-frame shares, or the
+    value."""
     if c in ("name", "method", "strategy"):
         return str(getattr(r, c))
     if c == "mAP":
@@ -86,12 +101,18 @@ def mapping_table(obj, first: tuple[str, ...] = ()) -> list[str]:
 
     Columns: those named in `first` (in that order), then the rest sorted.
     """
-    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()) and all(
-            not isinstance(x, (dict, list)) for v in obj.values() for x in v.values()):
+    if (
+        isinstance(obj, dict)
+        and obj
+        and all(isinstance(v, dict) for v in obj.values())
+        and all(not isinstance(x, (dict, list)) for v in obj.values() for x in v.values())
+    ):
         present = {c for v in obj.values() for c in v}
         cols = [c for c in first if c in present] + sorted(present - set(first), key=str)
-        return _md_table([""] + [str(c) for c in cols],
-                         [[str(k)] + [_num(obj[k].get(c)) for c in cols] for k in sorted(obj, key=str)])
+        return _md_table(
+            [""] + [str(c) for c in cols],
+            [[str(k)] + [_num(obj[k].get(c)) for c in cols] for k in sorted(obj, key=str)],
+        )
     return _md_table(["key", "value"], [[k, v] for k, v in _scalar_items(obj)])
 
 
@@ -99,33 +120,64 @@ def metrics_section(metrics) -> list[str]:
     """results/metrics.json: the operating points as a table, then video and class counts."""
     if not isinstance(metrics, dict) or not isinstance(metrics.get("operating_points"), dict):
         return mapping_table(metrics)
-    out = mapping_table(metrics["operating_points"], ("gflops", "mAP", "mAP_lo", "mAP_hi", "mAP_seed_min",
-                                                      "mAP_seed_max", "mAP_official", "top1")) + [""]
+    out = mapping_table(
+        metrics["operating_points"],
+        (
+            "gflops",
+            "mAP",
+            "mAP_lo",
+            "mAP_hi",
+            "mAP_seed_min",
+            "mAP_seed_max",
+            "mAP_official",
+            "top1",
+        ),
+    ) + [""]
     rest = {k: v for k, v in metrics.items() if k != "operating_points"}
     out += [f"- {k}: {v}" for k, v in _scalar_items(rest)]
     return out
 
 
-DATA_COLUMNS = ("videos", "ok", "missing", "unreadable_ingest", "unreadable_extraction", "not_extracted")
+DATA_COLUMNS = (
+    "videos",
+    "ok",
+    "missing",
+    "unreadable_ingest",
+    "unreadable_extraction",
+    "not_extracted",
+)
 SKIPPED_SHOWN = 20  # skipped videos listed by id; the rest are counted
 
 
 def data_section(data_report) -> list[str]:
-    """results/data_report.json: videos per subset and status, dropped annotation rows, skipped videos."""
+    """results/data_report.json: videos per subset and status, dropped annotation rows, skipped
+    videos."""
     if not isinstance(data_report, dict) or not isinstance(data_report.get("subsets"), dict):
         return mapping_table(data_report)
-    out = ["Videos per subset (ok = ingested and extracted; missing; unreadable at ingest or extraction):", "",
-           *mapping_table(data_report["subsets"], DATA_COLUMNS), ""]
+    out = [
+        "Videos per subset (ok = ingested and extracted; missing; unreadable at ingest or "
+        "extraction):",
+        "",
+        *mapping_table(data_report["subsets"], DATA_COLUMNS),
+        "",
+    ]
     dropped = data_report.get("dropped_rows") or {}
-    out.append("Annotation rows dropped at ingest: " + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
-                                                        if dropped else "none") + ".")
+    out.append(
+        "Annotation rows dropped at ingest: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) if dropped else "none")
+        + "."
+    )
     skipped = data_report.get("skipped") or []
     if skipped:
         out += ["", f"Skipped videos ({len(skipped)}):", ""]
-        out += [f"- `{s.get('id')}` ({s.get('subset')}, {s.get('stage')}): {s.get('reason')}"
-                for s in skipped[:SKIPPED_SHOWN]]
+        out += [
+            f"- `{s.get('id')}` ({s.get('subset')}, {s.get('stage')}): {s.get('reason')}"
+            for s in skipped[:SKIPPED_SHOWN]
+        ]
         if len(skipped) > SKIPPED_SHOWN:
-            out.append(f"- ... and {len(skipped) - SKIPPED_SHOWN} more (see `results/data_report.json`)")
+            out.append(
+                f"- ... and {len(skipped) - SKIPPED_SHOWN} more (see `results/data_report.json`)"
+            )
     else:
         out.append("No video was skipped.")
     return out
@@ -140,34 +192,52 @@ def _read_json(path: Path):
 
 def _params_section(p: dict) -> list[str]:
     d, f = p["data"], p["frames"]
-    lines = [f"- data: source `{d['source']}`, annotations `{d['annotations']}`, videos `{d['videos']}`, "
-             f"evaluated subset `{d['val_subset']}`, cap per subset {_num(d['max_videos_per_subset']) or 'none'}"]
+    lines = [
+        f"- data: source `{d['source']}`, annotations `{d['annotations']}`, videos "
+        f"`{d['videos']}`, evaluated subset `{d['val_subset']}`, cap per subset "
+        f"{_num(d['max_videos_per_subset']) or 'none'}"
+    ]
     if d["source"] == "synthetic":
         s = d["synthetic"]
-        tune = (f", {s['tune_per_class']} of the tuning split `{d['tune_subset']}` (scored by the training "
-                f"logs, never evaluated)" if d["tune_subset"] else "")
-        lines.append(f"- synthetic data: {s['num_classes']} classes; per class {s['train_per_class']} training and "
-                     f"{s['val_per_class']} validation videos{tune}; "
-                     f"ActivityNet v1.3-shaped lengths x {s['time_scale']:g}, {s['size']} px at {s['fps']:g} fps, "
-                     f"seed {s['seed']}")
-    lines.append(f"- frames: extracted at {f['fps']:g} fps, short side {f['size']} px, centre crop "
-                 f"{f['crop'] if f['crop'] is not None else 'none'}")
+        tune = (
+            f", {s['tune_per_class']} of the tuning split `{d['tune_subset']}` (scored by the "
+            "training logs, never evaluated)"
+            if d["tune_subset"]
+            else ""
+        )
+        lines.append(
+            f"- synthetic data: {s['num_classes']} classes; per class {s['train_per_class']} "
+            f"training and {s['val_per_class']} validation videos{tune}; ActivityNet v1.3-shaped "
+            f"lengths x {s['time_scale']:g}, {s['size']} px at {s['fps']:g} fps, seed {s['seed']}"
+        )
+    lines.append(
+        f"- frames: extracted at {f['fps']:g} fps, short side {f['size']} px, centre crop "
+        f"{f['crop'] if f['crop'] is not None else 'none'}"
+    )
     for net in ("teacher", "student"):
         b = p[net]
-        lines.append(f"- {net}: {b['arch']}, width x{b['width']:g}, input {b['input_size']} px, "
-                     f"pretrained {b['pretrained'] or 'no (trained from scratch)'}; "
-                     f"{p['train'][net]['epochs']} epochs")
+        lines.append(
+            f"- {net}: {b['arch']}, width x{b['width']:g}, input {b['input_size']} px, "
+            f"pretrained {b['pretrained'] or 'no (trained from scratch)'}; "
+            f"{p['train'][net]['epochs']} epochs"
+        )
     k = p["dkp"]
-    lines.append(f"- DKP: {k['heads']} heads, dimension {k['dim']}, position encoding {k['pos_encoding']}, "
-                 f"teacher frame weight {k['teacher_frame_weight']:g}")
+    lines.append(
+        f"- DKP: {k['heads']} heads, dimension {k['dim']}, position encoding {k['pos_encoding']}, "
+        f"teacher frame weight {k['teacher_frame_weight']:g}"
+    )
     fp = p["figures"]
-    lines.append(f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; claim 3 "
-                 f"threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, equivalence margin "
-                 f"{fp['similar_margin']:g} mAP points; S-3 configuration `{p['sweep']['s3_config']}`; "
-                 f"seeds {p['run']['seeds']}")
+    lines.append(
+        f"- claim rules: low GFLOPs = lowest {fp['low_fraction']:g} of a figure's GFLOPs range; "
+        f"claim 3 threshold at {fp['similar_from']:g} of the GFLOPs range all S-1 curves share, "
+        f"equivalence margin {fp['similar_margin']:g} mAP points; S-3 configuration "
+        f"`{p['sweep']['s3_config']}`; seeds {p['run']['seeds']}"
+    )
     b = p["evaluate"]["bootstrap"]
-    lines.append(f"- intervals: {b['resamples']} bootstrap resamples of the validation videos (generator seed "
-                 f"{b['seed']}), {100 * b['level']:g} % percentile intervals")
+    lines.append(
+        f"- intervals: {b['resamples']} bootstrap resamples of the validation videos (generator "
+        f"seed {b['seed']}), {100 * b['level']:g} % percentile intervals"
+    )
     return lines
 
 
@@ -178,88 +248,158 @@ def _seeds_text(draws: Draws) -> str:
 
 
 def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) -> list[str]:
-    """How to read the intervals: what was resampled, seeds, videos, pairing; the measured widths."""
+    """How to read the intervals: what was resampled, seeds, videos, pairing; the measured
+    widths."""
     half = (rows["mAP_hi"] - rows["mAP_lo"]) / 2
     n_boot = 0 if draws is None else len(draws.boot)
     seeds = "the seeds" if draws is None else _seeds_text(draws)
     level = 95 if draws is None else round(100 * draws.level)
     return [
-        f"- Every mAP is the mean over {seeds} of the mAP of each seed's models. Its interval [lo, hi] is a "
-        f"{level} % percentile interval from {n_boot} bootstrap resamples of the "
-        f"{_num(rows['videos_evaluated'].max())} "
-        "validation videos: each resample draws the videos with replacement and recomputes the seed-averaged mAP. "
-        "It shows how much the number would move on another draw of validation videos of the same kind; "
-        "it does not include the variation from training another set of seeds, which the seed range shows beside it.",
-        "- Paired: every configuration and every seed is scored on the same resamples, so a difference between two "
-        "curves is computed inside each resample. Its interval is narrower than the two curves' intervals suggest; "
-        "do not judge a difference by whether two error bars overlap.",
-        f"- Measured here: the half-width of a curve point's interval is {half.median():.2f} mAP points in the median "
-        f"configuration (largest {half.max():.2f}). Claim 3's equivalence margin is {margin:g} points.",
-        "- A verdict **holds** when the interval of the claim's effect lies entirely on the claimed side and every "
-        "seed's own effect does too; **fails** in the mirror case; **inconclusive** otherwise. Claims with two parts "
-        "need both parts to hold, and fail when one fails. An inconclusive verdict gives the number of validation "
-        "videos at which the interval would exclude zero at the measured effect (widths shrink as 1/sqrt(videos)).",
+        f"- Every mAP is the mean over {seeds} of the mAP of each seed's models. Its interval [lo, "
+        f"hi] is a {level} % percentile interval from {n_boot} bootstrap resamples of the "
+        f"{_num(rows['videos_evaluated'].max())} validation videos: each resample draws the videos "
+        "with replacement and recomputes the seed-averaged mAP. It shows how much the number would "
+        "move on another draw of validation videos of the same kind; it does not include the "
+        "variation from training another set of seeds, which the seed range shows beside it.",
+        "- Paired: every configuration and every seed is scored on the same resamples, so a "
+        "difference between two curves is computed inside each resample. Its interval is narrower "
+        "than the two curves' intervals suggest; do not judge a difference by whether two error "
+        "bars overlap.",
+        f"- Measured here: the half-width of a curve point's interval is {half.median():.2f} mAP "
+        f"points in the median configuration (largest {half.max():.2f}). Claim 3's equivalence "
+        f"margin is {margin:g} points.",
+        "- A verdict **holds** when the interval of the claim's effect lies entirely on the "
+        "claimed side and every seed's own effect does too; **fails** in the mirror case; "
+        "**inconclusive** otherwise. Claims with two parts need both parts to hold, and fail when "
+        "one fails. An inconclusive verdict gives the number of validation videos at which the "
+        "interval would exclude zero at the measured effect (widths shrink as 1/sqrt(videos)).",
     ]
 
 
 def _effects_cell(v: Verdict) -> str:
     unit, digits = ("probability", 3) if v.number == 6 else ("mAP", 2)
-    return "; ".join(f"{e.label.split(' (')[0]}: {claims.fmt_effect(e, unit, digits)}"
-                     for e in v.effects)
+    return "; ".join(
+        f"{e.label.split(' (')[0]}: {claims.fmt_effect(e, unit, digits)}" for e in v.effects
+    )
 
 
-def render(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[str],
-           data_report=None, metrics=None, draws: Draws | None = None) -> str:
+def render(
+    p: dict,
+    rows: pd.DataFrame,
+    verdicts: list[Verdict],
+    s3_ids: list[str],
+    data_report=None,
+    metrics=None,
+    draws: Draws | None = None,
+) -> str:
     """The report's Markdown text."""
-    out = ["# Results: Efficient Action Recognition via Dynamic Knowledge Propagation (supplementary)", "",
-           "Generated by `dkp figures` from `results/curves.csv`, the S-3 predictions and the data report; "
-           "do not edit by hand. GFLOPs count multiply-accumulates per video, averaged over the evaluated videos.",
-           "", "## Regenerate", "", "```bash",
-           "make repro             # fresh machine: venv, install, then dvc repro",
-           "dvc repro              # the DVC pipeline (stages in dvc.yaml)",
-           "snakemake --cores 2    # the same pipeline through Snakemake (frames and sweep fan out)",
-           "dkp figures            # this report and the figures alone, from existing results", "```", "",
-           "## Claims of the supplementary, checked on this run", "",
-           *_md_table(["#", "claim", "verdict", "effect [95% interval], seeds on the claimed side"],
-                      [[str(v.number), v.claim, f"**{v.status}**", _effects_cell(v)] for v in verdicts]), ""]
+    out = [
+        "# Results: Efficient Action Recognition via Dynamic Knowledge Propagation (supplementary)",
+        "",
+        "Generated by `dkp figures` from `results/curves.csv`, the S-3 predictions and the data "
+        "report; do not edit by hand. GFLOPs count multiply-accumulates per video, averaged over "
+        "the evaluated videos.",
+        "",
+        "## Regenerate",
+        "",
+        "```bash",
+        "make repro             # fresh machine: venv, install, then dvc repro",
+        "dvc repro              # the DVC pipeline (stages in dvc.yaml)",
+        "snakemake --cores 2    # the same pipeline through Snakemake (frames and sweep fan out)",
+        "dkp figures            # this report and the figures alone, from existing results",
+        "```",
+        "",
+        "## Claims of the supplementary, checked on this run",
+        "",
+        *_md_table(
+            ["#", "claim", "verdict", "effect [95% interval], seeds on the claimed side"],
+            [[str(v.number), v.claim, f"**{v.status}**", _effects_cell(v)] for v in verdicts],
+        ),
+        "",
+    ]
     for v in verdicts:
         out.append(f"{v.number}. **{v.status}**: {v.evidence}")
-    out += ["", "### How to read the intervals", "",
-            *intervals_section(rows, draws, p["figures"]["similar_margin"])]
-    out += ["", "## Figures", "",
-            "![Figure S-1](figures/s1.png)", "",
-            "Figure S-1: seed-mean mAP against GFLOPs of DSTE under adaptive and fixed sampling, ratio n_s/n_t; "
-            "bars: 95 % video-bootstrap intervals (`figures/s1.pdf`).", "",
-            "![Figure S-2](figures/s2.png)", "",
-            "Figure S-2: nt-5, ns-20 and Teacher alone; points labelled with the nominal n_s/n_t; bars: 95 % "
-            "video-bootstrap intervals (`figures/s2.pdf`).", "",
-            "![Figure S-3](figures/s3.png)", "",
-            f"Figure S-3: videos {', '.join(f'`{i}`' for i in s3_ids)}: input frames and the per-frame probability "
-            "of the ground-truth class from Student and DSTE; labelled activity shaded (`figures/s3.pdf`).", "",
-            "## Every configuration", "", *config_table(rows), ""]
+    out += [
+        "",
+        "### How to read the intervals",
+        "",
+        *intervals_section(rows, draws, p["figures"]["similar_margin"]),
+    ]
+    out += [
+        "",
+        "## Figures",
+        "",
+        "![Figure S-1](figures/s1.png)",
+        "",
+        "Figure S-1: seed-mean mAP against GFLOPs of DSTE under adaptive and fixed sampling, ratio "
+        "n_s/n_t; bars: 95 % video-bootstrap intervals (`figures/s1.pdf`).",
+        "",
+        "![Figure S-2](figures/s2.png)",
+        "",
+        "Figure S-2: nt-5, ns-20 and Teacher alone; points labelled with the nominal n_s/n_t; "
+        "bars: 95 % video-bootstrap intervals (`figures/s2.pdf`).",
+        "",
+        "![Figure S-3](figures/s3.png)",
+        "",
+        f"Figure S-3: videos {', '.join(f'`{i}`' for i in s3_ids)}: input frames and the per-frame "
+        "probability of the ground-truth class from Student and DSTE; labelled activity shaded "
+        "(`figures/s3.pdf`).",
+        "",
+        "## Every configuration",
+        "",
+        *config_table(rows),
+        "",
+    ]
     if metrics is not None:
-        out += ["## Headline operating points (`results/metrics.json`)", "", *metrics_section(metrics), ""]
+        out += [
+            "## Headline operating points (`results/metrics.json`)",
+            "",
+            *metrics_section(metrics),
+            "",
+        ]
     else:
         out += ["## Headline operating points", "", f"`results/metrics.json`: {NA}.", ""]
     out += ["## Data", ""]
     ev, sk = rows["videos_evaluated"], rows["videos_skipped"]
-    out.append(f"Videos evaluated per configuration: {_num(ev.min())}"
-               + ("" if ev.min() == ev.max() else f" to {_num(ev.max())}")
-               + f"; skipped: {_num(sk.min())}" + ("" if sk.min() == sk.max() else f" to {_num(sk.max())}") + ".")
+    out.append(
+        f"Videos evaluated per configuration: {_num(ev.min())}"
+        + ("" if ev.min() == ev.max() else f" to {_num(ev.max())}")
+        + f"; skipped: {_num(sk.min())}"
+        + ("" if sk.min() == sk.max() else f" to {_num(sk.max())}")
+        + "."
+    )
     out.append("")
     if data_report is not None:
         out += ["From `results/data_report.json`.", "", *data_section(data_report), ""]
     else:
-        out += [f"`results/data_report.json` (videos per subset: ok, missing, unreadable): {NA}.", ""]
+        out += [
+            f"`results/data_report.json` (videos per subset: ok, missing, unreadable): {NA}.",
+            "",
+        ]
     out += ["## Parameters that matter (`params.yaml`)", "", *_params_section(p), ""]
     return "\n".join(out)
 
 
-def write(p: dict, rows: pd.DataFrame, verdicts: list[Verdict], s3_ids: list[str], target: str | Path,
-          results: str | Path = "results", draws: Draws | None = None) -> Path:
-    """Render and write the report atomically, reading data_report.json and metrics.json when present."""
+def write(
+    p: dict,
+    rows: pd.DataFrame,
+    verdicts: list[Verdict],
+    s3_ids: list[str],
+    target: str | Path,
+    results: str | Path = "results",
+    draws: Draws | None = None,
+) -> Path:
+    """Render and write the report atomically, reading data_report.json and metrics.json when
+    present."""
     results = Path(results)
-    text = render(p, rows, verdicts, s3_ids, _read_json(results / "data_report.json"),
-                  _read_json(results / "metrics.json"), draws)
+    text = render(
+        p,
+        rows,
+        verdicts,
+        s3_ids,
+        _read_json(results / "data_report.json"),
+        _read_json(results / "metrics.json"),
+        draws,
+    )
     write_text(target, text)
     return Path(target)

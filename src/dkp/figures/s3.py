@@ -1,5 +1,6 @@
 """Figure S-3: for two validation videos, a strip of input frames over the per-frame
 ground-truth probability of Student and DSTE against time, activity segments shaded."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,10 @@ def load_videos(path: str | Path) -> list[dict]:
     """The per-video records of a frames.json (a list, or {'videos': [...]}), sorted by id."""
     path = Path(path)
     if not path.exists():
-        raise DkpError(f"{path} not found: run `dkp sweep` first (it writes the S-3 configuration's frames.json)")
+        raise DkpError(
+            f"{path} not found: run `dkp sweep` first (it writes the S-3 configuration's "
+            "frames.json)"
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -48,8 +52,10 @@ def select(videos: list[dict], ids: list[str] | None, n: int = 2) -> list[dict]:
     if ids:
         unknown = [i for i in ids if i not in by_id]
         if unknown:
-            raise DkpError(f"figures.s3_videos: {unknown} not among the {len(by_id)} videos of the S-3 "
-                           f"predictions (e.g. {sorted(by_id)[:3]})")
+            raise DkpError(
+                f"figures.s3_videos: {unknown} not among the {len(by_id)} videos of the S-3 "
+                f"predictions (e.g. {sorted(by_id)[:3]})"
+            )
         return [by_id[i] for i in ids]
     gains = s3_video_gains(videos)
     ranked = sorted(gains, key=lambda k: (-gains[k], k))  # ties broken by id: deterministic
@@ -83,8 +89,10 @@ def _load_frames(p: dict, video_id: str):
     except (DkpError, OSError, KeyError, ValueError) as exc:
         raise DkpError(f"Figure S-3: cannot read the frames of video {video_id!r}: {exc}") from None
     if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[0] != len(times):
-        raise DkpError(f"Figure S-3: video {video_id!r} has frames of shape {tuple(frames.shape)} and "
-                       f"{len(times)} timestamps; expected (T>0, H, W, 3) and T timestamps (rerun dkp frames)")
+        raise DkpError(
+            f"Figure S-3: video {video_id!r} has frames of shape {tuple(frames.shape)} and "
+            f"{len(times)} timestamps; expected (T>0, H, W, 3) and T timestamps (rerun dkp frames)"
+        )
     return frames, np.asarray(times, float)  # frames stay memory-mapped: only the strip's are read
 
 
@@ -98,7 +106,8 @@ def _strip_height(frames: np.ndarray, k: int) -> float:
 
 
 def render(p: dict, chosen: list[dict], classes: list[str], stem: str | Path) -> list[Path]:
-    """One panel per chosen video: frame strip on top, probabilities below; '(a) <class name>' titles."""
+    """One panel per chosen video: frame strip on top, probabilities below; '(a) <class name>'
+    titles."""
     import matplotlib.pyplot as plt
 
     if not chosen:
@@ -114,24 +123,49 @@ def render(p: dict, chosen: list[dict], classes: list[str], stem: str | Path) ->
         for i, (video, (frames, ftimes)) in enumerate(zip(chosen, loaded)):
             sh = _strip_height(frames, k)
             times = np.asarray(video["times"], float)
-            duration = float(video.get("duration") or max(times.max(initial=0), ftimes.max(initial=0)))
+            duration = float(
+                video.get("duration") or max(times.max(initial=0), ftimes.max(initial=0))
+            )
             y_strip = top - _TITLE - sh
             ax_s = fig.add_axes((_LEFT / width, y_strip / total, aw, sh / total))
             idx, edges = strip_indices(ftimes, duration, k)
-            ax_s.imshow(np.concatenate([frames[j] for j in idx], axis=1), extent=(0, duration, 0, 1),
-                        aspect="auto", interpolation="antialiased")
+            ax_s.imshow(
+                np.concatenate([frames[j] for j in idx], axis=1),
+                extent=(0, duration, 0, 1),
+                aspect="auto",
+                interpolation="antialiased",
+            )
             for e in edges[1:-1]:  # thin gaps between thumbnails
                 ax_s.axvline(e, color="white", linewidth=1.2)
             ax_s.set_xlim(0, duration)
             ax_s.set_axis_off()
-            ax_s.set_title(f"({PANEL_LETTERS[i]}) {class_name(video, classes)}", fontsize=8, pad=3, loc="left")
+            ax_s.set_title(
+                f"({PANEL_LETTERS[i]}) {class_name(video, classes)}", fontsize=8, pad=3, loc="left"
+            )
             y_plot = y_strip - _GAP - _PLOT
             ax = fig.add_axes((_LEFT / width, y_plot / total, aw, _PLOT / total))
             for j, (s, e) in enumerate(video.get("segments") or []):
-                ax.axvspan(s, e, color="0.85", zorder=0, label="labelled activity" if j == 0 else None)
-            ax.plot(times, video["student"], color="C1", marker="o", markersize=2.2, linewidth=1.0,
-                    label="Student")
-            ax.plot(times, video["dste"], color="C0", marker="s", markersize=2.2, linewidth=1.0, label="DSTE")
+                ax.axvspan(
+                    s, e, color="0.85", zorder=0, label="labelled activity" if j == 0 else None
+                )
+            ax.plot(
+                times,
+                video["student"],
+                color="C1",
+                marker="o",
+                markersize=2.2,
+                linewidth=1.0,
+                label="Student",
+            )
+            ax.plot(
+                times,
+                video["dste"],
+                color="C0",
+                marker="s",
+                markersize=2.2,
+                linewidth=1.0,
+                label="DSTE",
+            )
             ax.set_xlim(0, duration)
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel(f"time (s) in video {video['id']}")
@@ -139,7 +173,16 @@ def render(p: dict, chosen: list[dict], classes: list[str], stem: str | Path) ->
             ax.grid(True, axis="y")
             # legend in the title row, right: inside the plot it would hide probabilities
             handles, names = ax.get_legend_handles_labels()
-            ax_s.legend(handles, names, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, frameon=False,
-                        borderaxespad=0.1, handlelength=1.8, columnspacing=1.2)
+            ax_s.legend(
+                handles,
+                names,
+                loc="lower right",
+                bbox_to_anchor=(1.0, 1.0),
+                ncol=3,
+                frameon=False,
+                borderaxespad=0.1,
+                handlelength=1.8,
+                columnspacing=1.2,
+            )
             top = y_plot - _XLAB
         return output.save(fig, stem, p["figures"]["dpi"])

@@ -7,6 +7,7 @@ each video's file located and opened once (decord, or PyAV where decord cannot;
 status ok, missing or unreadable), and the three files are written atomically, the
 manifest last.
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,10 +23,14 @@ from . import manifest as m
 
 def read_annotations(p: dict) -> m.Parsed:
     d = p["data"]
-    subsets = [d["train_subset"], d["val_subset"]] + ([d["tune_subset"]] if d["tune_subset"] else [])
+    subsets = [d["train_subset"], d["val_subset"]] + (
+        [d["tune_subset"]] if d["tune_subset"] else []
+    )
     if len(set(subsets)) < len(subsets):
-        raise DkpError(f"data.train_subset, val_subset and tune_subset must differ, found {subsets}: training, "
-                       "evaluation and hyperparameter tuning need different subsets")
+        raise DkpError(
+            f"data.train_subset, val_subset and tune_subset must differ, found {subsets}: "
+            "training, evaluation and hyperparameter tuning need different subsets"
+        )
     if not Path(d["annotations"]).exists():
         hint = " (run dkp synthesize first)" if d["source"] == "synthetic" else ""
         raise DkpError(f"data.annotations: {d['annotations']} not found{hint}")
@@ -57,7 +62,10 @@ def run(p: dict, args) -> None:
     write_csv(framestore.MANIFEST, table)  # last: its presence means the stage completed
 
     counts = table["status"].value_counts()
-    print(f"dkp data: {len(table)} videos ({counts.get('ok', 0)} ok, {counts.get('missing', 0)} missing, "
-          f"{counts.get('unreadable', 0)} unreadable), {len(parsed.classes)} classes, "
-          f"{len(parsed.skips)} annotation rows skipped -> {framestore.MANIFEST} "
-          f"in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    print(
+        f"dkp data: {len(table)} videos ({counts.get('ok', 0)} ok, {counts.get('missing', 0)} "
+        f"missing, {counts.get('unreadable', 0)} unreadable), {len(parsed.classes)} classes, "
+        f"{len(parsed.skips)} annotation rows skipped -> {framestore.MANIFEST} in "
+        f"{time.perf_counter() - start:.1f}s",
+        file=sys.stderr,
+    )

@@ -10,6 +10,7 @@ Decisions (README, "Ingest"):
   a video without annotations, a label not in the taxonomy or class list, an entry
   whose duration or segments are not numbers.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def read_json(path: str | Path) -> dict:
         raise DkpError(f"{path}: annotation file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise DkpError(f"{path}: not a valid ActivityNet JSON file{where}: "
-                       f"{getattr(exc, 'msg', exc)}") from None
+        raise DkpError(
+            f"{path}: not a valid ActivityNet JSON file{where}: {getattr(exc, 'msg', exc)}"
+        ) from None
 
 
 def taxonomy_leaves(taxonomy: list) -> list[str]:
@@ -54,8 +56,9 @@ def taxonomy_leaves(taxonomy: list) -> list[str]:
         parents = {node["parentId"] for node in taxonomy}
         leaves = [node["nodeName"] for node in taxonomy if node["nodeId"] not in parents]
     except (KeyError, TypeError) as exc:
-        raise DkpError(f"taxonomy: expected nodes with nodeId, parentId, nodeName, "
-                       f"found a node without {exc}") from None
+        raise DkpError(
+            f"taxonomy: expected nodes with nodeId, parentId, nodeName, found a node without {exc}"
+        ) from None
     return list(dict.fromkeys(leaves))
 
 
@@ -64,15 +67,20 @@ def _video(vid: str, entry: dict, subset: str) -> m.Video:
     anns = entry["annotations"]
     labels = [a["label"] for a in anns]
     label = labels[0]
-    segments = tuple(sorted((float(a["segment"][0]), float(a["segment"][1])) for a in anns if a["label"] == label))
+    segments = tuple(
+        sorted(
+            (float(a["segment"][0]), float(a["segment"][1])) for a in anns if a["label"] == label
+        )
+    )
     duration = float(entry["duration"])
     if not duration > 0:
         raise ValueError(f"duration {entry['duration']!r}")
     return m.Video(vid, subset, label, duration, segments, len(set(labels)))
 
 
-def parse(path: str | Path, subsets: list[str], class_order: str,
-          class_list: list[str] | None = None) -> m.Parsed:
+def parse(
+    path: str | Path, subsets: list[str], class_order: str, class_list: list[str] | None = None
+) -> m.Parsed:
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("database"), dict):
         raise DkpError(f"{path}: expected an ActivityNet JSON object with a 'database' mapping")
@@ -83,9 +91,15 @@ def parse(path: str | Path, subsets: list[str], class_order: str,
     elif class_order == "taxonomy":
         raise DkpError(f"{path}: no 'taxonomy' to order classes by (set data.class_order: sorted)")
     else:  # no taxonomy: the classes are the labels the used subsets carry
-        leaves = sorted({a.get("label") for e in database.values() if isinstance(e, dict)
-                         and e.get("subset") in subsets for a in (e.get("annotations") or [])
-                         if isinstance(a, dict) and a.get("label")})
+        leaves = sorted(
+            {
+                a.get("label")
+                for e in database.values()
+                if isinstance(e, dict) and e.get("subset") in subsets
+                for a in (e.get("annotations") or [])
+                if isinstance(a, dict) and a.get("label")
+            }
+        )
     classes = sorted(leaves) if class_order == "sorted" else leaves
     if class_list is not None:
         wanted = set(class_list)

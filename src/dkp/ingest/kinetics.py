@@ -8,6 +8,7 @@ has no labels), a repeated clip (the first is kept), unparsable times.
 Labels are matched ignoring case, underscores vs spaces and surrounding quotes or
 blanks, since published class lists differ from the CSVs in exactly these ways.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,9 @@ def read_class_list(path: str | Path) -> list[str]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (FileNotFoundError, UnicodeDecodeError) as exc:
         raise DkpError(f"{path}: cannot read the class list ({type(exc).__name__})") from None
-    names = [ln.strip().strip('"') for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    names = [
+        ln.strip().strip('"') for ln in lines if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     if not names:
         raise DkpError(f"{path}: the class list is empty")
     return list(dict.fromkeys(names))
@@ -55,10 +58,14 @@ def parse(path: str | Path, subsets: list[str], class_list: list[str]) -> m.Pars
         reader = csv.DictReader(fh)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise DkpError(f"{path}: expected a Kinetics CSV with columns {','.join(COLUMNS)}, "
-                           f"missing {','.join(missing)}")
+            raise DkpError(
+                f"{path}: expected a Kinetics CSV with columns {','.join(COLUMNS)}, "
+                f"missing {','.join(missing)}"
+            )
         for line, row in enumerate(reader, start=2):
-            if any(row[c] is None for c in COLUMNS):  # a short row: csv fills the missing fields with None
+            if any(
+                row[c] is None for c in COLUMNS
+            ):  # a short row: csv fills the missing fields with None
                 parsed.skips.append(m.Skip(f"line{line}", "", m.INVALID, "missing fields"))
                 continue
             subset = row["split"].strip()
@@ -67,7 +74,9 @@ def parse(path: str | Path, subsets: list[str], class_list: list[str]) -> m.Pars
                 if end <= start:
                     raise ValueError(f"time_end {end} <= time_start {start}")
             except (TypeError, ValueError) as exc:
-                parsed.skips.append(m.Skip(f"{row['youtube_id']}@line{line}", subset, m.INVALID, str(exc)))
+                parsed.skips.append(
+                    m.Skip(f"{row['youtube_id']}@line{line}", subset, m.INVALID, str(exc))
+                )
                 continue
             vid = f"{row['youtube_id'].strip()}_{start:06d}_{end:06d}"
             if vid in seen:
@@ -81,6 +90,8 @@ def parse(path: str | Path, subsets: list[str], class_list: list[str]) -> m.Pars
             if label is None:
                 parsed.skips.append(m.Skip(vid, subset, m.NOT_IN_CLASS_LIST, row["label"].strip()))
                 continue
-            parsed.videos.append(m.Video(vid, subset, label, float(end - start), ((0.0, float(end - start)),), 1))
+            parsed.videos.append(
+                m.Video(vid, subset, label, float(end - start), ((0.0, float(end - start)),), 1)
+            )
     parsed.videos.sort(key=lambda v: v.id)
     return parsed

@@ -4,6 +4,7 @@ A reader (activitynet, kinetics) turns an annotation file into `Parsed`: the
 class list, one `Video` per kept id and one `Skip` per dropped row. The rest of
 ingest (cap, locate, probe, write) is the same for every source.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,14 @@ class Video:
     label: str
     duration: float
     segments: tuple  # ((start, end), ...) of the annotations with the video's label
-    n_labels: int    # distinct labels among the video's annotations
+    n_labels: int  # distinct labels among the video's annotations
 
 
 @dataclass(frozen=True)
 class Skip:
     id: str
     subset: str
-    reason: str   # one of the categories above
+    reason: str  # one of the categories above
     detail: str = ""
 
 
@@ -55,8 +56,10 @@ def check_subsets(parsed: Parsed, subsets: list[str], source: str) -> None:
     for s in subsets:
         if s not in have:
             seen = sorted(have | {k.subset for k in parsed.skips if k.subset})
-            raise DkpError(f"{source}: no usable video in subset {s!r} (subsets found: {seen}; "
-                           f"check data.train_subset / val_subset / tune_subset and data/skipped.csv reasons)")
+            raise DkpError(
+                f"{source}: no usable video in subset {s!r} (subsets found: {seen}; "
+                f"check data.train_subset / val_subset / tune_subset and data/skipped.csv reasons)"
+            )
 
 
 def cap(parsed: Parsed, subsets: list[str], limit: int | None) -> Parsed:
@@ -85,13 +88,26 @@ def manifest_frame(parsed: Parsed, paths: list[str], probes: list[tuple[str, str
     rows = []
     for v, path, (status, reason) in zip(parsed.videos, paths, probes):
         segments = json.dumps([[_num(s), _num(e)] for s, e in v.segments], separators=(",", ":"))
-        rows.append({"id": v.id, "subset": v.subset, "label": v.label, "label_index": index[v.label],
-                     "duration": repr(_num(v.duration)), "segments": segments, "n_labels": v.n_labels,
-                     "path": path, "status": status, "reason": reason})
+        rows.append(
+            {
+                "id": v.id,
+                "subset": v.subset,
+                "label": v.label,
+                "label_index": index[v.label],
+                "duration": repr(_num(v.duration)),
+                "segments": segments,
+                "n_labels": v.n_labels,
+                "path": path,
+                "status": status,
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
 def skipped_frame(skips: list[Skip]) -> pd.DataFrame:
     rows = sorted((s.subset, s.id, s.reason, s.detail) for s in skips)
-    return pd.DataFrame([{"id": i, "subset": s, "reason": r, "detail": d} for s, i, r, d in rows],
-                        columns=SKIPPED_COLUMNS)
+    return pd.DataFrame(
+        [{"id": i, "subset": s, "reason": r, "detail": d} for s, i, r, d in rows],
+        columns=SKIPPED_COLUMNS,
+    )

@@ -4,6 +4,7 @@ A video is never replaced by another: an id whose file is absent is `missing`, o
 no decoder can open is `unreadable` with the video layer's reason, so the manifest is
 the same wherever and whenever it is built.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,7 +60,8 @@ def probe(path: str | None) -> tuple[str, str]:
 
 
 def probe_many(paths: list[str | None], workers: int) -> list[tuple[str, str]]:
-    """probe() over many files, in `workers` processes when that pays off; results in input order."""
+    """probe() over many files, in `workers` processes when that pays off; results in input
+    order."""
     if workers <= 1 or len(paths) < POOL_MIN:
         return [probe(p) for p in paths]
 

@@ -1,4 +1,5 @@
-"""Frame backbones (torchvision-compatible names) and ImageNet weights; input preprocessing in preprocess.py.
+"""Frame backbones (torchvision-compatible names) and ImageNet weights; input preprocessing in
+preprocess.py.
 
 Every backbone exposes the same interface:
     embed(x) -> (B, D)   one pooled feature per frame (x: (B, 3, S, S) from `preprocess`)
@@ -7,6 +8,7 @@ Every backbone exposes the same interface:
 Their convolution weights are channels-last, and so are the inputs `to_unit` and
 `dkp.train.batches.augment` make from (N, H, W, 3) frames, so no layout is converted.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +41,9 @@ def load_pretrained(model: nn.Module, path: str, label: str = "backbone") -> str
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unreadable, wrong format: one line, not a traceback
-        raise DkpError(f"{label}.pretrained: cannot read {path!r}: {type(exc).__name__}: {exc}") from None
+        raise DkpError(
+            f"{label}.pretrained: cannot read {path!r}: {type(exc).__name__}: {exc}"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -51,13 +55,17 @@ def load_pretrained(model: nn.Module, path: str, label: str = "backbone") -> str
     wrong = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if wrong:
         k = wrong[0]
-        raise DkpError(f"{label}.pretrained: {len(wrong)} tensors differ in shape from {label}.arch/width, "
-                       f"e.g. {k}: checkpoint {tuple(state[k].shape)} vs ours {tuple(own[k].shape)}")
+        raise DkpError(
+            f"{label}.pretrained: {len(wrong)} tensors differ in shape from {label}.arch/width, "
+            f"e.g. {k}: checkpoint {tuple(state[k].shape)} vs ours {tuple(own[k].shape)}"
+        )
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(head)]
-    line = (f"{label}.pretrained: loaded {len(state) - len(result.unexpected_keys)} tensors from {path}; "
-            f"classifier {model.head_name} re-initialised; missing {len(missing)} {missing[:5]}; "
-            f"unexpected {len(result.unexpected_keys)} {result.unexpected_keys[:5]}")
+    line = (
+        f"{label}.pretrained: loaded {len(state) - len(result.unexpected_keys)} tensors from "
+        f"{path}; classifier {model.head_name} re-initialised; missing {len(missing)} "
+        f"{missing[:5]}; unexpected {len(result.unexpected_keys)} {result.unexpected_keys[:5]}"
+    )
     return line
 
 

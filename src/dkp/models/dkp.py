@@ -22,6 +22,7 @@ C_s' and h are linear in concat(f_i, z_i), their f-halves. `student_terms` and
 and `forward` (training) is the two composed. The sweep computes the terms once per
 cached frame and calls `combine` per sampling configuration (dkp.inference.Predictor).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,17 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LEARNED_BINS = 64      # positions of the learned encoding table, linearly interpolated
-MAX_FREQ_CYCLES = 64   # highest sinusoid frequency: 64 half-turns per video length
+LEARNED_BINS = 64  # positions of the learned encoding table, linearly interpolated
+MAX_FREQ_CYCLES = 64  # highest sinusoid frequency: 64 half-turns per video length
 
 
 # ---------------------------------------------------------------- position encoding P(u)
+
 
 def sinusoid(u: torch.Tensor, dim: int) -> torch.Tensor:
     """(..., ) fractions -> (..., dim) sin/cos features, frequencies geometric in pi..64 pi."""
     half = dim // 2
     steps = torch.arange(half, device=u.device, dtype=torch.float32) / max(half - 1, 1)
-    freqs = math.pi * MAX_FREQ_CYCLES ** steps
+    freqs = math.pi * MAX_FREQ_CYCLES**steps
     angles = u.float().unsqueeze(-1) * freqs
     out = torch.cat([angles.sin(), angles.cos()], dim=-1)
     return F.pad(out, (0, dim - 2 * half))
@@ -74,6 +76,7 @@ class PositionEncoding(nn.Module):
 
 # ---------------------------------------------------------------- video score
 
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over dim 1 of (B, n, C) counting only mask-True frames."""
     if mask is None:
@@ -82,9 +85,12 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
-def video_score(probs: torch.Tensor, probs_mask, q: torch.Tensor | None, q_mask, teacher_weight: float) -> torch.Tensor:
+def video_score(
+    probs: torch.Tensor, probs_mask, q: torch.Tensor | None, q_mask, teacher_weight: float
+) -> torch.Tensor:
     """Mean of the student-frame probabilities with the teacher-frame probabilities q,
     each teacher frame weighted teacher_weight relative to one student frame."""
+
     def total(x, mask):
         if mask is None:
             return x.sum(1), torch.full(x.shape[:1], x.shape[1], dtype=x.dtype, device=x.device)
@@ -100,14 +106,24 @@ def video_score(probs: torch.Tensor, probs_mask, q: torch.Tensor | None, q_mask,
 
 # ---------------------------------------------------------------- DKP + DSTE
 
+
 class DKP(nn.Module):
     """Built from per-frame terms (student_terms, teacher_terms: one frame at a time, so a
     caller may compute them once per frame and reuse them for any set of sampled frames)
     and `combine`, which couples the frames. forward = combine(student_terms, teacher_terms)."""
 
-    def __init__(self, ds: int, dt: int, num_classes: int, heads: int, dim: int,
-                 pos_encoding: str = "sinusoidal", pos_scale: float = 1.0, dropout: float = 0.0,
-                 teacher_frame_weight: float = 1.0):
+    def __init__(
+        self,
+        ds: int,
+        dt: int,
+        num_classes: int,
+        heads: int,
+        dim: int,
+        pos_encoding: str = "sinusoidal",
+        pos_scale: float = 1.0,
+        dropout: float = 0.0,
+        teacher_frame_weight: float = 1.0,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dkp.dim ({dim}) must be a multiple of dkp.heads ({heads})")
@@ -128,7 +144,8 @@ class DKP(nn.Module):
         nn.init.zeros_(self.gate.bias)
 
     def init_heads(self, teacher_fc: nn.Linear, student_fc: nn.Linear | None = None) -> None:
-        """C_t := the teacher's classifier; C_s' starts as C_s(f) + C_t(z) (a product of experts)."""
+        """C_t := the teacher's classifier; C_s' starts as C_s(f) + C_t(z) (a product of
+        experts)."""
         ds = self.student_head.in_features - self.teacher_head.in_features
         with torch.no_grad():
             self.teacher_head.weight.copy_(teacher_fc.weight)
@@ -136,7 +153,8 @@ class DKP(nn.Module):
             if student_fc is not None:
                 self.student_head.weight[:, :ds].copy_(student_fc.weight)
                 self.student_head.weight[:, ds:].copy_(teacher_fc.weight)
-                dev = self.student_head.bias.device  # the heads may sit on another device than the backbones
+                # the heads may sit on another device than the backbones
+                dev = self.student_head.bias.device
                 self.student_head.bias.copy_(student_fc.bias.to(dev) + teacher_fc.bias.to(dev))
 
     # ------------------------------------------------ per-frame terms
@@ -154,7 +172,10 @@ class DKP(nn.Module):
     def student_terms(self, f, u, ensemble: bool = True) -> dict:
         """Per student frame (any leading shape): q_i and the f-halves of C_s' (and of h)."""
         ds = f.shape[-1]
-        out = {"q": self.queries(f, u), "s": F.linear(f, self.student_head.weight[:, :ds], self.student_head.bias)}
+        out = {
+            "q": self.queries(f, u),
+            "s": F.linear(f, self.student_head.weight[:, :ds], self.student_head.bias),
+        }
         if ensemble:
             out["w"] = F.linear(f, self.gate.weight[:, :ds], self.gate.bias)
         return out
@@ -174,8 +195,10 @@ class DKP(nn.Module):
         """sum_j A_ij val_j (B, ns, dim), i.e. z_i before Wo, and A (B, heads, ns, nt)."""
         B, ns, _ = q.shape
         h = self.heads
-        q, k, val = (x.reshape(B, x.shape[1], h, self.dim // h).transpose(1, 2) for x in (q, k, val))  # (B, h, n, d)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim // h)                                    # (B, h, ns, nt)
+        q, k, val = (
+            x.reshape(B, x.shape[1], h, self.dim // h).transpose(1, 2) for x in (q, k, val)
+        )  # (B, h, n, d)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim // h)  # (B, h, ns, nt)
         if g_mask is not None:
             scores = scores.masked_fill(~g_mask[:, None, None, :], torch.finfo(scores.dtype).min)
         attn = scores.softmax(dim=-1)
@@ -195,8 +218,15 @@ class DKP(nn.Module):
             weight, bias = weight @ self.wo.weight, weight @ self.wo.bias + bias
         return weight, bias
 
-    def combine(self, st: dict, tt: dict, f_mask=None, g_mask=None, ensemble: bool = True,
-                fold_wo: bool = False) -> dict:
+    def combine(
+        self,
+        st: dict,
+        tt: dict,
+        f_mask=None,
+        g_mask=None,
+        ensemble: bool = True,
+        fold_wo: bool = False,
+    ) -> dict:
         """Per-frame outputs and the video score from the terms of the sampled frames
         ((B, ns, .) and (B, nt, .)); fold_wo: see z_heads (then no "z" in the output)."""
         mixed, attn = self.attend(st["q"], tt["k"], tt["val"], g_mask)
@@ -212,8 +242,8 @@ class DKP(nn.Module):
             out["p"] = s.float().softmax(-1)
             out["video"] = masked_mean(out["p"], f_mask)
             return out
-        t = by_z[..., C + 1:]
-        w = torch.sigmoid(st["w"] + by_z[..., C:C + 1]).squeeze(-1).float()
+        t = by_z[..., C + 1 :]
+        w = torch.sigmoid(st["w"] + by_z[..., C : C + 1]).squeeze(-1).float()
         p = w.unsqueeze(-1) * s.float().softmax(-1) + (1 - w).unsqueeze(-1) * t.float().softmax(-1)
         video = video_score(p, f_mask, tt["probs"], g_mask, self.teacher_frame_weight)
         out.update(t=t, w=w, p=p, teacher_logits=tt["logits"], video=video)
@@ -227,11 +257,17 @@ class DKP(nn.Module):
     def forward(self, f, u, g, v, f_mask=None, g_mask=None, ensemble: bool = True) -> dict:
         """All per-frame outputs and the video score. ensemble=False is "DKP without the
         ensemble": the video score is the mean of softmax(s_i) over the student frames."""
-        return self.combine(self.student_terms(f, u, ensemble), self.teacher_terms(g, v, ensemble),
-                            f_mask, g_mask, ensemble)
+        return self.combine(
+            self.student_terms(f, u, ensemble),
+            self.teacher_terms(g, v, ensemble),
+            f_mask,
+            g_mask,
+            ensemble,
+        )
 
 
 # ---------------------------------------------------------------- training losses (method.md 5)
+
 
 def kd_term(student_logits, teacher_logits, tau: float, mask=None) -> torch.Tensor:
     """tau^2 KL(softmax(teacher/tau) || softmax(student/tau)), mean over (valid) frames."""
@@ -248,8 +284,17 @@ def _frame_mean(x: torch.Tensor, mask) -> torch.Tensor:
     return (x * m).sum() / m.sum().clamp(min=1)
 
 
-def dkp_losses(out: dict, kd_logits, labels, target_feats, target_logits, f_mask,
-               lambda_feat: float, lambda_kd: float, tau: float) -> dict:
+def dkp_losses(
+    out: dict,
+    kd_logits,
+    labels,
+    target_feats,
+    target_logits,
+    f_mask,
+    lambda_feat: float,
+    lambda_kd: float,
+    tau: float,
+) -> dict:
     """Every loss term of the student stage; `total` is what is minimised.
 
     out: DKP.forward (ensemble=True); kd_logits: C_s(f_i), the student's own classifier,
@@ -269,6 +314,12 @@ def dkp_losses(out: dict, kd_logits, labels, target_feats, target_logits, f_mask
         "ce_kd": F.cross_entropy(video_kd, labels),
         "kd_kd": kd_term(kd_logits, target_logits, tau, f_mask),
     }
-    terms["total"] = (terms["ce_s"] + terms["ce_p"] + lambda_feat * terms["feat"] + lambda_kd * terms["kd"]
-                      + terms["ce_kd"] + lambda_kd * terms["kd_kd"])
+    terms["total"] = (
+        terms["ce_s"]
+        + terms["ce_p"]
+        + lambda_feat * terms["feat"]
+        + lambda_kd * terms["kd"]
+        + terms["ce_kd"]
+        + lambda_kd * terms["kd_kd"]
+    )
     return terms

@@ -6,14 +6,22 @@ checkpoint saved by torchvision loads directly. Because torchvision names the
 trunk `features`, the pooled per-frame feature method is `embed`, as on ResNet.
 The convolution weights are channels-last, as on ResNet.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 # expansion t, output channels c, repeats n, first stride s (the paper's Table 2)
-SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def round_channels(value: float, divisor: int = 8) -> int:
@@ -22,9 +30,14 @@ def round_channels(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+def _conv_bn_relu(
+    cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(inplace=True),
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -33,8 +46,11 @@ class InvertedResidual(nn.Module):
         hidden = int(round(cin * expand))
         self.use_res_connect = stride == 1 and cin == cout
         layers = [] if expand == 1 else [_conv_bn_relu(cin, hidden, kernel=1)]
-        layers += [_conv_bn_relu(hidden, hidden, stride=stride, groups=hidden),  # depthwise
-                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]  # linear bottleneck
+        layers += [
+            _conv_bn_relu(hidden, hidden, stride=stride, groups=hidden),  # depthwise
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]  # linear bottleneck
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

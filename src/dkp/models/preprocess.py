@@ -1,5 +1,6 @@
 """Frames to network inputs: uint8 -> unit range, resize and crop, standardisation, mixed
 precision, and the one path from pixels to pooled features (embed_frames)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -37,14 +38,21 @@ def prepare(x: torch.Tensor, size: int, normalize: str) -> torch.Tensor:
     side = min(h, w)
     if h != w:
         top, left = (h - side) // 2, (w - side) // 2
-        x = x[..., top:top + side, left:left + side]
+        x = x[..., top : top + side, left : left + side]
     if side != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size
+        )
     if normalize == "per_image":
         # two-pass standard deviation (unbiased, as Tensor.std) by hand: Tensor.std over the
         # strided H, W of channels-last frames is several times slower
         centred = x - x.mean(dim=(2, 3), keepdim=True)
-        std = (centred * centred).sum(dim=(2, 3), keepdim=True).div_(x.shape[-2] * x.shape[-1] - 1).sqrt_()
+        std = (
+            (centred * centred)
+            .sum(dim=(2, 3), keepdim=True)
+            .div_(x.shape[-2] * x.shape[-1] - 1)
+            .sqrt_()
+        )
         return centred / (std + 1e-3)  # eps: flat frames (fades, blank backgrounds) stay finite
     if normalize == "imagenet":
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
@@ -68,8 +76,9 @@ def autocast(device: torch.device):
 
 
 @torch.no_grad()
-def embed_frames(model: nn.Module, frames, size: int, normalize: str, device: torch.device,
-                 batch: int = 256) -> torch.Tensor:
+def embed_frames(
+    model: nn.Module, frames, size: int, normalize: str, device: torch.device, batch: int = 256
+) -> torch.Tensor:
     """Pooled features (N, D) float32 on the CPU of uint8 frames (N, H, W, 3), in eval mode.
 
     The one path from pixels to features: training's frozen-teacher targets and the
@@ -80,7 +89,8 @@ def embed_frames(model: nn.Module, frames, size: int, normalize: str, device: to
     out = []
     try:
         for i in range(0, len(frames), batch):
-            chunk = torch.from_numpy(np.array(frames[i:i + batch])).to(device)  # a copy: memmaps are read-only
+            # a copy: memmaps are read-only
+            chunk = torch.from_numpy(np.array(frames[i : i + batch])).to(device)
             with autocast(device):
                 out.append(model.embed(preprocess(chunk, size, normalize)).float().cpu())
     finally:

@@ -7,6 +7,7 @@ The convolution weights are channels-last (NHWC in memory): a convolution's outp
 its weight's layout, so every activation is channels-last too, the layout oneDNN's CPU
 convolutions and batch norms run fastest on. State-dict keys and shapes do not depend on it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -103,8 +104,10 @@ class ResNet(nn.Module):
     def _stage(self, block, planes: int, depth: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(_conv1x1(self.inplanes, planes * block.expansion, stride),
-                                       nn.BatchNorm2d(planes * block.expansion))
+            downsample = nn.Sequential(
+                _conv1x1(self.inplanes, planes * block.expansion, stride),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         blocks = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         blocks += [block(self.inplanes, planes, 1, None) for _ in range(depth - 1)]

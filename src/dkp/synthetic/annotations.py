@@ -4,6 +4,7 @@ Same layout as the official `activity_net.v1-3.min.json`: `version`, `taxonomy`
 (nodes with nodeId, nodeName, parentId, parentName; leaves are the classes) and
 `database` (per video: subset, duration, resolution, url, annotations).
 """
+
 from __future__ import annotations
 
 from . import classes
@@ -22,14 +23,24 @@ def taxonomy(num_classes: int) -> list[dict]:
     used = sorted({classes.class_parts(c)[0] for c in range(num_classes)})
     shape_node = {}
     for shape in used:
-        node = {"nodeId": len(nodes), "nodeName": f"{classes.SHAPES[shape]} objects",
-                "parentId": 0, "parentName": "Root"}
+        node = {
+            "nodeId": len(nodes),
+            "nodeName": f"{classes.SHAPES[shape]} objects",
+            "parentId": 0,
+            "parentName": "Root",
+        }
         shape_node[shape] = node
         nodes.append(node)
     for c in range(num_classes):
         parent = shape_node[classes.class_parts(c)[0]]
-        nodes.append({"nodeId": len(nodes), "nodeName": classes.class_name(c),
-                      "parentId": parent["nodeId"], "parentName": parent["nodeName"]})
+        nodes.append(
+            {
+                "nodeId": len(nodes),
+                "nodeName": classes.class_name(c),
+                "parentId": parent["nodeId"],
+                "parentName": parent["nodeName"],
+            }
+        )
     return nodes
 
 
@@ -39,11 +50,15 @@ def entry(spec: VideoSpec) -> dict:
         "duration": _sec(spec.duration),
         "resolution": f"{spec.size}x{spec.size}",
         "url": f"https://www.youtube.com/watch?v={spec.vid}",
-        "annotations": [{"segment": [_sec(s), _sec(e)], "label": spec.label}
-                        for s, e in spec.segments_seconds()],
+        "annotations": [
+            {"segment": [_sec(s), _sec(e)], "label": spec.label} for s, e in spec.segments_seconds()
+        ],
     }
 
 
 def build(specs: list[VideoSpec], num_classes: int) -> dict:
-    return {"version": VERSION, "taxonomy": taxonomy(num_classes),
-            "database": {s.vid: entry(s) for s in specs}}
+    return {
+        "version": VERSION,
+        "taxonomy": taxonomy(num_classes),
+        "database": {s.vid: entry(s) for s in specs},
+    }

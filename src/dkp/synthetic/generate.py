@@ -4,6 +4,7 @@ With `data.source` other than synthetic it writes only `data/synthetic/SOURCE.tx
 naming the real source, so the stage's output exists and nothing else changes.
 Parallelism reuses `frames.workers` (processes); it does not change the output.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,20 +32,28 @@ def _layout(p: dict) -> tuple[Path, Path]:
         ann = Path(p["data"]["annotations"]).relative_to(ROOT)
         videos = Path(p["data"]["videos"]).relative_to(ROOT)
     except ValueError:
-        raise ParamError(f"data.annotations and data.videos: expected paths under {ROOT}/ for source "
-                         f"synthetic, found {p['data']['annotations']!r} and {p['data']['videos']!r}") from None
+        raise ParamError(
+            f"data.annotations and data.videos: expected paths under {ROOT}/ for source "
+            f"synthetic, found {p['data']['annotations']!r} and {p['data']['videos']!r}"
+        ) from None
     if ann == Path("."):
-        raise ParamError(f"data.annotations: expected a file under {ROOT}/, found the folder itself")
+        raise ParamError(
+            f"data.annotations: expected a file under {ROOT}/, found the folder itself"
+        )
     return ann, videos
 
 
 def _check(p: dict) -> None:
     syn = p["data"]["synthetic"]
     if syn["size"] % 2:
-        raise ParamError(f"data.synthetic.size: expected an even number (H.264 yuv420p), found {syn['size']}")
+        raise ParamError(
+            f"data.synthetic.size: expected an even number (H.264 yuv420p), found {syn['size']}"
+        )
     if syn["fps"] < p["frames"]["fps"]:
-        raise ParamError(f"data.synthetic.fps: expected >= frames.fps ({p['frames']['fps']}) so extraction "
-                         f"finds distinct frames, found {syn['fps']}")
+        raise ParamError(
+            f"data.synthetic.fps: expected >= frames.fps ({p['frames']['fps']}) so extraction "
+            f"finds distinct frames, found {syn['fps']}"
+        )
 
 
 def make_video(task: tuple[VideoSpec, str]) -> tuple[str, int]:
@@ -66,9 +75,14 @@ def _encode_all(specs: list[VideoSpec], folder: Path, workers: int) -> int:
     Leaving the `with Pool` block for any reason (an error, an interrupt)
     terminates the workers, so none outlives the stage.
     """
-    todo = [(s, str(folder / f"v_{s.vid}.mp4")) for s in sorted(specs, key=lambda s: (-s.n_frames, s.vid))]
+    todo = [
+        (s, str(folder / f"v_{s.vid}.mp4"))
+        for s in sorted(specs, key=lambda s: (-s.n_frames, s.vid))
+    ]
     total = 0
-    with tqdm(total=len(todo), unit="video", desc="synthesize", disable=runtime.progress_disabled()) as bar:
+    with tqdm(
+        total=len(todo), unit="video", desc="synthesize", disable=runtime.progress_disabled()
+    ) as bar:
         if workers <= 1:
             results = map(make_video, todo)
             for _, size in results:
@@ -101,15 +115,20 @@ def _sigterm_as_interrupt():
 
 def run(p: dict, args) -> None:
     if p["data"]["source"] != "synthetic":
-        atomic.write_text(ROOT / MARKER, f"data.source: {p['data']['source']}\n"
-                          f"annotations: {p['data']['annotations']}\nvideos: {p['data']['videos']}\n"
-                          "The synthetic generator did not run; the pipeline reads the source above.\n")
+        atomic.write_text(
+            ROOT / MARKER,
+            f"data.source: {p['data']['source']}\n"
+            f"annotations: {p['data']['annotations']}\nvideos: {p['data']['videos']}\n"
+            "The synthetic generator did not run; the pipeline reads the source above.\n",
+        )
         print(f"synthesize: data.source is {p['data']['source']}; wrote {ROOT / MARKER} only")
         return
     _check(p)
     ann_rel, videos_rel = _layout(p)
     syn = p["data"]["synthetic"]
-    specs = make_specs(syn, p["data"]["train_subset"], p["data"]["val_subset"], p["data"]["tune_subset"])
+    specs = make_specs(
+        syn, p["data"]["train_subset"], p["data"]["val_subset"], p["data"]["tune_subset"]
+    )
     doc = annotations.build(specs, syn["num_classes"])
     atomic.clean_stale_temps(ROOT.parent, owner=ROOT.name)
     with _sigterm_as_interrupt(), atomic.atomic_dir(ROOT) as tmp:
@@ -120,5 +139,7 @@ def run(p: dict, args) -> None:
     names = sorted({s.subset for s in specs})
     per_subset = ", ".join(f"{sum(s.subset == name for s in specs)} {name}" for name in names)
     frames = sum(s.n_frames for s in specs)
-    print(f"synthesize: {len(specs)} videos ({per_subset}), {syn['num_classes']} classes, "
-          f"{frames} frames, {size / 2**20:.1f} MiB -> {ROOT}/")
+    print(
+        f"synthesize: {len(specs)} videos ({per_subset}), {syn['num_classes']} classes, "
+        f"{frames} frames, {size / 2**20:.1f} MiB -> {ROOT}/"
+    )

@@ -7,6 +7,7 @@ Gaussian noise. Per-frame randomness comes from a generator seeded by
 (render_seed, k), so any frame can be rendered alone and equals the same frame
 rendered within the whole video.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,10 @@ import numpy as np
 from .scene import SHARPEN, Scene, build_scene, coverage_from_sdf, shape_sdf
 from .spec import VideoSpec
 
-ANGLE_JITTER = 0.03          # rad, per-frame wobble of the object and its texture
-GAIN = (0.8, 1.2)            # per-frame multiplicative brightness
-BIAS = (-0.1, 0.1)           # per-frame additive brightness
-CHUNK = 64                   # frames rendered per vectorised step (bounds memory)
+ANGLE_JITTER = 0.03  # rad, per-frame wobble of the object and its texture
+GAIN = (0.8, 1.2)  # per-frame multiplicative brightness
+BIAS = (-0.1, 0.1)  # per-frame additive brightness
+CHUNK = 64  # frames rendered per vectorised step (bounds memory)
 
 
 def _frame_rng(spec: VideoSpec, k: int, stream: int) -> np.random.Generator:
@@ -46,11 +47,14 @@ def _object(spec: VideoSpec, scene: Scene, t: np.ndarray, jitter: np.ndarray):
     f32 = np.float32
     s = spec.size
     yy, xx = np.mgrid[0:s, 0:s].astype(f32) + f32(0.5)
-    cx, cy = (scene.centre[:, None] + scene.move_amp[:, None]
-              * np.sin(2 * np.pi * t[None] / scene.move_period[:, None] + scene.move_phase[:, None]))
+    cx, cy = scene.centre[:, None] + scene.move_amp[:, None] * np.sin(
+        2 * np.pi * t[None] / scene.move_period[:, None] + scene.move_phase[:, None]
+    )
     angle = scene.angle0 + scene.spin * t + jitter
     amp, period, phase = scene.pulse
-    radius = (scene.radius * (1 + amp * np.sin(2 * np.pi * t / period + phase))).astype(f32)[:, None, None]
+    radius = (scene.radius * (1 + amp * np.sin(2 * np.pi * t / period + phase))).astype(f32)[
+        :, None, None
+    ]
     dx = xx[None] - cx.astype(f32)[:, None, None]
     dy = yy[None] - cy.astype(f32)[:, None, None]
     cos, sin = np.cos(angle).astype(f32)[:, None, None], np.sin(angle).astype(f32)[:, None, None]
@@ -66,8 +70,9 @@ def _object(spec: VideoSpec, scene: Scene, t: np.ndarray, jitter: np.ndarray):
     x1, y1 = (x0 + 1) & 3, (y0 + 1) & 3
     flat = scene.tile.ravel()
     r0, r1 = y0 * 4, y1 * 4
-    val = ((flat[r0 + x0] * (1 - fx) + flat[r0 + x1] * fx) * (1 - fy)
-           + (flat[r1 + x0] * (1 - fx) + flat[r1 + x1] * fx) * fy)
+    val = (flat[r0 + x0] * (1 - fx) + flat[r0 + x1] * fx) * (1 - fy) + (
+        flat[r1 + x0] * (1 - fx) + flat[r1 + x1] * fx
+    ) * fy
     val = np.clip((val - f32(0.5)) * f32(SHARPEN) + f32(0.5), 0, 1)[..., None]
     colour = scene.colour_off + (scene.colour_on - scene.colour_off) * val
     return alpha.astype(f32), colour.astype(f32)
@@ -75,8 +80,9 @@ def _object(spec: VideoSpec, scene: Scene, t: np.ndarray, jitter: np.ndarray):
 
 def _background(spec: VideoSpec, scene: Scene, t: np.ndarray) -> np.ndarray:
     m, s = scene.pan_margin, spec.size
-    off = np.rint(m + m * np.sin(2 * np.pi * t[None] / scene.pan_period[:, None]
-                                 + scene.pan_phase[:, None])).astype(np.int64)  # (2, T): x, y
+    off = np.rint(
+        m + m * np.sin(2 * np.pi * t[None] / scene.pan_period[:, None] + scene.pan_phase[:, None])
+    ).astype(np.int64)  # (2, T): x, y
     idx = np.arange(s)
     rows = (off[1][:, None] + idx[None])[:, :, None]
     cols = (off[0][:, None] + idx[None])[:, None, :]
@@ -126,10 +132,14 @@ def _render_chunk(spec: VideoSpec, scene: Scene, frames: np.ndarray) -> np.ndarr
     if scene.occluder_alpha is not None:
         a = scene.occluder_alpha[None, ..., None]
         img = img * (1 - a) + scene.occluder_colour * a
-    img = img * gain[:, None, None, None].astype(np.float32) + bias[:, None, None, None].astype(np.float32)
+    img = img * gain[:, None, None, None].astype(np.float32) + bias[:, None, None, None].astype(
+        np.float32
+    )
     shape = (spec.size, spec.size, 3)
     for i, k in enumerate(frames):
-        img[i] += _frame_rng(spec, k, 2).standard_normal(shape, dtype=np.float32) * np.float32(spec.noise)
+        img[i] += _frame_rng(spec, k, 2).standard_normal(shape, dtype=np.float32) * np.float32(
+            spec.noise
+        )
     return np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
@@ -139,6 +149,6 @@ def render_frames(spec: VideoSpec, frames, scene: Scene | None = None) -> np.nda
     out = np.empty((frames.size, spec.size, spec.size, 3), dtype=np.uint8)
     for pos, shot_scene in _by_shot(spec, frames, scene):
         for start in range(0, pos.size, CHUNK):
-            sel = pos[start:start + CHUNK]
+            sel = pos[start : start + CHUNK]
             out[sel] = _render_chunk(spec, shot_scene, frames[sel])
     return out

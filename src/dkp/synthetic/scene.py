@@ -6,6 +6,7 @@ with a slow pan. It holds clutter and distractor objects with generic
 textures (stripes, checker, dots, rings, never the class tiles) of any shape,
 so background frames carry no class evidence.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ import numpy as np
 from . import classes
 from .spec import VideoSpec
 
-PAN_MARGIN = 0.15   # background layer extends this fraction of the frame on each side
-CELL_PX = 1.6       # tile cell size at 64 px (+-15% per video)
+PAN_MARGIN = 0.15  # background layer extends this fraction of the frame on each side
+CELL_PX = 1.6  # tile cell size at 64 px (+-15% per video)
 RADIUS_PX = (12.0, 20.0)  # object radius range at 64 px
-SHARPEN = 2.0       # contrast gain applied to the bilinear tile before colouring
-MIN_LUMA_GAP = 0.3  # the two tile colours differ at least this much in luma, so 4:2:0 chroma keeps the texture
+SHARPEN = 2.0  # contrast gain applied to the bilinear tile before colouring
+MIN_LUMA_GAP = (
+    0.3  # the two tile colours differ at least this much in luma, so 4:2:0 chroma keeps the texture
+)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -40,8 +43,9 @@ def shape_sdf(shape: int, u: np.ndarray, v: np.ndarray, r) -> np.ndarray:
             sd = d if sd is None else np.maximum(sd, d)
         return sd - 0.75 * r
     arm, half = 1.1 * r, 0.42 * r  # plus-cross: union of two bars
-    return np.minimum(np.maximum(np.abs(u) - arm, np.abs(v) - half),
-                      np.maximum(np.abs(u) - half, np.abs(v) - arm))
+    return np.minimum(
+        np.maximum(np.abs(u) - arm, np.abs(v) - half), np.maximum(np.abs(u) - half, np.abs(v) - arm)
+    )
 
 
 def coverage_from_sdf(sd: np.ndarray) -> np.ndarray:
@@ -83,7 +87,8 @@ def _contrasting_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 
 
 def background_layer(rng: np.random.Generator, side: int, scale: float) -> np.ndarray:
-    """Base colour, low-frequency colour noise, clutter and two distractor objects; (side, side, 3)."""
+    """Base colour, low-frequency colour noise, clutter and two distractor objects;
+    (side, side, 3)."""
     base = rng.uniform(0.15, 0.85, size=3).astype(np.float32)
     layer = base + _upsample(rng.normal(0, 0.12, size=(5, 5, 3)).astype(np.float32), side)
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
@@ -114,25 +119,25 @@ def background_layer(rng: np.random.Generator, side: int, scale: float) -> np.nd
 class Scene:
     """Everything about a video that does not change from frame to frame."""
 
-    background: np.ndarray      # (B, B, 3) float32 in [0, 1]
-    pan_margin: int             # frames crop background[y:y+S, x:x+S], x, y in [0, 2 * margin]
-    pan_period: np.ndarray      # (2,) s, x then y
-    pan_phase: np.ndarray       # (2,)
+    background: np.ndarray  # (B, B, 3) float32 in [0, 1]
+    pan_margin: int  # frames crop background[y:y+S, x:x+S], x, y in [0, 2 * margin]
+    pan_period: np.ndarray  # (2,) s, x then y
+    pan_phase: np.ndarray  # (2,)
     shape: int
-    tile: np.ndarray            # (4, 4) float32
-    radius: float               # px
-    centre: np.ndarray          # (2,) px, mean position
-    move_amp: np.ndarray        # (2,) px
-    move_period: np.ndarray     # (2,) s
-    move_phase: np.ndarray      # (2,)
-    angle0: float               # rad
-    spin: float                 # rad/s
+    tile: np.ndarray  # (4, 4) float32
+    radius: float  # px
+    centre: np.ndarray  # (2,) px, mean position
+    move_amp: np.ndarray  # (2,) px
+    move_period: np.ndarray  # (2,) s
+    move_phase: np.ndarray  # (2,)
+    angle0: float  # rad
+    spin: float  # rad/s
     pulse: tuple[float, float, float]  # relative amplitude, period (s), phase
-    tex_angle: float            # tile orientation relative to the object (rad)
-    cell: float                 # tile cell side (px)
-    tex_phase: np.ndarray       # (2,) in cells
-    colour_off: np.ndarray      # (3,)
-    colour_on: np.ndarray       # (3,)
+    tex_angle: float  # tile orientation relative to the object (rad)
+    cell: float  # tile cell side (px)
+    tex_phase: np.ndarray  # (2,) in cells
+    colour_off: np.ndarray  # (3,)
+    colour_on: np.ndarray  # (3,)
     occluder_alpha: np.ndarray | None  # (S, S) alpha of a static disk in front of everything
     occluder_colour: np.ndarray | None
 
@@ -153,21 +158,39 @@ def build_scene(spec: VideoSpec, shot: int = 0) -> Scene:
     room = max(0.0, size / 2 - 1.1 * radius - 0.08 * size)
     colour_off, colour_on = _contrasting_colours(rng)
     scene = Scene(
-        background=background, pan_margin=margin,
-        pan_period=rng.uniform(20, 60, size=2), pan_phase=rng.uniform(0, 2 * np.pi, size=2),
-        shape=classes.class_parts(spec.class_index)[0], tile=classes.tile(spec.class_index),
-        radius=radius, centre=centre, move_amp=rng.uniform(0, room, size=2) if room else np.zeros(2),
-        move_period=rng.uniform(15, 45, size=2), move_phase=rng.uniform(0, 2 * np.pi, size=2),
-        angle0=float(rng.uniform(0, 2 * np.pi)), spin=float(rng.choice([-1, 1]) * rng.uniform(0.05, 0.3)),
-        pulse=(float(rng.uniform(0.02, 0.08)), float(rng.uniform(4, 12)), float(rng.uniform(0, 2 * np.pi))),
-        tex_angle=float(rng.uniform(0, 2 * np.pi)), cell=float(CELL_PX * scale * rng.uniform(0.85, 1.15)),
-        tex_phase=rng.uniform(0, 4, size=2), colour_off=colour_off, colour_on=colour_on,
-        occluder_alpha=None, occluder_colour=None)
+        background=background,
+        pan_margin=margin,
+        pan_period=rng.uniform(20, 60, size=2),
+        pan_phase=rng.uniform(0, 2 * np.pi, size=2),
+        shape=classes.class_parts(spec.class_index)[0],
+        tile=classes.tile(spec.class_index),
+        radius=radius,
+        centre=centre,
+        move_amp=rng.uniform(0, room, size=2) if room else np.zeros(2),
+        move_period=rng.uniform(15, 45, size=2),
+        move_phase=rng.uniform(0, 2 * np.pi, size=2),
+        angle0=float(rng.uniform(0, 2 * np.pi)),
+        spin=float(rng.choice([-1, 1]) * rng.uniform(0.05, 0.3)),
+        pulse=(
+            float(rng.uniform(0.02, 0.08)),
+            float(rng.uniform(4, 12)),
+            float(rng.uniform(0, 2 * np.pi)),
+        ),
+        tex_angle=float(rng.uniform(0, 2 * np.pi)),
+        cell=float(CELL_PX * scale * rng.uniform(0.85, 1.15)),
+        tex_phase=rng.uniform(0, 4, size=2),
+        colour_off=colour_off,
+        colour_on=colour_on,
+        occluder_alpha=None,
+        occluder_colour=None,
+    )
     if spec.occluder:  # a static disk near the object's path, partly hiding it
         a = rng.uniform(0, 2 * np.pi)
         at = centre + rng.uniform(0.5, 1.0) * radius * np.array([np.cos(a), np.sin(a)])
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
         r_occ = rng.uniform(0.4, 0.7) * radius
-        scene.occluder_alpha = coverage_from_sdf(np.hypot(xx - at[0], yy - at[1]) - r_occ).astype(np.float32)
+        scene.occluder_alpha = coverage_from_sdf(np.hypot(xx - at[0], yy - at[1]) - r_occ).astype(
+            np.float32
+        )
         scene.occluder_colour = rng.uniform(0, 1, size=3).astype(np.float32)
     return scene

@@ -1,4 +1,5 @@
-"""Video specifications: the cheap, pure part of the dataset (ids, subsets, labels, lengths, segments).
+"""Video specifications: the cheap, pure part of the dataset (ids, subsets, labels, lengths,
+segments).
 
 Everything here is a function of `data.synthetic` alone and costs milliseconds,
 so tests can check the length and coverage distribution of the default dataset
@@ -12,6 +13,7 @@ segment count and coverage from the reference for the video's duration bin. Ever
 length in seconds (durations, hence segments, and shot lengths) is multiplied by
 `time_scale`; fractions and counts are unchanged by it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -77,7 +79,8 @@ class VideoSpec:
 
 
 def make_ids(rng: np.random.Generator, n: int) -> list[str]:
-    """n distinct youtube-like ids; the first character is alphanumeric (no '-' leading a file name)."""
+    """n distinct youtube-like ids; the first character is alphanumeric (no '-' leading a file
+    name)."""
     ids: list[str] = []
     seen: set[str] = set()
     while len(ids) < n:
@@ -110,8 +113,9 @@ def _split(rng: np.random.Generator, total: int, parts: int) -> list[int]:
     return [int(x) for x in np.diff(np.concatenate([[0], cuts, [total]]))]
 
 
-def make_segments(rng: np.random.Generator, n_frames: int, coverage: float,
-                  n_segments: int) -> tuple[tuple[int, int], ...]:
+def make_segments(
+    rng: np.random.Generator, n_frames: int, coverage: float, n_segments: int
+) -> tuple[tuple[int, int], ...]:
     """`n_segments` activity segments holding round(coverage * n_frames) frames, rest background.
 
     Each segment has at least one frame and consecutive segments at least one background
@@ -140,7 +144,8 @@ def reference() -> dict:
 
 
 def duration_bins(ref: dict) -> list[tuple[str, float, float]]:
-    """(name, low, high) seconds of the reference's duration bins ("0-30s", ..., ">=180s"), in order."""
+    """(name, low, high) seconds of the reference's duration bins ("0-30s", ..., ">=180s"), in
+    order."""
     bins = []
     for name in ref["by_duration_bin"]:
         if name.startswith(">="):
@@ -165,9 +170,16 @@ def duration_quantiles(ref: dict) -> tuple[tuple[float, ...], list[float]]:
 
 def coverage_quantiles(ref: dict, bin_name: str) -> tuple[tuple[float, ...], list[float]]:
     """(probabilities, coverage) for one duration bin: the bin's p10..p90, the overall tails."""
-    overall, core = ref["coverage_fraction_union"], ref["by_duration_bin"][bin_name]["coverage_fraction"]
-    values = [overall[k] if k in ("min", "p01", "p05", "p95", "p99", "max") else core[k] for k in QUANTILE_KEYS]
-    return QUANTILE_PROBS, list(np.maximum.accumulate(values))  # a bin's p90 may exceed the overall p95
+    overall, core = (
+        ref["coverage_fraction_union"],
+        ref["by_duration_bin"][bin_name]["coverage_fraction"],
+    )
+    values = [
+        overall[k] if k in ("min", "p01", "p05", "p95", "p99", "max") else core[k]
+        for k in QUANTILE_KEYS
+    ]
+    # a bin's p90 may exceed the overall p95
+    return QUANTILE_PROBS, list(np.maximum.accumulate(values))
 
 
 def segment_count_probs(ref: dict, bin_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +201,9 @@ def segment_count_probs(ref: dict, bin_name: str) -> tuple[np.ndarray, np.ndarra
     return counts, np.where(counts == 1, p1, (1 - p1) * multi_shape)
 
 
-def make_shots(rng: np.random.Generator, n_frames: int, fps: float, lo: float, hi: float) -> tuple[int, ...]:
+def make_shots(
+    rng: np.random.Generator, n_frames: int, fps: float, lo: float, hi: float
+) -> tuple[int, ...]:
     """Shot start frames: shot lengths uniform in [lo, hi] seconds (at least one frame)."""
     starts, k = [0], 0
     while True:
@@ -199,8 +213,12 @@ def make_shots(rng: np.random.Generator, n_frames: int, fps: float, lo: float, h
         starts.append(k)
 
 
-def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "validation",
-               tune_subset: str | None = None) -> list[VideoSpec]:
+def make_specs(
+    syn: dict,
+    train_subset: str = "training",
+    val_subset: str = "validation",
+    tune_subset: str | None = None,
+) -> list[VideoSpec]:
     """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic.
 
     tune_subset: the labelled split for choosing hyperparameters (tune_per_class videos a
@@ -226,17 +244,34 @@ def make_specs(syn: dict, train_subset: str = "training", val_subset: str = "val
         counts, probs = segment_count_probs(ref, name)
         cdf = np.cumsum(probs) / probs.sum()
         u = stratified_uniform(rng, members.size)
-        n_segments[members] = counts[np.minimum(np.searchsorted(cdf, u, side="right"), counts.size - 1)]
-        coverage[members] = quantile_function(stratified_uniform(rng, members.size), *coverage_quantiles(ref, name))
+        n_segments[members] = counts[
+            np.minimum(np.searchsorted(cdf, u, side="right"), counts.size - 1)
+        ]
+        coverage[members] = quantile_function(
+            stratified_uniform(rng, members.size), *coverage_quantiles(ref, name)
+        )
     shot_lo, shot_hi = (x * scale for x in syn["shot_seconds"])
     specs = []
     for i, ((c, subset), vid) in enumerate(zip(rows, ids)):
         n_frames = max(MIN_FRAMES, round(ref_seconds[i] * scale * fps))
         segments = make_segments(rng, n_frames, coverage[i], n_segments[i])
         occluder, render_seed = bool(rng.random() < syn["occluder_prob"]), int(rng.integers(2**62))
-        shots = make_shots(np.random.default_rng([render_seed, 0x5407]), n_frames, fps, shot_lo, shot_hi)
-        specs.append(VideoSpec(
-            vid=vid, subset=subset, class_index=c, fps=fps, size=syn["size"], n_frames=n_frames,
-            segments=segments, occluder=occluder, noise=float(syn["noise"]),
-            render_seed=render_seed, shot_starts=shots))
+        shots = make_shots(
+            np.random.default_rng([render_seed, 0x5407]), n_frames, fps, shot_lo, shot_hi
+        )
+        specs.append(
+            VideoSpec(
+                vid=vid,
+                subset=subset,
+                class_index=c,
+                fps=fps,
+                size=syn["size"],
+                n_frames=n_frames,
+                segments=segments,
+                occluder=occluder,
+                noise=float(syn["noise"]),
+                render_seed=render_seed,
+                shot_starts=shots,
+            )
+        )
     return sorted(specs, key=lambda s: s.vid)

@@ -1,4 +1,5 @@
 """Write frames as an H.264 MP4 (libx264, yuv420p) with PyAV: the I/O half of generation."""
+
 from __future__ import annotations
 
 import os
@@ -12,15 +13,16 @@ import numpy as np
 # before (bench/README.md, "Encoder determinism"). The portable C path is a pure function
 # of the frames on every CPU, at about twice the encode time.
 X264_OPTIONS = {
-    "crf": "23",           # x264 default: luma error far below the added noise, tile cells survive
+    "crf": "23",  # x264 default: luma error far below the added noise, tile cells survive
     "preset": "veryfast",  # at 64 px about as small as slower presets, twice as fast
     "x264-params": "bframes=0:asm=0",
 }
 
 # BT.601 limited range ("tv"), what decoders assume for untagged SD video.
-_RGB_TO_YUV = np.array([[0.299, 0.587, 0.114],
-                        [-0.168736, -0.331264, 0.5],
-                        [0.5, -0.418688, -0.081312]], dtype=np.float32)
+_RGB_TO_YUV = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+    dtype=np.float32,
+)
 
 
 def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
@@ -42,7 +44,8 @@ def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
     """Encode uint8 RGB frames (T, H, W, 3) at a constant frame rate.
 
-    H and W must be even (4:2:0). One encoder thread: parallelism comes from encoding many videos at once.
+    H and W must be even (4:2:0). One encoder thread: parallelism comes from encoding many videos at
+    once.
     """
     import av
 

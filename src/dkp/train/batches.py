@@ -3,6 +3,7 @@
 All randomness of a training run flows through one np.random.Generator (saved in
 every resume checkpoint) plus torch's global generator (dropout).
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,7 +13,8 @@ import torch
 
 
 def tsn_indices(rng: np.random.Generator, candidates: np.ndarray, segments: int) -> np.ndarray:
-    """TSN sampling: split the candidate frames into `segments` equal runs, one random frame from each.
+    """TSN sampling: split the candidate frames into `segments` equal runs, one random frame from
+    each.
 
     Fewer candidates than segments: runs overlap and frames repeat, in order.
     """
@@ -39,7 +41,7 @@ def even_indices(candidates: np.ndarray, n: int) -> np.ndarray:
 def epoch_batches(rng: np.random.Generator, n_videos: int, batch: int) -> list[np.ndarray]:
     """A random permutation of the videos cut into batches (the last one may be short)."""
     order = rng.permutation(n_videos)
-    return [order[i:i + batch] for i in range(0, n_videos, batch)]
+    return [order[i : i + batch] for i in range(0, n_videos, batch)]
 
 
 @functools.lru_cache(maxsize=8)
@@ -47,12 +49,23 @@ def _turned_grids(h: int, w: int, device: torch.device) -> torch.Tensor:
     """(8, 2, H*W): for each 4 * flip + turns, the crop-window row and column of every output
     pixel (flat, row-major in the output), made with the very ops the augmentation names."""
     grid = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))  # (2, H, W)
-    return torch.stack([torch.rot90(grid.flip(-1) if f else grid, k, (1, 2)).reshape(2, h * w)
-                        for f in (0, 1) for k in range(4)]).to(device)
+    return torch.stack(
+        [
+            torch.rot90(grid.flip(-1) if f else grid, k, (1, 2)).reshape(2, h * w)
+            for f in (0, 1)
+            for k in range(4)
+        ]
+    ).to(device)
 
 
-def draw_augment(rng: np.random.Generator, n: int, pad: int, flip: bool, rot90: bool = False,
-                 channel_shuffle: bool = False) -> dict:
+def draw_augment(
+    rng: np.random.Generator,
+    n: int,
+    pad: int,
+    flip: bool,
+    rot90: bool = False,
+    channel_shuffle: bool = False,
+) -> dict:
     """The random draws of `augment` for n images, in its order: a plan a loader can carry
     to another process and apply_augment can apply later, with the same result."""
     out = {"pad": pad}
@@ -71,8 +84,14 @@ def draw_augment(rng: np.random.Generator, n: int, pad: int, flip: bool, rot90: 
     return out
 
 
-def augment(x: torch.Tensor, rng: np.random.Generator, pad: int, flip: bool,
-            rot90: bool = False, channel_shuffle: bool = False) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    rng: np.random.Generator,
+    pad: int,
+    flip: bool,
+    rot90: bool = False,
+    channel_shuffle: bool = False,
+) -> torch.Tensor:
     """apply_augment(x, draw_augment(rng, len(x), ...))."""
     return apply_augment(x, draw_augment(rng, x.shape[0], pad, flip, rot90, channel_shuffle))
 
@@ -97,7 +116,9 @@ def apply_augment(x: torch.Tensor, plan: dict) -> torch.Tensor:
     """
     n, c, h, w = x.shape
     pad = plan["pad"]
-    if not ("dy" in plan or "turns" in plan or "order" in plan):  # a flip alone (or nothing): one select
+    if not (
+        "dy" in plan or "turns" in plan or "order" in plan
+    ):  # a flip alone (or nothing): one select
         if "mirror" in plan:
             mirror = torch.from_numpy(plan["mirror"]).to(x.device)
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
@@ -106,7 +127,8 @@ def apply_augment(x: torch.Tensor, plan: dict) -> torch.Tensor:
     rows, cols = torch.arange(h, device=dev).expand(n, h), torch.arange(w, device=dev).expand(n, w)
     if "dy" in plan:
         dy, dx = torch.from_numpy(plan["dy"]).to(dev), torch.from_numpy(plan["dx"]).to(dev)
-        rows = (dy[:, None] - pad + rows).clamp_(0, h - 1)  # (N, H): padded row dy + i = image row dy + i - pad
+        # (N, H): padded row dy + i = image row dy + i - pad
+        rows = (dy[:, None] - pad + rows).clamp_(0, h - 1)
         cols = (dx[:, None] - pad + cols).clamp_(0, w - 1)
     combo = torch.zeros(n, dtype=torch.int64)
     if "mirror" in plan:
@@ -117,20 +139,29 @@ def apply_augment(x: torch.Tensor, plan: dict) -> torch.Tensor:
         combo += turns
         odd = set((turns % 2).tolist())
         if h != w and len(odd) > 1:
-            raise RuntimeError(f"augment: quarter and half turns of {h}x{w} frames do not stack "
-                               f"(rot90 needs square frames)")
+            raise RuntimeError(
+                f"augment: quarter and half turns of {h}x{w} frames do not stack "
+                f"(rot90 needs square frames)"
+            )
         if h != w and odd == {1}:
             oh, ow = w, h
-    grid = _turned_grids(h, w, dev)[combo.to(dev)]  # (N, 2, OH*OW): crop-window row and column of each pixel
+    # (N, 2, OH*OW): crop-window row and column of each pixel
+    grid = _turned_grids(h, w, dev)[combo.to(dev)]
     src = torch.gather(rows, 1, grid[:, 0]) * w + torch.gather(cols, 1, grid[:, 1])
     if "order" in plan:
         order = torch.from_numpy(plan["order"]).to(dev)
     else:
         order = torch.arange(c, device=dev).expand(n, c)
-    if x.permute(0, 2, 3, 1).is_contiguous():  # (N, H, W, 3) in memory, as dkp.models.to_unit leaves it
+    if x.permute(
+        0, 2, 3, 1
+    ).is_contiguous():  # (N, H, W, 3) in memory, as dkp.models.to_unit leaves it
         # channels-last in, channels-last out (the backbones' layout)
         index = src[:, :, None] * c + order[:, None, :]  # (N, OH*OW, C)
-        out = torch.gather(x.permute(0, 2, 3, 1).reshape(n, h * w * c), 1, index.reshape(n, oh * ow * c))
+        out = torch.gather(
+            x.permute(0, 2, 3, 1).reshape(n, h * w * c), 1, index.reshape(n, oh * ow * c)
+        )
         return out.view(n, oh, ow, c).permute(0, 3, 1, 2)
     index = order[:, :, None] * (h * w) + src[:, None, :]  # (N, C, OH*OW)
-    return torch.gather(x.reshape(n, c * h * w), 1, index.reshape(n, c * oh * ow)).view(n, c, oh, ow)
+    return torch.gather(x.reshape(n, c * h * w), 1, index.reshape(n, c * oh * ow)).view(
+        n, c, oh, ow
+    )

@@ -1,9 +1,11 @@
-"""TSN-style training of a frame classifier: the teacher, and the plain student (the Student baseline).
+"""TSN-style training of a frame classifier: the teacher, and the plain student (the Student
+baseline).
 
 Each batch takes `batch_videos` videos and one random frame from each of `segments`
 equal runs of a video's frames (inside its labelled segments when within_activity),
 augments them, and minimises the cross-entropy of every frame against its video's label.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +27,11 @@ LOG_COLUMNS = ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
 def validation_frames(val: VideoSet, per_video: int) -> tuple[np.ndarray, np.ndarray, list]:
     """Fixed validation frames: up to per_video frames evenly spread inside each video's
     labelled activity. Returns (uint8 frames, labels, (video, frame) pairs)."""
-    pairs = [(i, int(j)) for i in range(len(val)) for j in batches.even_indices(val.activity(i), per_video)]
+    pairs = [
+        (i, int(j))
+        for i in range(len(val))
+        for j in batches.even_indices(val.activity(i), per_video)
+    ]
     labels = np.array([val.labels[i] for i, _ in pairs], dtype=np.int64)
     return val.gather(pairs), labels, pairs
 
@@ -36,8 +42,17 @@ def validated(epoch: int, epochs: int, every: int) -> bool:
     return (epoch + 1) % every == 0 or epoch + 1 == epochs
 
 
-def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, sched, label_smoothing: float,
-                    device: torch.device, group: Group = SINGLE, step_frames: int = 0) -> tuple[float, int]:
+def classifier_step(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    opt,
+    sched,
+    label_smoothing: float,
+    device: torch.device,
+    group: Group = SINGLE,
+    step_frames: int = 0,
+) -> tuple[float, int]:
     """One optimiser step on network-ready frames x (N, 3, S, S) with labels y (N,); with several
     ranks, x is this rank's share of a step of step_frames frames. Returns (mean loss over x,
     frames classified right)."""
@@ -45,7 +60,9 @@ def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, op
         logits = model(x)
     if group.world == 1:
         loss = logged = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-    else:  # DDP averages the ranks' gradients: each rank's sum x world / step_frames averages to the step's mean
+    else:
+        # DDP averages the ranks' gradients: each rank's sum x world / step_frames averages to the
+        # step's mean
         total = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing, reduction="sum")
         loss, logged = total * (group.world / step_frames), total / max(1, len(y))
     opt.zero_grad(set_to_none=True)
@@ -55,9 +72,21 @@ def classifier_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, op
     return float(logged.detach()), int((logits.argmax(-1) == y).sum())
 
 
-def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, train: VideoSet,
-                     val_frames: np.ndarray, val_labels: np.ndarray, device: torch.device,
-                     folder: Path, tag: str, seed: int, lcfg: dict, group: Group = SINGLE) -> list[dict]:
+def train_classifier(
+    model: torch.nn.Module,
+    net: dict,
+    cfg: dict,
+    aug: dict,
+    train: VideoSet,
+    val_frames: np.ndarray,
+    val_labels: np.ndarray,
+    device: torch.device,
+    folder: Path,
+    tag: str,
+    seed: int,
+    lcfg: dict,
+    group: Group = SINGLE,
+) -> list[dict]:
     """Train `model` in place for cfg['epochs'] epochs (resumable); return the log rows.
 
     net: the backbone's params group (input_size, normalize); cfg: its train group
@@ -73,8 +102,10 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
     net = distributed.wrap(model, group, device)
     opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
-    candidates = [train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
-                  for i in range(len(train))]
+    candidates = [
+        train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
+        for i in range(len(train))
+    ]
     y_val = torch.from_numpy(val_labels)
     reader = loader.StepReader(train, ("x",), lcfg["workers"], lcfg["prefetch"], device)
 
@@ -82,24 +113,46 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
         """Every random draw of an epoch, step by step (dkp.train.loader)."""
         out = []
         for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
-            pairs = [(int(i), int(j)) for i in vids for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])]
-            out.append({"x": pairs, "y": train.labels[[i for i, _ in pairs]],
-                        "aug": batches.draw_augment(rng, len(pairs), aug["crop_pad"], aug["flip"], aug["rot90"],
-                                                    aug["channel_shuffle"])})
+            pairs = [
+                (int(i), int(j))
+                for i in vids
+                for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])
+            ]
+            out.append(
+                {
+                    "x": pairs,
+                    "y": train.labels[[i for i, _ in pairs]],
+                    "aug": batches.draw_augment(
+                        rng,
+                        len(pairs),
+                        aug["crop_pad"],
+                        aug["flip"],
+                        aug["rot90"],
+                        aug["channel_shuffle"],
+                    ),
+                }
+            )
         return out
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
         net.train()
         total, hits, seen = 0.0, 0, 0
         steps = [distributed.share_step(s, group, ("x", "y")) for s in plan(rng)]
-        bar = tqdm(reader(steps), total=len(steps),
-                   desc=f"{tag} {e + 1}/{cfg['epochs']}", unit="batch", leave=False,
-                   disable=runtime.progress_disabled())
+        bar = tqdm(
+            reader(steps),
+            total=len(steps),
+            desc=f"{tag} {e + 1}/{cfg['epochs']}",
+            unit="batch",
+            leave=False,
+            disable=runtime.progress_disabled(),
+        )
         for step in bar:
             x = step["x"].to(device, non_blocking=True).permute(0, 3, 1, 2)
             x = prepare(unit(batches.apply_augment(x, step["aug"])), size, norm)
             y = torch.from_numpy(step["y"]).to(device)
-            loss, hit = classifier_step(net, x, y, opt, sched, cfg["label_smoothing"], device, group, step["n"])
+            loss, hit = classifier_step(
+                net, x, y, opt, sched, cfg["label_smoothing"], device, group, step["n"]
+            )
             total += loss * len(y)
             hits += hit
             seen += len(y)
@@ -109,8 +162,11 @@ def train_classifier(model: torch.nn.Module, net: dict, cfg: dict, aug: dict, tr
         if validated(e, cfg["epochs"], cfg["val_every"]) and group.main:
             model.eval()  # BN statistics and the classifier's dropout in inference mode
             feats = embed_frames(model, val_frames, size, norm, device)
-            row["val_acc"] = loop.frame_accuracy(lambda f: model.classify(f.to(device)), feats, y_val)
+            row["val_acc"] = loop.frame_accuracy(
+                lambda f: model.classify(f.to(device)), feats, y_val
+            )
         return row
 
-    return loop.run_phase(folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch,
-                          group)
+    return loop.run_phase(
+        folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch, group
+    )

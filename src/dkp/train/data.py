@@ -1,4 +1,6 @@
-"""The videos a training stage reads: labels, durations, labelled segments, frames (memory-mapped)."""
+"""The videos a training stage reads: labels, durations, labelled segments, frames
+(memory-mapped)."""
+
 from __future__ import annotations
 
 import resource
@@ -105,7 +107,8 @@ class MappedFrames:
 
 
 def monitor_subset(p: dict) -> str:
-    """The subset the per-epoch training logs score: data.tune_subset, or data.val_subset without one."""
+    """The subset the per-epoch training logs score: data.tune_subset, or data.val_subset without
+    one."""
     return p["data"]["tune_subset"] or p["data"]["val_subset"]
 
 
@@ -113,18 +116,30 @@ def load_subset(p: dict, subset: str, num_classes: int) -> VideoSet:
     """The usable videos of one subset, read through dkp.framestore."""
     videos = framestore.available(p, subset)
     if videos.empty:
-        raise DkpError(f"no usable video in subset {subset!r} (ok in data/manifest.csv and with extracted "
-                       f"frames): run `dkp data` and `dkp frames` first, or check data.train_subset/val_subset")
+        raise DkpError(
+            f"no usable video in subset {subset!r} (ok in data/manifest.csv and with extracted "
+            f"frames): run `dkp data` and `dkp frames` first, or check data.train_subset/val_subset"
+        )
     labels = videos["label_index"].to_numpy(np.int64)
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise DkpError(f"subset {subset!r}: label_index outside 0..{num_classes - 1} (rerun `dkp data`)")
+        raise DkpError(
+            f"subset {subset!r}: label_index outside 0..{num_classes - 1} (rerun `dkp data`)"
+        )
     ids = [str(v) for v in videos["id"]]
     times = []
     for vid in ids:
         f, t = framestore.load(p, vid)  # checked once here, mapped again when read (MappedFrames)
         if len(f) != len(t) or len(f) == 0:
-            raise DkpError(f"frames of {vid}: {len(f)} frames but {len(t)} timestamps (rerun `dkp frames`)")
+            raise DkpError(
+                f"frames of {vid}: {len(f)} frames but {len(t)} timestamps (rerun `dkp frames`)"
+            )
         del f
         times.append(np.asarray(t, dtype=np.float64))
-    return VideoSet(ids=ids, labels=labels, durations=videos["duration"].to_numpy(np.float64),
-                    segments=[list(s) for s in videos["segments"]], frames=MappedFrames(p, ids), times=times)
+    return VideoSet(
+        ids=ids,
+        labels=labels,
+        durations=videos["duration"].to_numpy(np.float64),
+        segments=[list(s) for s in videos["segments"]],
+        frames=MappedFrames(p, ids),
+        times=times,
+    )

@@ -14,6 +14,7 @@ process; per-rank statistics on CPUs, where SyncBatchNorm does not run. A multi-
 run therefore differs a little from a one-process run (tests/test_train.py states how much).
 Without WORLD_SIZE > 1 nothing here changes a run.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,12 +83,15 @@ def wrap(model: nn.Module, group: Group, device: torch.device) -> nn.Module:
         return model
     if device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
 
 
 def share_step(step: dict, group: Group, per_frame: tuple[str, ...]) -> dict:
     """A planned step cut to this rank's share: the lists or arrays under `per_frame` and the
-    per-frame arrays of its augmentation plan ("aug"); the rest unchanged. "n" keeps the step's size."""
+    per-frame arrays of its augmentation plan ("aug"); the rest unchanged. "n" keeps the step's
+    size."""
     n = len(step[per_frame[0]])
     if group.world == 1:
         return {**step, "n": n}
@@ -96,7 +100,9 @@ def share_step(step: dict, group: Group, per_frame: tuple[str, ...]) -> dict:
     for k in per_frame:
         out[k] = step[k][sl]
     if "aug" in step:
-        out["aug"] = {k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()}
+        out["aug"] = {
+            k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()
+        }
     return out
 
 

@@ -16,6 +16,7 @@ main process then faults its pages in one by one, which cost more than reading t
 process touches memory that is already mapped. On CUDA the ring is page-locked
 (cudaHostRegister), so the copy to the GPU is a DMA issued without waiting.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,7 +30,8 @@ from .data import VideoSet
 
 
 def read_step(videos: VideoSet, step: dict, frames: tuple[str, ...]) -> dict:
-    """The step with each name in `frames` replaced by the uint8 (N, H, W, 3) tensor of its pairs."""
+    """The step with each name in `frames` replaced by the uint8 (N, H, W, 3) tensor of its
+    pairs."""
     out = dict(step)
     for name in frames:
         out[name] = torch.from_numpy(videos.gather(step[name]))
@@ -75,11 +77,18 @@ class StepReader:
     they augment into new tensors at once). On CUDA the frames come on the device.
     """
 
-    def __init__(self, videos: VideoSet, frames: tuple[str, ...], workers: int, prefetch: int,
-                 device: torch.device):
+    def __init__(
+        self,
+        videos: VideoSet,
+        frames: tuple[str, ...],
+        workers: int,
+        prefetch: int,
+        device: torch.device,
+    ):
         self.videos, self.frames, self.workers, self.prefetch = videos, frames, workers, prefetch
         self.device = device
-        self.slots = workers * prefetch + 2  # the in-flight steps, the consumer's, and the one before
+        # the in-flight steps, the consumer's, and the one before
+        self.slots = workers * prefetch + 2
         self._ring: dict[str, torch.Tensor] = {}
         self._pinned: list[int] = []
         self._finalizer = weakref.finalize(self, _unpin, self._pinned)
@@ -90,9 +99,17 @@ class StepReader:
                 yield self._to_device(read_step(self.videos, step, self.frames))
             return
         self._fit(plan)
-        it = iter(DataLoader(_RingSteps(self.videos, plan, self.frames, self._ring), batch_size=None,
-                             shuffle=False, num_workers=self.workers, collate_fn=_keep,
-                             prefetch_factor=self.prefetch, multiprocessing_context="fork"))
+        it = iter(
+            DataLoader(
+                _RingSteps(self.videos, plan, self.frames, self._ring),
+                batch_size=None,
+                shuffle=False,
+                num_workers=self.workers,
+                collate_fn=_keep,
+                prefetch_factor=self.prefetch,
+                multiprocessing_context="fork",
+            )
+        )
         done: list = []  # per step, the event after its copy to the GPU (None on the CPU)
         for k in range(len(plan)):
             # next() hands step k + workers * prefetch to a worker, into the slot of step k - 2
@@ -114,20 +131,29 @@ class StepReader:
     def _to_device(self, step: dict) -> dict:
         if self.device.type != "cuda":
             return step
-        return {k: v.to(self.device, non_blocking=True) if k in self.frames else v for k, v in step.items()}
+        return {
+            k: v.to(self.device, non_blocking=True) if k in self.frames else v
+            for k, v in step.items()
+        }
 
     def _fit(self, plan: list[dict]) -> None:
         """A ring with room for the plan's largest step, kept from the last plan when it has."""
         first = plan[0][self.frames[0]][0]
         shape = tuple(self.videos.frames[first[0]][first[1]].shape)
         need = {name: max(len(s[name]) for s in plan) for name in self.frames}
-        if all(name in self._ring and self._ring[name].shape[1] >= need[name]
-               and tuple(self._ring[name].shape[2:]) == shape for name in self.frames):
+        if all(
+            name in self._ring
+            and self._ring[name].shape[1] >= need[name]
+            and tuple(self._ring[name].shape[2:]) == shape
+            for name in self.frames
+        ):
             return
         _unpin(self._pinned)
         self._pinned.clear()
-        self._ring = {name: torch.zeros((self.slots, n, *shape), dtype=torch.uint8).share_memory_()
-                      for name, n in need.items()}
+        self._ring = {
+            name: torch.zeros((self.slots, n, *shape), dtype=torch.uint8).share_memory_()
+            for name, n in need.items()
+        }
         if self.device.type == "cuda":
             self._pin()
 
@@ -135,14 +161,22 @@ class StepReader:
         for buf in self._ring.values():
             code = int(torch.cuda.cudart().cudaHostRegister(buf.data_ptr(), buf.numel(), 1))
             if code:
-                print(f"dkp: loader: could not page-lock the frame ring (cudaError {code}); copies to the GPU "
-                      "are pageable, results unchanged", file=sys.stderr)
+                print(
+                    f"dkp: loader: could not page-lock the frame ring (cudaError {code}); copies "
+                    "to the GPU are pageable, results unchanged",
+                    file=sys.stderr,
+                )
                 return
             self._pinned.append(buf.data_ptr())
 
 
-def steps(videos: VideoSet, plan: list[dict], frames: tuple[str, ...], workers: int, prefetch: int,
-          device: torch.device) -> Iterator[dict]:
+def steps(
+    videos: VideoSet,
+    plan: list[dict],
+    frames: tuple[str, ...],
+    workers: int,
+    prefetch: int,
+    device: torch.device,
+) -> Iterator[dict]:
     """One plan's steps through a StepReader of its own (a loop over epochs keeps one reader)."""
     return StepReader(videos, frames, workers, prefetch, device)(plan)
-

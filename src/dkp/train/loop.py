@@ -1,5 +1,6 @@
 """The parts every training phase shares: optimiser and schedule, mixed precision, a resumable
 epoch loop, frame accuracy, and the per-epoch CSV log."""
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,14 @@ def optimizer(parameters, cfg: dict, kind: str) -> torch.optim.Optimizer:
     params = [q for q in parameters if q.requires_grad]
     if kind == "adamw":
         return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    return torch.optim.SGD(
+        params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
+    )
 
 
 def warmup_cosine(opt, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up from 0 to the peak, then a cosine decay to 0, stepped per batch."""
+
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
@@ -42,8 +46,9 @@ def make_deterministic(device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
 
 
-def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, epoch_fn,
-              group: Group = SINGLE) -> list[dict]:
+def run_phase(
+    folder: Path, tag: str, epochs: int, seed: int, stateful: dict, epoch_fn, group: Group = SINGLE
+) -> list[dict]:
     """Run epochs [last saved, epochs) of one phase; checkpoint after each; return all log rows.
 
     stateful: name -> object with state_dict()/load_state_dict() (model, optimiser, scheduler).
@@ -58,7 +63,8 @@ def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, ep
     start = 0
     saved = resume.load(folder, tag)
     if saved is None:
-        runtime.seed_everything(seed)  # the first epoch starts from a known state, whatever ran before
+        # the first epoch starts from a known state, whatever ran before
+        runtime.seed_everything(seed)
     else:
         for name, obj in stateful.items():
             obj.load_state_dict(saved["state"][name])
@@ -72,20 +78,32 @@ def run_phase(folder: Path, tag: str, epochs: int, seed: int, stateful: dict, ep
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         if group.main:
-            resume.save(folder, tag, {"epoch": epoch + 1, "rows": rows, "rng": resume.rng_states(rng),
-                                      "state": {n: o.state_dict() for n, o in stateful.items()}})
+            resume.save(
+                folder,
+                tag,
+                {
+                    "epoch": epoch + 1,
+                    "rows": rows,
+                    "rng": resume.rng_states(rng),
+                    "state": {n: o.state_dict() for n, o in stateful.items()},
+                },
+            )
         group.barrier()
     return rows
 
 
 @torch.no_grad()
-def frame_accuracy(logits_fn, feats: torch.Tensor, labels: torch.Tensor, batch: int = 1024) -> float:
+def frame_accuracy(
+    logits_fn, feats: torch.Tensor, labels: torch.Tensor, batch: int = 1024
+) -> float:
     """Accuracy of argmax logits_fn(features) against labels, in batches."""
     if len(labels) == 0:
         return float("nan")
     hits = 0
     for i in range(0, len(labels), batch):
-        hits += int((logits_fn(feats[i:i + batch]).argmax(-1).cpu() == labels[i:i + batch]).sum())
+        hits += int(
+            (logits_fn(feats[i : i + batch]).argmax(-1).cpu() == labels[i : i + batch]).sum()
+        )
     return hits / len(labels)
 
 

@@ -1,4 +1,5 @@
-"""Resume folders: every epoch of a training phase, with every RNG state, kept outside DVC's outputs.
+"""Resume folders: every epoch of a training phase, with every RNG state, kept outside DVC's
+outputs.
 
 DVC deletes a stage's outputs before it runs, so resume state lives in
 `.dkp-cache/train/<stage>/<key>/`, where key hashes everything the stage's result
@@ -7,6 +8,7 @@ code. Seeds never share a folder, so they may train side by side.
 A run killed at any point restarts from its last complete epoch (each file is
 written atomically) and ends bit-identical to an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +29,16 @@ CACHE_ROOT = TRAIN_CACHE
 # dvc.yaml (tests/test_workflow.py checks that they agree).
 STAGE_CODE = {
     "teacher": ("train", "models", "checkpoints.py", "framestore.py", "layout.py", "runtime.py"),
-    "student": ("train", "models", "checkpoints.py", "framestore.py", "layout.py", "runtime.py",
-                "sampling.py", "configs.py"),
+    "student": (
+        "train",
+        "models",
+        "checkpoints.py",
+        "framestore.py",
+        "layout.py",
+        "runtime.py",
+        "sampling.py",
+        "configs.py",
+    ),
 }
 
 
@@ -45,9 +55,15 @@ def code_digest(stage: str) -> str:
 
 
 def resume_dir(stage: str, seed: int, reads: dict, inputs: list[str | Path]) -> Path:
-    """The resume folder for this stage, seed, params it reads and input files; created, with a key.json."""
-    key = {"seed": int(seed), "params": reads, "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
-           "code": code_digest(stage), "torch": torch.__version__}
+    """The resume folder for this stage, seed, params it reads and input files; created, with a
+    key.json."""
+    key = {
+        "seed": int(seed),
+        "params": reads,
+        "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
+        "code": code_digest(stage),
+        "torch": torch.__version__,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = CACHE_ROOT / stage / digest
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,9 +73,13 @@ def resume_dir(stage: str, seed: int, reads: dict, inputs: list[str | Path]) -> 
 
 
 def rng_states(rng: np.random.Generator) -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "generator": rng.bit_generator.state}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generator": rng.bit_generator.state,
+    }
 
 
 def set_rng_states(state: dict, rng: np.random.Generator) -> None:

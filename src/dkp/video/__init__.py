@@ -9,6 +9,7 @@ paths and clock times (zero bytes, not a video, audio only, zero frames, a trunc
 container, a codec neither decodes), so manifests and frame indexes are the same wherever
 and whenever they are built.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,7 +51,8 @@ def captured_stderr():
 
 
 def clean_reason(message: str, path: str | None = None) -> str:
-    """One deterministic line from a decord/ffmpeg message: no clock time, source line or file path."""
+    """One deterministic line from a decord/ffmpeg message: no clock time, source line or file
+    path."""
     text = _LOG_PREFIX.sub("", message)
     if path:
         text = text.replace(str(path), "<file>").replace(os.path.basename(str(path)), "<file>")
@@ -60,7 +62,9 @@ def clean_reason(message: str, path: str | None = None) -> str:
     for ln in lines:  # "ERROR opening: <file>, Invalid data found when processing input"
         if ln.startswith("ERROR opening:"):
             return "cannot open: " + ln.split(",", 1)[-1].strip()
-    for ln in lines:  # "Error: av_read_frame failed with 1094995529": packet data cut short or corrupt
+    for (
+        ln
+    ) in lines:  # "Error: av_read_frame failed with 1094995529": packet data cut short or corrupt
         found = _READ_FAILED.search(ln)
         if found:
             code = abs(int(found.group(1)))
@@ -101,9 +105,13 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None):
     end = len(data) if end is None else end
     off = start
     while off + 8 <= end:
-        size, typ, head = int.from_bytes(data[off:off + 4], "big"), bytes(data[off + 4:off + 8]), 8
+        size, typ, head = (
+            int.from_bytes(data[off : off + 4], "big"),
+            bytes(data[off + 4 : off + 8]),
+            8,
+        )
         if size == 1 and off + 16 <= end:  # 64-bit size follows the type
-            size, head = int.from_bytes(data[off + 8:off + 16], "big"), 16
+            size, head = int.from_bytes(data[off + 8 : off + 16], "big"), 16
         elif size == 0:  # to the end
             size = end - off
         if size < head or off + size > end:
@@ -123,18 +131,23 @@ def lacks_sync_table(moov: bytes) -> bool:
             continue
         kids = {t: (a, b) for t, a, b in _boxes(moov, *mdia)}
         hdlr = kids.get(b"hdlr")
-        if hdlr is None or moov[hdlr[0] + 8:hdlr[0] + 12] != b"vide":  # version/flags, pre_defined, handler
+        if (
+            hdlr is None or moov[hdlr[0] + 8 : hdlr[0] + 12] != b"vide"
+        ):  # version/flags, pre_defined, handler
             continue
-        stbl = next(((a, b) for t, a, b in _boxes(moov, *kids.get(b"minf", (0, 0))) if t == b"stbl"), None)
+        stbl = next(
+            ((a, b) for t, a, b in _boxes(moov, *kids.get(b"minf", (0, 0))) if t == b"stbl"), None
+        )
         tables = {t: (a, b) for t, a, b in _boxes(moov, *stbl)} if stbl else {}
         sizes = tables.get(b"stsz") or tables.get(b"stz2")
-        samples = int.from_bytes(moov[sizes[0] + 8:sizes[0] + 12], "big") if sizes else 0
+        samples = int.from_bytes(moov[sizes[0] + 8 : sizes[0] + 12], "big") if sizes else 0
         return samples > 1 and b"stss" not in tables  # a fragmented MP4 keeps its samples elsewhere
     return False
 
 
 def mp4_lacks_sync_table(path: str) -> bool:
-    """lacks_sync_table on the file's `moov` box; False for a file that is not an MP4 (MKV, WebM)."""
+    """lacks_sync_table on the file's `moov` box; False for a file that is not an MP4
+    (MKV, WebM)."""
     with open(path, "rb") as fh:
         off, total = 0, os.fstat(fh.fileno()).st_size
         while off + 8 <= total:
@@ -208,7 +221,8 @@ def unpad(frame: np.ndarray) -> np.ndarray:
 
 
 def read_sequential(reader, idx: np.ndarray):
-    """Yield each wanted frame (non-decreasing indices), skipping the others without RGB conversion."""
+    """Yield each wanted frame (non-decreasing indices), skipping the others without RGB
+    conversion."""
     pos, last = 0, None
     for i in idx.tolist():
         if i >= pos:
@@ -224,12 +238,12 @@ def read_chunks(path: str, reader, idx: np.ndarray):
 
     for lo in range(0, len(idx), CHUNK):
         try:
-            yield reader.get_batch(idx[lo:lo + CHUNK].tolist()).asnumpy()
+            yield reader.get_batch(idx[lo : lo + CHUNK].tolist()).asnumpy()
         except decord.DECORDError as exc:
             if "size must exactly match" not in str(exc):
                 raise
             # decord bug: get_batch cannot copy padded rows (see unpad); read the rest one by one
             rest = list(read_sequential(open_reader(path), idx[lo:]))
             for k in range(0, len(rest), CHUNK):
-                yield np.stack(rest[k:k + CHUNK])
+                yield np.stack(rest[k : k + CHUNK])
             return

@@ -7,6 +7,7 @@ get_frame_timestamp), so sampling and timestamps go through the same code as dec
 decodes the wanted frames in one pass from the start: no seeking, so no keyframe table to
 mislead it. Times come from the container's packets (pts, duration), as decord's do.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ def video_codec(path: str) -> str | None:
 
     try:
         with av.open(str(path)) as container:
-            if not (container.streams.video or container.streams.audio):  # an MP4 cut before its index
+            if not (
+                container.streams.video or container.streams.audio
+            ):  # an MP4 cut before its index
                 raise VideoError("cannot open: the container lists no audio or video stream")
             stream = container.streams.best("video")
             if stream is None:
@@ -65,7 +68,9 @@ class PyAVReader:
         if not packets:
             raise VideoError("zero frames")
         self._fps = float(rate) if rate else float("nan")
-        if any(pts is None for pts, _ in packets):  # no times: video.presentation_times uses the frame rate
+        if any(
+            pts is None for pts, _ in packets
+        ):  # no times: video.presentation_times uses the frame rate
             self._ts = np.full((len(packets), 2), np.nan)
             self._where: dict[int, int] = {}
         else:
@@ -102,7 +107,8 @@ class PyAVReader:
                 stream = container.streams[self.stream_index]
                 stream.codec_context.thread_count = 1  # parallelism is across videos
                 for frame in container.decode(stream):
-                    # a frame's place is its pts among the packets' (a dropped frame must not shift the rest)
+                    # a frame's place is its pts among the packets' (a dropped frame must not shift
+                    # the rest)
                     last = self._where.get(frame.pts, last + 1)
                     if last > wanted[k]:
                         raise VideoError(f"frame {wanted[k]} was not decoded")
