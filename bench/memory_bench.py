@@ -153,7 +153,7 @@ def data_size(cwd: Path) -> dict:
     r["frames_mb"] = round(frames / 2**20, 1)
     feats = cwd / "data" / "features" / f"seed-{first_seed(cwd)}"
     if feats.exists():
-        r["features_mb"] = round(sum(f.stat().st_size for f in feats.glob("*.npy")) / 2**20, 1)
+        r["features_mb"] = round(sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20, 1)
     return r
 
 
