@@ -9,10 +9,15 @@ state, checkpoints and logs; every rank resumes from the same state.
 
 On CPUs the ranks of a node split `run.threads` between them.
 
-BatchNorm: SyncBatchNorm on GPUs, so the statistics are those of the global batch, as in one
-process; per-rank statistics on CPUs, where SyncBatchNorm does not run. A multi-process CPU
-run therefore differs a little from a one-process run (tests/test_train.py states how much).
-Without WORLD_SIZE > 1 nothing here changes a run.
+The student's DKP phase shares each step by videos instead (a step holds few videos of many
+frames, and a rank may get none): every rank weights its loss by its share of the step's
+videos and the gradients are summed over the ranks (`sum_gradients`), not through DDP.
+
+BatchNorm: in the teacher and the Student baseline, SyncBatchNorm on GPUs, so the statistics
+are those of the global batch, as in one process; per-rank statistics on CPUs, where
+SyncBatchNorm does not run, and in the DKP phase everywhere (its ranks do not all run a
+forward pass). A multi-process run therefore differs a little from a one-process run
+(tests/test_train.py states how much). Without WORLD_SIZE > 1 nothing here changes a run.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ class Group:
         """Element-wise sum over the ranks."""
         if self.world == 1:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        on = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces GPU tensors only
+        t = torch.tensor(values, dtype=torch.float64, device=on)
         dist.all_reduce(t)
         return t.tolist()
 
@@ -104,6 +110,45 @@ def share_step(step: dict, group: Group, per_frame: tuple[str, ...]) -> dict:
             k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()
         }
     return out
+
+
+def share_videos(step: dict, group: Group, keys: tuple[str, ...]) -> dict:
+    """A planned step of B videos cut to this rank's contiguous share of the videos (possibly
+    none). Every entry under `keys`, and every array of the augmentation plan ("aug"), holds the
+    same number of rows for each video, in video order; `keys[0]` holds one a video. "share" is
+    this rank's fraction of the B videos."""
+    n = len(step[keys[0]])
+    if group.world == 1:
+        return {**step, "share": 1.0}
+    sl = group.share(n)
+
+    def cut(rows):
+        per = len(rows) // n
+        return rows[sl.start * per : sl.stop * per]
+
+    out = {**step, "share": (sl.stop - sl.start) / n}
+    for k in keys:
+        out[k] = cut(step[k])
+    if "aug" in step:
+        out["aug"] = {
+            k: (cut(v) if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()
+        }
+    return out
+
+
+def sum_gradients(params: list[torch.Tensor], group: Group, flags: list[float]) -> list[float]:
+    """Sum the gradients of `params` over the ranks, in place, in one reduction (a parameter
+    without a gradient counts as zeros), together with `flags`; returns the summed flags."""
+    if group.world == 1:
+        return list(flags)
+    grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [grads[0].new_tensor(flags).float()])
+    dist.all_reduce(flat)
+    at = 0
+    for q in params:
+        q.grad = flat[at : at + q.numel()].view_as(q).to(q.dtype)
+        at += q.numel()
+    return flat[at:].tolist()
 
 
 def close(group: Group) -> None:

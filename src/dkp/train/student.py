@@ -46,6 +46,7 @@ from ..models import (
 from ..models.dkp import DKP, dkp_losses
 from . import batches, classifier, distributed, loader, loop, resume
 from .data import VideoSet, load_subset, monitor_subset
+from .distributed import SINGLE, Group
 from .teacher import input_files, run_reads
 
 SEED_OFFSET = {"plain": 1, "dkp": 2}
@@ -118,48 +119,72 @@ def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
 
 
 def dkp_step(
-    student, dkp: DKP, teacher, xs, xt, gt, u, v, y, opt, sched, cfg: dict, device
+    student,
+    dkp: DKP,
+    teacher,
+    xs,
+    xt,
+    gt,
+    u,
+    v,
+    y,
+    opt,
+    sched,
+    cfg: dict,
+    device,
+    group: Group = SINGLE,
+    share: float = 1.0,
 ) -> tuple[dict, int]:
     """One optimiser step of phase 2 on network-ready inputs for B videos: xs (B*n_s, 3, S, S) the
     augmented student frames at the student's input, xt the same frames at the teacher's input
     (targets T(x_i)), gt (B*n_t, ...) the teacher frames (g_j), u (B, n_s) and v (B, n_t) their
     positions, y (B,) the labels. Returns (each loss term as a float, student frames DSTE gets
-    right)."""
-    B, ns, nt = u.shape[0], u.shape[1], v.shape[1]
-    with torch.no_grad(), autocast(device):  # the frozen teacher
-        target = teacher.embed(xt).float().view(B, ns, -1)
-        g = teacher.embed(gt).float().view(B, nt, -1)
-    with autocast(device):
-        f = student.embed(xs)
-        kd_logits = student.classify(f).view(B, ns, -1)
-        out = dkp(f.view(B, ns, -1), u, g, v)
-    terms = dkp_losses(
-        out,
-        kd_logits,
-        y,
-        target,
-        dkp.teacher_head(target),
-        None,
-        cfg["lambda_feat"],
-        cfg["lambda_kd"],
-        cfg["tau"],
-    )
-    if not torch.isfinite(terms["total"]):
+    right).
+
+    With several ranks the inputs are this rank's `share` of the step's videos (u None: none), its
+    loss and returned terms are weighted by that share, and the gradients are summed over the
+    ranks (dkp.train.distributed), so the terms sum to the step's over the ranks."""
+    params = [q for g in opt.param_groups for q in g["params"]]
+    ns, nt = (u.shape[1], v.shape[1]) if u is not None else (0, 0)
+    terms, hits = dict.fromkeys(["total", *TERMS], 0.0), 0
+    if u is not None:
+        B = u.shape[0]
+        with torch.no_grad(), autocast(device):  # the frozen teacher
+            target = teacher.embed(xt).float().view(B, ns, -1)
+            g = teacher.embed(gt).float().view(B, nt, -1)
+        with autocast(device):
+            f = student.embed(xs)
+            kd_logits = student.classify(f).view(B, ns, -1)
+            out = dkp(f.view(B, ns, -1), u, g, v)
+        terms = dkp_losses(
+            out,
+            kd_logits,
+            y,
+            target,
+            dkp.teacher_head(target),
+            None,
+            cfg["lambda_feat"],
+            cfg["lambda_kd"],
+            cfg["tau"],
+        )
+        if group.world > 1:
+            terms = {k: t * share for k, t in terms.items()}
+        hits = int((out["p"].argmax(-1) == y[:, None]).sum())
+    finite = u is None or bool(torch.isfinite(terms["total"]))
+    opt.zero_grad(set_to_none=True)
+    if finite and u is not None:
+        terms["total"].backward()
+    (bad,) = distributed.sum_gradients(params, group, [float(not finite)])
+    if bad:
         raise DkpError(
             f"train-student: the DKP loss became non-finite at n_s={ns}, n_t={nt}; the phase "
             f"diverged (lower train.student.lr or narrow train.student.ns_range/nt_range)"
         )
-    opt.zero_grad(set_to_none=True)
-    terms["total"].backward()
     if cfg["grad_clip"]:
-        torch.nn.utils.clip_grad_norm_(
-            [q for g in opt.param_groups for q in g["params"]], cfg["grad_clip"]
-        )
+        torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
     opt.step()
     sched.step()
-    return {k: float(t.detach()) for k, t in terms.items()}, int(
-        (out["p"].argmax(-1) == y[:, None]).sum()
-    )
+    return {k: float(t.detach()) if torch.is_tensor(t) else t for k, t in terms.items()}, hits
 
 
 def train_dkp(
@@ -174,9 +199,11 @@ def train_dkp(
     folder: Path,
     seed: int,
     ranges,
+    group: Group = SINGLE,
 ) -> list[dict]:
     """Phase 2; `seed` is the phase's own (the run's seed + SEED_OFFSET["dkp"]); ranges from
-    resolve_ranges."""
+    resolve_ranges; group: the ranks of a torchrun, each training on its share of every step's
+    videos (dkp.train.distributed.share_videos); rank 0 alone scores the validation frames."""
     cfg, aug, net, lcfg = (
         p["train"]["student"],
         p["train"]["augment"],
@@ -224,17 +251,23 @@ def train_dkp(
     def epoch(e: int, rng: np.random.Generator) -> dict:
         student.train()
         dkp.train()
-        sums, hits, seen, n_batches = dict.fromkeys(["total", *TERMS], 0.0), 0, 0, 0
-        steps = plan(rng)
+        sums, hits, seen = dict.fromkeys(["total", *TERMS], 0.0), 0, 0
+        steps = [distributed.share_videos(s, group, ("y", "u", "v", "xs", "gt")) for s in plan(rng)]
+        read = iter(reader([s for s in steps if len(s["y"])]))  # a rank may get no video
         bar = tqdm(
-            reader(steps),
-            total=len(steps),
+            steps,
             desc=f"dkp {e + 1}/{cfg['epochs']}",
             unit="batch",
             leave=False,
             disable=runtime.progress_disabled(),
         )
-        for step in bar:
+        for n_batches, planned in enumerate(bar, 1):
+            if not len(planned["y"]):
+                terms, hit = dkp_step(
+                    student, dkp, teacher, *[None] * 6, opt, sched, cfg, device, group, 0.0
+                )
+                continue
+            step = next(read)
             x = step["xs"].to(device, non_blocking=True)
             x = unit(batches.apply_augment(x.permute(0, 3, 1, 2), step["aug"]))
             y_frames = step["gt"].to(device, non_blocking=True)
@@ -244,22 +277,36 @@ def train_dkp(
             xt, gt = prepare(x, t_size, t_norm), preprocess(y_frames, t_size, t_norm)
             xs = prepare(x, net["input_size"], net["normalize"])
             terms, hit = dkp_step(
-                student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, device
+                student,
+                dkp,
+                teacher,
+                xs,
+                xt,
+                gt,
+                u,
+                v,
+                y,
+                opt,
+                sched,
+                cfg,
+                device,
+                group,
+                step["share"],
             )
             for k in sums:
                 sums[k] += terms[k]
             hits += hit
             seen += B * ns
-            n_batches += 1
             bar.set_postfix(loss=f"{sums['total'] / n_batches:.3f}")
-        row = {k: v / n_batches for k, v in sums.items()}
+        *totals, hits, seen = group.sum([*sums.values(), hits, seen])
+        row = {k: t / len(steps) for k, t in zip(sums, totals)}
         row["loss"] = row.pop("total")
         return {
             "phase": "dkp",
             **row,
             "lr": opt.param_groups[0]["lr"],
             "train_acc": hits / seen,
-            **val_eval(),
+            **(val_eval() if group.main else {}),
         }
 
     return loop.run_phase(
@@ -269,6 +316,7 @@ def train_dkp(
         seed,
         {"student": student, "dkp": dkp, "opt": opt, "sched": sched},
         epoch,
+        group,
     )
 
 
@@ -390,11 +438,6 @@ def run(p: dict, args) -> None:
         group,
     )
     plain.eval()
-    # the DKP phase runs on rank 0 alone (its steps hold a few videos of many frames: not yet
-    # sharded)
-    distributed.close(group)
-    if not group.main:
-        return
 
     # Phase 2: DKP + gate + KD from the plain student, teacher frozen
     runtime.seed_everything(base + SEED_OFFSET["dkp"])
@@ -415,18 +458,22 @@ def run(p: dict, args) -> None:
     dkp.init_heads(teacher.head, student.head)
     student.to(device)
     dkp.to(device)
-    val_eval = dkp_validation(
-        p,
-        student,
-        dkp,
-        teacher,
-        t_entry,
-        monitor,
-        val_frames,
-        val_labels,
-        val_pairs,
-        device,
-        ranges[1],
+    val_eval = (
+        dkp_validation(
+            p,
+            student,
+            dkp,
+            teacher,
+            t_entry,
+            monitor,
+            val_frames,
+            val_labels,
+            val_pairs,
+            device,
+            ranges[1],
+        )
+        if group.main
+        else dict
     )
     dkp_rows = train_dkp(
         p,
@@ -440,7 +487,11 @@ def run(p: dict, args) -> None:
         folder,
         base + SEED_OFFSET["dkp"],
         ranges,
+        group,
     )
+    distributed.close(group)
+    if not group.main:
+        return
 
     student.eval()
     dkp.eval()
@@ -471,4 +522,5 @@ def run(p: dict, args) -> None:
         f"student: plain {len(plain_rows)} epochs (frame accuracy on {monitor_subset(p)} "
         f"{plain_rows[-1]['val_acc']:.3f}), DKP {len(dkp_rows)} epochs (DSTE "
         f"{dkp_rows[-1]['val_acc']:.3f}, C_s {dkp_rows[-1]['val_acc_kd']:.3f}) -> {s_path}"
+        + (f" ({group.world} ranks)" if group.world > 1 else "")
     )
