@@ -75,3 +75,33 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_conf, tmp_path_facto
     assert sum("COMPLETED" in j for j in jobs) >= 10, jobs
     for rel in ("results/metrics.json", "results/curves.csv"):
         assert (repo / rel).read_bytes() == (local / rel).read_bytes(), rel
+
+
+def test_teacher_trains_on_two_processes_in_one_slurm_job(slurm_conf, tmp_path_factory):
+    """A training job on 2 CPU processes through the Slurm profile: DKP_TRAIN_PROCS=2 reaches the
+    job (the profile's sbatch exports the environment), as SLURM_GPUS_ON_NODE=2 would with 2
+    GPUs, and `dkp train-teacher` relaunches itself under torchrun on 2 ranks."""
+    repo = make_repo(tmp_path_factory.mktemp("slurm-ranks"))
+    proc = sh(
+        [
+            "timeout",
+            "-k",
+            "20",
+            "600",
+            "snakemake",
+            "--profile",
+            "workflow/profiles/slurm",
+            "--jobs",
+            "4",
+            *CPU_ONLY,
+            "models/seed-0/teacher.pt",
+        ],
+        repo,
+        timeout=660,
+        check=False,
+        extra_env={**slurm_conf, "DKP_TRAIN_PROCS": "2"},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = (repo / "logs/train_teacher/seed-0.log").read_text()
+    assert "(2 ranks)" in log, log[-2000:]
+    assert (repo / "results/train/seed-0/teacher.csv").is_file()
