@@ -1,9 +1,13 @@
-"""Shared fixtures: repository paths and the tiny parameter set."""
+"""Shared fixtures: repository paths, the tiny parameter set, and the tiny pipeline with every
+bad input (run once per session, shared by test_bad_inputs.py and test_frames.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +38,61 @@ def tiny_workdir(tmp_path) -> Path:
     """A scratch working directory holding params.yaml = the tiny set (stages run with cwd here)."""
     shutil.copy(TINY, tmp_path / "params.yaml")
     return tmp_path
+
+
+PIPELINE_STAGES = [  # every stage bad_inputs_pipeline runs, in order
+    "data",
+    "frames",
+    "data-report",
+    "train-teacher",
+    "train-student",
+    "features",
+    "sweep",
+    "evaluate",
+    "figures",
+]
+
+
+@pytest.fixture(scope="session")
+def bad_inputs_pipeline(tmp_path_factory):
+    """The tiny synthetic dataset read as ActivityNet, plus one video or annotation row of every
+    bad kind (tests/fixtures/bad_inputs.py, written with PyAV by tests/fixtures/media.py) and one
+    valid video shorter than the frames the sweep's configurations ask for. It runs once per
+    session, uninterrupted, through every stage from `dkp data` to `dkp figures` (one epoch each;
+    in one process, through dkp.cli.main), and is the reference the interrupted runs, separate
+    `dkp` processes killed with SIGKILL, must reproduce byte for byte. Everything runs on real
+    files, real decord and dkp's command line. Returns the work folder and its parameters."""
+    from fixtures import media as M
+    from fixtures.bad_inputs import _annotations, _write_bad_videos, dkp
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    p = yaml.safe_load(TINY.read_text())
+    p["data"]["tune_subset"] = None  # training and validation only, as the real ActivityNet
+    (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    res = dkp(root, "synthesize")
+    assert res.returncode == 0, res.stderr
+    videos = root / "videos"
+    shutil.copytree(root / p["data"]["videos"], videos)
+    _write_bad_videos(videos)
+    leaves, database = _annotations(json.loads((root / p["data"]["annotations"]).read_text()))
+    M.write_activitynet(root / "anet.json", leaves, database)
+    p["data"].update(source="activitynet", annotations=str(root / "anet.json"), videos=str(videos))
+    for phase in ("teacher", "student", "plain_student"):  # exactness needs no accuracy
+        p["train"][phase]["epochs"] = 1
+    p["train"]["student"].update(ns_range=[4, 8], nt_range=[2, 4])
+    p["run"]["seeds"] = [0]  # one seed: these tests are about bad inputs, not seeds
+    (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    # every stage through dkp's command-line entry point, in one process so torch is imported once
+    runner = (
+        "import sys; from dkp.cli import main, PER_SEED\n"
+        f"for stage in {PIPELINE_STAGES!r}:\n"
+        "    print('stage', stage, file=sys.stderr, flush=True)\n"
+        "    seed = ['--seed', '0'] if stage in PER_SEED else []\n"
+        "    rc = main([stage, '--params', 'params.yaml', *seed])\n"
+        "    if rc: sys.exit(rc)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", runner], cwd=root, capture_output=True, text=True, timeout=900
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    return root, p

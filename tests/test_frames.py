@@ -1,19 +1,29 @@
 """`dkp frames` and `dkp data-report` on real videos decoded by decord, and AV1 videos (MP4 and
-WebM) decoded by the PyAV fallback; the sampling functions."""
+WebM) decoded by the PyAV fallback; the sampling functions. Damaged containers (corrupted MP4
+sample tables, an MP4 without sync-sample table, an MKV with garbage cues) through dkp's probe
+and extraction; on the tiny pipeline with every bad input (tests/conftest.py), a video broken
+after ingest, and kill -9 during extraction, whose rerun must reproduce that run byte for byte."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
+import signal
 import subprocess
+import time
 import zlib
+from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from fixtures import media as M
+from fixtures.bad_inputs import SHORT, dkp
+from fixtures.interrupt import _alive, _hidden, _kill_9_when, _tree
 from PIL import Image
 
 from dkp import cli, framestore
@@ -345,3 +355,141 @@ def test_undecodable_av1_is_unreadable_with_the_cause(workdir):
         "unsupported codec av1 in decord; PyAV failed: "
         "cannot decode: Invalid data found when processing input"
     )
+
+
+# ---- damaged containers --------------------------------------------------------------------------
+
+
+def test_broken_index_mp4s_open_or_fail_as_documented(tmp_path):
+    """What decord makes of each corrupted sample table, through dkp's own probe and extraction."""
+    from dkp.errors import VideoError
+    from dkp.frames import extract
+    from dkp.ingest.videos import probe
+
+    for table in M.BROKEN_TABLES:
+        M.write_broken_index(tmp_path / f"{table}.mp4", table)
+    assert probe(str(tmp_path / "stco.mp4")) == (
+        "unreadable",
+        "cannot open: Cannot create buffer source",
+    )
+    assert probe(str(tmp_path / "stts.mp4")) == ("unreadable", "invalid frame rate nan")
+    assert probe(str(tmp_path / "stss.mp4")) == (
+        "ok",
+        "",
+    )  # the container opens: length and frame rate
+    with pytest.raises(
+        VideoError, match=r"^decode failed after 0 of 10 frames: Error getting frame at: 1 "
+    ):
+        extract(str(tmp_path / "stss.mp4"), 1.0, 32, 32)
+
+
+def test_mp4_without_sync_sample_table_gives_the_source_frames(tmp_path):
+    """With no sync-sample table every frame counts as a keyframe and decord, seeking by it, returns
+    wrong pictures without an error; the table's absence sends the file to PyAV, which decodes from
+    the start: the frames and times of the intact file."""
+    from dkp.frames import extract_video
+    from dkp.ingest.videos import probe
+
+    path = M.write_broken_index(tmp_path / "no-stss.mp4", "no-stss")
+    intact = M.write_video(tmp_path / "intact.mp4", 10.0, faststart=True)
+    assert probe(str(path)) == ("ok", "")
+    frames, times, decoder = extract_video(str(path), 1.0, 32, 32)
+    ref_frames, ref_times, ref_decoder = extract_video(str(intact), 1.0, 32, 32)
+    assert (decoder, ref_decoder) == ("pyav", "decord")
+    assert [M.decode_index(f) for f in frames] == [2 * k + 1 for k in range(10)]
+    np.testing.assert_array_equal(times, ref_times)
+    np.testing.assert_array_equal(frames, ref_frames)
+
+
+def test_mkv_with_damaged_cues_extracts_the_same_frames(tmp_path):
+    """A Matroska file whose seek index is garbage: decord reads it without the index, frame for
+    frame."""
+    from dkp.frames import extract
+    from dkp.ingest.videos import probe
+
+    damaged = M.write_damaged_cues(tmp_path / "damaged.mkv", 30.0)
+    intact = M.write_video(tmp_path / "intact.mkv", 30.0)
+    assert damaged.read_bytes() != intact.read_bytes()
+    assert probe(str(damaged)) == ("ok", "")
+    frames, times = extract(str(damaged), 1.0, 32, 32)
+    ref_frames, ref_times = extract(str(intact), 1.0, 32, 32)
+    np.testing.assert_array_equal(frames, ref_frames)
+    np.testing.assert_array_equal(times, ref_times)
+    assert [M.decode_index(f) for f in frames] == [2 * k + 1 for k in range(30)]
+
+
+# ---- the tiny pipeline with every bad input ------------------------------------------------------
+
+
+@pytest.fixture
+def pipeline(bad_inputs_pipeline):
+    """The session's one run of the tiny pipeline with every bad input (tests/conftest.py)."""
+    return bad_inputs_pipeline
+
+
+@pytest.mark.slow
+def test_broken_time_index_after_ingest_is_unreadable_at_extraction(pipeline, tmp_path):
+    """A file replaced after ingest by one whose sample durations are all 0 (timestamps and frame
+    rate NaN) is recorded unreadable with the reason ingest would give; the stage finishes."""
+    root, p = pipeline
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copytree(root / "videos", work / "videos")
+    q = json.loads(json.dumps(p))
+    q["data"]["videos"] = str(work / "videos")
+    (work / "params.yaml").write_text(yaml.safe_dump(q, sort_keys=False))
+    assert dkp(work, "data").returncode == 0
+    M.write_broken_index(work / "videos" / f"v_{SHORT}.mp4", "stts")
+    res = dkp(work, "frames")
+    assert res.returncode == 0, res.stderr
+    shards = sorted(work.glob("data/frames/shard-*/index.csv"))
+    index = pd.concat([pd.read_csv(f, keep_default_na=False) for f in shards])
+    row = index.set_index("id").loc[SHORT]
+    assert (row["status"], row["reason"], row["n_frames"]) == (
+        "unreadable",
+        "invalid frame rate nan",
+        0,
+    )
+    assert (index["status"] == "ok").sum() == len(index) - 2  # bad_stss and this one
+
+
+@pytest.mark.slow
+def test_kill_9_during_extraction_then_rerun_is_byte_identical(pipeline, tmp_path):
+    root, p = pipeline
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copy(root / "params.yaml", work / "params.yaml")
+    assert dkp(work, "data").returncode == 0
+    frames = work / "data" / "frames"
+
+    def some_video_done():
+        return any(not f.name.startswith(".") for f in frames.glob("shard-*/*.npy"))
+
+    def videos_done() -> set[str]:
+        return {f.name for f in frames.glob("shard-*/*.t.npy")}
+
+    at_kill: list[set[str]] = []
+    rc, workers = _kill_9_when(
+        work, "frames", some_video_done, at_kill=lambda: at_kill.append(videos_done())
+    )
+    assert rc == -signal.SIGKILL, f"dkp frames ended (rc {rc}) before it could be killed"
+    assert workers, "expected decoding worker processes"
+    # orphaned workers finish (atomically) at most the video each holds, then exit: not the queued
+    # ones
+    deadline = time.monotonic() + 60
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "worker processes outlived the killed stage"
+    assert not list(frames.glob("shard-*/index.csv")), "a shard was marked complete"
+    assert len(videos_done()) <= len(at_kill[0]) + p["frames"]["workers"], (
+        "orphans went on with queued videos"
+    )
+    reference = _tree(root / "data" / "frames")
+    done = {k: v for k, v in _tree(frames).items() if not Path(k).name.startswith(".")}
+    for name, data in done.items():  # every file under its final name is complete
+        if name.endswith(".npy"):
+            assert data == reference[name], name
+    res = dkp(work, "frames")
+    assert res.returncode == 0, res.stderr
+    assert not _hidden(frames), "temporaries left behind"
+    assert _tree(frames) == reference

@@ -1,4 +1,5 @@
-"""Invalid parameters: one line naming the key, exit status 2, nothing written.
+"""Invalid parameters, one key at a time and across keys: one line naming the key, exit status 2,
+nothing written.
 
 Every case runs the real command line (`dkp validate-params`, and `dkp data`) as a
 subprocess on a params file derived from tests/params-tiny.yaml.
@@ -136,6 +137,75 @@ def test_invalid_params_one_line_exit_2(tmp_path, tiny_params, case, edit, expec
     assert expected in lines[0]
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _kinetics_without_class_list(p):
+    p["data"].update(
+        source="kinetics", annotations="params.yaml", videos=".", class_list=None, tune_subset=None
+    )
+
+
+# Cross-key rules of dkp.params, one key checked against another or against the files (CASES above
+# check keys one at a time): (case, edit of the tiny params, expected fragment of the one line)
+CROSS_KEY_CASES = [
+    (
+        "shot lengths reversed",
+        _set("data.synthetic.shot_seconds", [16, 6]),
+        "data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, found "
+        "[16, 6]",
+    ),
+    (
+        "ns_range reversed",
+        _set("train.student.ns_range", [32, 4]),
+        "train.student.ns_range: expected [low, high] with low <= high, found [32, 4]",
+    ),
+    (
+        "nt_range reversed",
+        _set("train.student.nt_range", [8, 2]),
+        "train.student.nt_range: expected [low, high]",
+    ),
+    (
+        "synthetic data outside data/synthetic",
+        _set("data.videos", "/srv/videos"),
+        "data.videos: expected a path under data/synthetic/ for source synthetic",
+    ),
+    (
+        "kinetics without class list",
+        _kinetics_without_class_list,
+        "data.class_list: expected the Mini-Kinetics class list file for source kinetics, found "
+        "null",
+    ),
+    (
+        "unknown s3 configuration",
+        _set("sweep.s3_config", "dste_ns20_nt6"),
+        "sweep.s3_config: expected a configuration name declared by sweep, found 'dste_ns20_nt6' "
+        "(did you mean",
+    ),
+    (
+        "unknown operating point",
+        _set("evaluate.operating_points", ["teacher_nt5", "nope"]),
+        "evaluate.operating_points[1]: expected a configuration name declared by sweep, found "
+        "'nope'",
+    ),
+    (
+        "missing pretrained weights",
+        _set("teacher.pretrained", "weights/resnet18.pth"),
+        "teacher.pretrained: expected an existing path, found 'weights/resnet18.pth'",
+    ),
+]
+
+
+@pytest.mark.parametrize("case,edit,expected", CROSS_KEY_CASES, ids=[c[0] for c in CROSS_KEY_CASES])
+def test_cross_key_rule_is_one_line_exit_2(tmp_path, tiny_params, case, edit, expected):
+    name = _write(tmp_path, tiny_params, edit)
+    result = _dkp(tmp_path, "validate-params", "--params", name)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.startswith("dkp validate-params: invalid parameter: ")
+        and expected in result.stderr
+    )
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["bad.yaml"]
 
 
 def test_valid_tiny_params_pass(tiny_workdir):

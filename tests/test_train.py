@@ -1,8 +1,10 @@
 """Training: sampling and schedule helpers, resumable epochs, and both stages end to end on the
-tiny params (a real kill -9 mid-run, then a resume that ends bit-identical)."""
+tiny params (a real kill -9 mid-run, then a resume that ends bit-identical); a training subset
+without a readable video stops training with one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from fixtures import media as M
+from fixtures.bad_inputs import BAD_VIDEOS, _write_bad_videos, dkp, one_line_error
 
 from dkp.models import to_unit, unit
 from dkp.train import batches, loop
@@ -350,6 +355,35 @@ def test_another_seed_trains_its_own_teacher_in_its_own_folders(trained, tiny_da
     res = dkp_cmd(work, "train-teacher", "--seed", "9")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "expected one of run.seeds [0, 1], found 9" in res.stderr
+
+
+@pytest.mark.slow
+def test_subset_without_a_readable_video_stops_training_with_one_line(tiny_params, tmp_path):
+    """Every video bad: ingest, extraction and the data report record them all and succeed; training
+    then finds an empty subset and stops with one line, writing no model, log, resume state or
+    temporary."""
+    _write_bad_videos(tmp_path / "videos")
+    bad = [
+        (vid, M.entry(subset, 10.0, [("Run", 0.0, 5.0)]))
+        for vid, (subset, _, _) in BAD_VIDEOS.items()
+    ]
+    M.write_activitynet(tmp_path / "anet.json", ["Run", "Jump"], bad)
+    p = json.loads(json.dumps(tiny_params))
+    p["data"].update(
+        source="activitynet", annotations="anet.json", videos="videos", tune_subset=None
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    for stage in ("data", "frames", "data-report"):
+        res = dkp(tmp_path, stage)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    report = json.loads((tmp_path / "results/data_report.json").read_text())
+    assert [s["ok"] for s in report["subsets"].values()] == [0, 0]
+    assert len(report["skipped"]) == len(BAD_VIDEOS)
+    before = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*"))
+    res = dkp(tmp_path, "train-teacher", "--seed", "0")
+    assert one_line_error(res), res.stderr
+    assert "no usable video in subset 'training'" in res.stderr
+    assert sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("clip", [None, 1e-3])
