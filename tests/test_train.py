@@ -636,28 +636,14 @@ def test_dkp_step_on_three_gloo_ranks_equals_one_process(tmp_path):
     assert sum(r["hits"] for r in got) == ref_hits and got[1]["hits"] == 0
 
 
-@pytest.mark.slow
-def test_teacher_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_path):
-    """torchrun, 2 CPU processes (gloo), the same global batch: one checkpoint and one log, written
-    by rank 0, and per-epoch training losses within 0.15 (relative) of the one-process run. They are
-    not identical: each rank normalises its half of a step with its own BatchNorm statistics (no
-    SyncBatchNorm on CPU; on GPUs it is used)."""
+def on_two_ranks(work: Path, stage: str) -> None:
+    """`torchrun --standalone --nproc_per_node 2 dkp <stage>` in `work`, one thread a rank."""
     import sys
 
-    ref, _ = trained
-    work = workdir_with_data(tiny_data, tmp_path / "w")
     torchrun = Path(sys.executable).with_name("torchrun")
-    dkp_bin = shutil.which("dkp")
-    cmd = [
-        str(torchrun),
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        dkp_bin,
-        *train_cmd("train-teacher")[1:],
-    ]
     res = subprocess.run(
-        cmd,
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", shutil.which("dkp")]
+        + train_cmd(stage)[1:],
         cwd=work,
         capture_output=True,
         text=True,
@@ -666,6 +652,17 @@ def test_teacher_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "(2 ranks)" in res.stdout
+
+
+@pytest.mark.slow
+def test_teacher_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_path):
+    """torchrun, 2 CPU processes (gloo), the same global batch: one checkpoint and one log, written
+    by rank 0, and per-epoch training losses within 0.15 (relative) of the one-process run. They are
+    not identical: each rank normalises its half of a step with its own BatchNorm statistics (no
+    SyncBatchNorm on CPU; on GPUs it is used)."""
+    ref, _ = trained
+    work = workdir_with_data(tiny_data, tmp_path / "w")
+    on_two_ranks(work, "train-teacher")
     log = pd.read_csv(work / f"results/train/seed-{SEED}/teacher.csv")
     ref_log = pd.read_csv(ref / f"results/train/seed-{SEED}/teacher.csv")
     assert list(log["epoch"]) == list(ref_log["epoch"])
@@ -682,24 +679,11 @@ def test_student_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     checkpoint and one log, written by rank 0, the DKP rows scored on the validation frames, and
     per-epoch training losses within 0.15 (relative) of the one-process run (per-rank BatchNorm
     statistics, dkp.train.distributed)."""
-    import sys
-
     ref, _ = trained
     work = workdir_with_data(tiny_data, tmp_path / "w")
     (work / f"models/seed-{SEED}").mkdir(parents=True)
     shutil.copy(ref / f"models/seed-{SEED}/teacher.pt", work / f"models/seed-{SEED}/teacher.pt")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", shutil.which("dkp")]
-    res = subprocess.run(
-        [*cmd, *train_cmd("train-student")[1:]],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "(2 ranks)" in res.stdout
+    on_two_ranks(work, "train-student")
     log = pd.read_csv(work / f"results/train/seed-{SEED}/student.csv")
     ref_log = pd.read_csv(ref / f"results/train/seed-{SEED}/student.csv")
     assert list(log["phase"]) == list(ref_log["phase"])
