@@ -89,12 +89,12 @@ def test_teacher_trains_on_two_processes_in_one_slurm_job(slurm_conf, tmp_path_f
             "20",
             "600",
             "snakemake",
+            "models/seed-0/teacher.pt",  # first: --set-resources takes every word after it
             "--profile",
             "workflow/profiles/slurm",
             "--jobs",
             "4",
             *CPU_ONLY,
-            "models/seed-0/teacher.pt",
         ],
         repo,
         timeout=660,
