@@ -426,8 +426,9 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
 
 def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
     """Two epochs' plans read through one StepReader by 0, 1 or 2 worker processes: the same
-    tensors, in the same order. More steps than ring slots, so slots are reused; the second plan's
-    steps are larger, so the ring grows between plans."""
+    tensors, in the same order, and the same draws from the global torch RNG. More steps than ring
+    slots, so slots are reused; the second plan's steps are larger, so the ring grows between
+    plans."""
     from dkp.train import loader
 
     rng = np.random.default_rng(5)
@@ -456,9 +457,10 @@ def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
             for vids in batches.epoch_batches(rng, len(vs), 3)
         ]
 
-    runs = []
+    runs, torch_states = [], []
     for workers in (0, 1, 2):
         rng = np.random.default_rng(0)
+        torch.manual_seed(0)
         reader = loader.StepReader(vs, ("x",), workers, 2, torch.device("cpu"))
         assert workers == 0 or reader.slots < len(plan(np.random.default_rng(0), 1))
         # each step used at once, as the training loops do: its frames are a ring slot's until then
@@ -469,6 +471,11 @@ def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
                 for s in reader(plan(rng, per_video))
             ]
         )
+        torch_states.append(torch.get_rng_state())
+    # the global torch stream (dropout draws from it) moves the same whatever the workers
+    assert all(torch.equal(t, torch_states[0]) for t in torch_states)
+    torch.manual_seed(0)
+    assert not torch.equal(torch.get_rng_state(), torch_states[0])  # one draw per plan
     rng = np.random.default_rng(0)
     expect = [
         batches.apply_augment(torch.from_numpy(vs.gather(s["x"])).permute(0, 3, 1, 2), s["aug"])

@@ -94,6 +94,10 @@ class StepReader:
         self._finalizer = weakref.finalize(self, _unpin, self._pinned)
 
     def __call__(self, plan: list[dict]) -> Iterator[dict]:
+        # One draw from the global torch RNG per plan, whatever the number of workers: a DataLoader
+        # iterator draws its base seed so, and the run's random stream (dropout in the DKP phase)
+        # must not depend on `workers`. The DataLoader then draws from its own generator.
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
         if self.workers == 0:
             for step in plan:
                 yield self._to_device(read_step(self.videos, step, self.frames))
@@ -106,6 +110,7 @@ class StepReader:
                 shuffle=False,
                 num_workers=self.workers,
                 collate_fn=_keep,
+                generator=torch.Generator().manual_seed(seed),
                 prefetch_factor=self.prefetch,
                 multiprocessing_context="fork",
             )
