@@ -36,8 +36,8 @@ FRAME_SHARDS = expand("data/frames/shard-{shard}", shard=SHARDS)
 # per-seed paths, as dkp.layout names them
 TEACHER = "models/seed-{seed}/teacher.pt"
 STUDENT = "models/seed-{seed}/student.pt"
-FEATURES = "data/features/seed-{seed}"
-FEATURE_SHARDS = expand(FEATURES + "/shard-{shard}", shard=SHARDS, allow_missing=True)
+FEATURE_SHARD = "data/features/seed-{seed}/shard-{shard}"
+FEATURE_SHARDS = expand(FEATURE_SHARD, shard=SHARDS, allow_missing=True)
 PREDICTIONS = expand("results/predictions/seed-{seed}/{group}", seed=SEEDS, group=GROUPS)
 CHECKPOINTS = expand(TEACHER, seed=SEEDS) + expand(STUDENT, seed=SEEDS)
 SYNTHETIC = "data/synthetic"

@@ -11,7 +11,7 @@ rule features:
         teacher=TEACHER,
         student=STUDENT,
     output:
-        directory(FEATURES + "/shard-{shard}"),
+        directory(FEATURE_SHARD),
     wildcard_constraints:
         shard=r"\d+",
     params:
