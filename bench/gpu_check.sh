@@ -16,10 +16,14 @@
 # 2. The tiny pipeline (tests/params-tiny.yaml, run.device: cuda) stage by stage in a scratch
 #    folder ($WORK, default a new temporary one), as dvc.yaml runs it.
 # 3. Training steps at 224 px: the teacher (ResNet-50) and the student (MobileNetV2) of
-#    configs/activitynet.yaml, at its batch (batch_videos x segments frames), on random uint8
-#    frames held in host memory, each step as the training loop does it: copy to the device,
-#    to float, ImageNet standardisation, forward under autocast, cross-entropy, backward, SGD.
-#    Prints images/s and the GPU utilisation nvidia-smi reports during the timed steps.
+#    configs/activitynet.yaml, at its batch (batch_videos x segments frames), each step as the
+#    training loop does it: copy to the device, to float, ImageNet standardisation, forward
+#    under autocast, cross-entropy, backward, SGD. Twice per network: *memory*, random uint8
+#    frames already in host memory (the device's own rate), and *loader*, the same steps fed
+#    by the real loader (dkp.train.loader.StepReader: the preset's train.loader workers and
+#    prefetch, page-locked ring, copy without waiting) from a frame store of random frames
+#    written to $WORK (page-cached: a local store). Prints images/s, the median time a step
+#    waited for its frames, and the GPU utilisation nvidia-smi reports during the timed steps.
 #
 # Options: --steps N (timed steps per network; default 30, dry run 1), --batch N (frames a
 # step; default the preset's, dry run 2), --size N (input side; default the preset's 224,
@@ -144,9 +148,11 @@ EOF
 
 # ---- 3. training steps at 224 px --------------------------------------------------------------
 say "training steps at ${SIZE:-224} px ($STEPS timed after $WARMUP warm-up, device $DEVICE)"
-"$PY" - "$ROOT/configs/activitynet.yaml" "$DEVICE" "$STEPS" "$WARMUP" "${BATCH:-}" "$DRY" "${SIZE:-}" <<'EOF'
-"""Teacher and student training steps at the preset's sizes on random frames: images/s, GPU use."""
-import shutil, subprocess, sys, time
+"$PY" - "$ROOT/configs/activitynet.yaml" "$DEVICE" "$STEPS" "$WARMUP" "${BATCH:-}" "$DRY" "${SIZE:-}" "$WORK" <<'EOF'
+"""Teacher and student training steps at the preset's sizes, from host memory and through the
+real loader: images/s, time waited for frames, GPU use."""
+import shutil, subprocess, sys, tempfile, time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -154,8 +160,12 @@ import torch.nn.functional as F
 import yaml
 
 from dkp.models import autocast, build_backbone, prepare, unit
+from dkp.train import loader
 
-preset, device, steps, warmup, batch, dry, size_arg = sys.argv[1:]
+sys.path.insert(0, "bench")
+from loader_bench import make_store  # noqa: E402  (a bench script, not a package)
+
+preset, device, steps, warmup, batch, dry, size_arg, work = sys.argv[1:]
 p, device, steps, warmup = yaml.safe_load(open(preset)), torch.device(device), int(steps), int(warmup)
 cuda = device.type == "cuda"
 if cuda:
@@ -172,7 +182,7 @@ def gpu_sampler():
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def run(net_key, train_key):
+def run(net_key, train_key, feed):
     net, cfg = p[net_key], p["train"][train_key]
     n = int(batch) if batch else cfg["batch_videos"] * cfg["segments"]
     if dry == "1" and not batch:
@@ -185,16 +195,29 @@ def run(net_key, train_key):
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
     rng = np.random.default_rng(0)
-    pool = torch.from_numpy(rng.integers(0, 256, (2 * n, size, size, 3), dtype=np.uint8))  # host frames
     labels = torch.from_numpy(rng.integers(0, 200, 2 * n)).to(device)
+    total = warmup + steps
+    if feed == "memory":
+        pool = torch.from_numpy(rng.integers(0, 256, (2 * n, size, size, 3), dtype=np.uint8))
+        frames = (pool[(i % 2) * n:(i % 2) * n + n].to(device, non_blocking=True) for i in range(total))
+        workers = 0
+    else:  # the real loader, over a store of n videos x 8 frames written to $WORK
+        store = Path(tempfile.mkdtemp(dir=work, prefix=f"store-{size}-"))
+        videos = make_store(store, n, 8, rng, side=size)
+        plan = [{"x": [(int(v), int(rng.integers(8))) for v in rng.permutation(n)]} for _ in range(total)]
+        lp = p["train"]["loader"]
+        workers = 2 if dry == "1" else lp["workers"]
+        frames = (s["x"] for s in loader.steps(videos, plan, ("x",), workers, lp["prefetch"], device))
+    waits = []
 
     def step(i):
-        sl = slice((i % 2) * n, (i % 2) * n + n)
-        x = pool[sl].to(device, non_blocking=True).permute(0, 3, 1, 2)
-        x = prepare(unit(x), size, net["normalize"])
+        a = time.perf_counter()
+        x = next(frames)
+        waits.append(time.perf_counter() - a)
+        x = prepare(unit(x.permute(0, 3, 1, 2)), size, net["normalize"])
         with autocast(device):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), labels[sl])
+        loss = F.cross_entropy(logits.float(), labels[(i % 2) * n:(i % 2) * n + n])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -207,8 +230,9 @@ def run(net_key, train_key):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     sampler = gpu_sampler()
+    waits.clear()
     t0 = time.perf_counter()
-    for i in range(steps):
+    for i in range(warmup, total):
         loss = step(i)
     float(loss.detach())  # the loop reads the loss each step; one read here waits for the last step
     if cuda:
@@ -223,12 +247,18 @@ def run(net_key, train_key):
         if vals:
             util = f"{np.mean(vals):.0f}% mean, {np.max(vals):.0f}% max over {len(vals)} samples"
     mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else ""
-    print(f"  {net_key:7s} {net['arch']:12s} {size:3d} px, {n:4d} frames a step: {steps * n / dt:8.1f} images/s "
-          f"({1000 * dt / steps:.1f} ms a step{mem}); GPU utilisation {util}", flush=True)
+    print(f"  {net_key:7s} {net['arch']:12s} {size:3d} px, {n:4d} frames a step, {feed:6s} "
+          f"({workers} workers): {steps * n / dt:8.1f} images/s ({1000 * dt / steps:.1f} ms a step, "
+          f"waited {1000 * np.median(waits):.1f} ms for frames{mem}); GPU utilisation {util}",
+          flush=True)
+    if feed == "loader":
+        del frames, videos
+        shutil.rmtree(store)
 
 
-run("teacher", "teacher")
-run("student", "plain_student")
+for net_key, train_key in (("teacher", "teacher"), ("student", "plain_student")):
+    for feed in ("memory", "loader"):
+        run(net_key, train_key, feed)
 EOF
 ELAPSED=$(( $(date +%s) - START ))
 say "done in ${ELAPSED} s$([ "$ELAPSED" -gt 480 ] && echo ' (over the 8-minute budget)')"

@@ -34,10 +34,14 @@ from dkp.train.data import VideoSet
 SIDE = 224
 
 
-def make_store(folder: Path, videos: int, frames: int, rng: np.random.Generator) -> VideoSet:
+def make_store(
+    folder: Path, videos: int, frames: int, rng: np.random.Generator, side: int = SIDE
+) -> VideoSet:
+    """`videos` memory-mapped videos of `frames` random frames of side x side (as dkp.frames
+    stores them), opened as a VideoSet."""
     for v in range(videos):
         arr = np.lib.format.open_memmap(
-            folder / f"{v}.npy", mode="w+", dtype=np.uint8, shape=(frames, SIDE, SIDE, 3)
+            folder / f"{v}.npy", mode="w+", dtype=np.uint8, shape=(frames, side, side, 3)
         )
         arr[:] = rng.integers(0, 256, arr.shape, dtype=np.uint8)
         arr.flush()

@@ -164,7 +164,7 @@ def test_gpu_check_parses():
 @pytest.mark.slow
 def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
     """--dry-run: nothing installed, device cpu, one seed of the tiny pipeline, a step of each
-    network at 64 px."""
+    network at 64 px from memory and through the loader."""
     env = dict(os.environ, PYTHON=sys.executable, WORK=str(tmp_path / "work"))
     r = subprocess.run(
         ["bash", str(GPU_CHECK), "--dry-run"],
@@ -188,6 +188,10 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
         "figures",
     ):
         assert f"dkp {stage} ok" in out
-    assert "teacher resnet50      64 px" in out and "student mobilenet_v2  64 px" in out
-    assert out.count("images/s") == 2
+    for net in ("teacher resnet50      64 px", "student mobilenet_v2  64 px"):
+        # each network fed from host memory and through the real loader's workers
+        assert f"{net},    2 frames a step, memory (0 workers)" in out
+        assert f"{net},    2 frames a step, loader (2 workers)" in out
+    assert out.count("images/s") == 4
+    assert not list((tmp_path / "work").glob("store-*")), "the loader's frame store was left"
     assert (tmp_path / "work" / "results" / "metrics.json").exists()
