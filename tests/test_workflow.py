@@ -20,7 +20,7 @@ import yaml
 from workflow_repos import REPO, TINY, dvc_reproduced, dvc_status, make_repo, sh, stages_run
 
 # Snakemake jobs fanned out beyond DVC's stages: the flag each job adds to the DVC command
-FANOUT = {"frames": "--shard", "sweep": "--group"}
+FANOUT = {"frames": "--shard", "features": "--shard", "sweep": "--group"}
 PER_SEED = ["train-teacher", "train-student", "features", "sweep"]
 REDIRECT = re.compile(r" > (logs/\S+\.log) 2>&1$")
 
@@ -184,10 +184,9 @@ def test_same_command_outputs_and_logs_per_stage(scratch):
     from dkp.configs import groups
 
     jobs = [j for j in dry_run_jobs(scratch) if j["rule"] != "all"]
-    fanned = {
-        "frames": [f"{i}/{params['frames']['shards']}" for i in range(params["frames"]["shards"])],
-        "sweep": groups(params),
-    }
+    shards = [f"{i}/{params['frames']['shards']}" for i in range(params["frames"]["shards"])]
+    # features: one job per (seed, frame shard), as frames has one per shard
+    fanned = {"frames": shards, "features": shards, "sweep": groups(params)}
     produced = {o for s in stages.values() for o in s["outs"]}
     for base in dict.fromkeys(st["base"] for st in stages.values()):
         mine_stages = [st for st in stages.values() if st["base"] == base]
