@@ -37,18 +37,9 @@ from pathlib import Path
 
 import yaml
 
-STAGES = [
-    "synthesize",
-    "data",
-    "frames",
-    "data-report",
-    "train-teacher",
-    "train-student",
-    "features",
-    "sweep",
-    "evaluate",
-    "figures",
-]
+from dkp.cli import PIPELINE
+
+STAGES = list(PIPELINE)
 DKP = str(Path(sys.executable).with_name("dkp"))
 PER_SEED = (
     "train-teacher",

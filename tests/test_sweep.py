@@ -19,6 +19,7 @@ import torch
 
 from dkp import configs as configs_mod
 from dkp import framestore, layout, sampling
+from dkp.cli import PIPELINE
 from dkp.cli import main as dkp_main
 from dkp.evaluate import COLUMNS, metrics_summary, score_all
 from dkp.features import FeatureCache, build_cache, build_shards
@@ -330,17 +331,7 @@ EXACT_CONFIGS = [
     "student_ns20",
     "student-kd_ns5",
 ]
-STAGES = [
-    "synthesize",
-    "data",
-    "frames",
-    "data-report",
-    "train-teacher",
-    "train-student",
-    "features",
-    "sweep",
-    "evaluate",
-]
+STAGES = PIPELINE[: PIPELINE.index("figures")]
 PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 
 

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dkp.cli import PIPELINE
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 ROOT_NAMES = {"p", "params"}
@@ -34,18 +36,7 @@ NOT_TRACKED = {
         "number of decoding processes; each video is decoded by one process either way"
     ),
 }
-PIPELINE_STAGES = [
-    "synthesize",
-    "data",
-    "frames",
-    "data-report",
-    "train-teacher",
-    "train-student",
-    "features",
-    "sweep",
-    "evaluate",
-    "figures",
-]
+PIPELINE_STAGES = list(PIPELINE)
 
 
 def module_path(name: str) -> Path | None:

@@ -43,6 +43,8 @@ STAGES = {
     "figures": ("dkp.figures", "render Figures S-1, S-2, S-3 and results/README.md"),
 }
 
+# the pipeline's stages in the order dvc.yaml runs them (validate-params and flops are tools)
+PIPELINE = tuple(name for name in STAGES if name not in ("validate-params", "flops"))
 PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 TRAINING = ("train-teacher", "train-student")
 
