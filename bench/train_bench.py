@@ -90,6 +90,7 @@ class Recorder:
 def build(p: dict, phase: str, train, num_classes: int, device, folder):
     """(real round fn, raw round fn, frames-per-shape fn, steps per epoch) for one phase."""
     from dkp import runtime
+    from dkp.checkpoints import dkp_config
     from dkp.models import build_backbone
     from dkp.models.dkp import DKP
     from dkp.train import classifier, loop
@@ -153,17 +154,7 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         runtime.seed_everything(seed)
         teacher = build_backbone(p["teacher"], num_classes).to(device).eval().requires_grad_(False)
         student = build_backbone(net, num_classes).to(device)
-        dkp = DKP(
-            student.feature_dim,
-            teacher.feature_dim,
-            num_classes,
-            k["heads"],
-            k["dim"],
-            k["pos_encoding"],
-            k["pos_scale"],
-            k["dropout"],
-            k["teacher_frame_weight"],
-        )
+        dkp = DKP(student.feature_dim, teacher.feature_dim, num_classes, **dkp_config(k))
         dkp.init_heads(teacher.head, student.head)
         sets.append((teacher, student, dkp.to(device)))
     ranges = resolve_ranges(p, train)

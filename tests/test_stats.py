@@ -14,6 +14,7 @@ import pytest
 from dkp import configs, evaluate, layout, metrics, stats
 from dkp.predictions import Predictions
 from dkp.predictions import write as write_predictions
+from dkp.tables import CURVE_COLUMNS
 
 
 def test_resample_weights_are_counts_and_fixed_by_the_seed():
@@ -149,7 +150,7 @@ def evaluated(tiny_workdir, tiny_params, monkeypatch):
 def test_evaluate_writes_intervals_and_draws(evaluated):
     root, p = evaluated
     table = pd.read_csv(root / layout.CURVES)
-    assert list(table.columns) == evaluate.COLUMNS and len(table) == len(configs.build(p))
+    assert list(table.columns) == CURVE_COLUMNS and len(table) == len(configs.build(p))
     assert (table["mAP_lo"] <= table["mAP"]).all() and (table["mAP"] <= table["mAP_hi"]).all()
     assert (table["mAP_seed_min"] <= table["mAP"]).all() and (
         table["mAP"] <= table["mAP_seed_max"]

@@ -21,11 +21,12 @@ from dkp import configs as configs_mod
 from dkp import framestore, layout, sampling
 from dkp.cli import PIPELINE
 from dkp.cli import main as dkp_main
-from dkp.evaluate import COLUMNS, metrics_summary, score_all
+from dkp.evaluate import metrics_summary, score_all
 from dkp.features import FeatureCache, build_cache, build_shards
 from dkp.predictions import read as read_predictions
 from dkp.predictions import write as write_predictions
 from dkp.sweep import select, sweep
+from dkp.tables import CURVE_COLUMNS
 
 ROLES = {
     "dste": ("s", "t"),
@@ -285,7 +286,9 @@ def test_curves_table_gflops_and_order(cached):
     preds, _ = sweep(predictor, cache, configs, 64, torch.device("cpu"), progress=False)
     p["evaluate"]["bootstrap"]["resamples"] = 50
     table, _ = score_all(p, {0: preds, 1: preds}, skipped=2)
-    assert table["name"].tolist() == [c.name for c in configs] and list(table.columns) == COLUMNS
+    assert (
+        table["name"].tolist() == [c.name for c in configs] and list(table.columns) == CURVE_COLUMNS
+    )
     for c, (_, row) in zip(configs, table.iterrows()):
         pr = preds[c.name]
         want = np.mean([_Cost().gflops(c.method, a, b) for a, b in zip(pr.ns, pr.nt)])
@@ -386,7 +389,7 @@ def test_evaluate_outputs_and_official_rescoring(pipeline):
     configs = configs_mod.build(p)
     table = pd.read_csv(root / "results" / "curves.csv")
     assert table["name"].tolist() == [c.name for c in configs]
-    assert list(table.columns) == COLUMNS
+    assert list(table.columns) == CURVE_COLUMNS
     assert (table["gflops"] > 0).all() and (table["videos_evaluated"] == 4).all()
     assert (table["mAP_lo"] <= table["mAP"]).all() and (table["mAP"] <= table["mAP_hi"]).all()
     summary = json.loads((root / "results" / "metrics.json").read_text())

@@ -82,21 +82,11 @@ def load_backbone(entry: dict, num_classes: int) -> nn.Module:
 
 
 def dkp_config(entry: dict) -> dict:
+    """The DKP module's settings (its keyword arguments) from a checkpoint entry or params' dkp."""
     return {k: entry[k] for k in DKP_KEYS}
 
 
 def build_dkp(entry: dict, num_classes: int) -> nn.Module:
-    cfg = dkp_config(entry)
-    module = DKP(
-        entry["ds"],
-        entry["dt"],
-        num_classes,
-        cfg["heads"],
-        cfg["dim"],
-        cfg["pos_encoding"],
-        cfg["pos_scale"],
-        cfg["dropout"],
-        cfg["teacher_frame_weight"],
-    )
+    module = DKP(entry["ds"], entry["dt"], num_classes, **dkp_config(entry))
     module.load_state_dict(entry["state_dict"])
     return module.eval()

@@ -33,6 +33,7 @@ from .atomic import atomic_dir, atomic_path, write_csv, write_json
 from .errors import DkpError
 from .predictions import Predictions, s3_video_gains, save_npz
 from .predictions import read as read_predictions
+from .tables import CURVE_COLUMNS, OPERATING_POINT_SCORES
 
 CURVES = layout.CURVES
 METRICS = layout.METRICS
@@ -40,35 +41,6 @@ BOOTSTRAP = layout.BOOTSTRAP
 ANET_DIR = layout.ANET
 DATA_REPORT = layout.DATA_REPORT
 ANET_METHODS = ("dste", "teacher")
-COLUMNS = [
-    "name",
-    "group",
-    "figure",
-    "method",
-    "strategy",
-    "ratio",
-    "n_s",
-    "n_t",
-    "n_s_nominal",
-    "n_t_nominal",
-    "distinct_s",
-    "distinct_t",
-    "r_s",
-    "r_t",
-    "gflops",
-    "mAP",
-    "mAP_lo",
-    "mAP_hi",
-    "mAP_seed_min",
-    "mAP_seed_max",
-    "seeds",
-    "mAP_official",
-    "top1",
-    "top1_lo",
-    "top1_hi",
-    "videos_evaluated",
-    "videos_skipped",
-]
 
 
 def bootstrap_params(p: dict) -> tuple[int, int, float]:
@@ -227,7 +199,7 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
                 "videos_skipped": skipped,
             }
         )
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     arrays = {
         "names": np.array([c.name for c in cfgs], dtype=str),
         "groups": np.array([c.group for c in cfgs], dtype=str),
@@ -261,18 +233,7 @@ def metrics_summary(
     ops = {}
     for name in p["evaluate"]["operating_points"]:
         r = by_name.loc[name]
-        ops[name] = {
-            k: _r(r[k])
-            for k in (
-                "mAP",
-                "mAP_lo",
-                "mAP_hi",
-                "mAP_seed_min",
-                "mAP_seed_max",
-                "mAP_official",
-                "top1",
-            )
-        } | {"gflops": _r(r["gflops"], 6)}
+        ops[name] = {k: _r(r[k]) for k in OPERATING_POINT_SCORES} | {"gflops": _r(r["gflops"], 6)}
     half = (table["mAP_hi"] - table["mAP_lo"]) / 2
     return {
         "operating_points": ops,

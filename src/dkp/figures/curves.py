@@ -10,33 +10,10 @@ import pandas as pd
 
 from .. import configs
 from ..errors import DkpError
+from ..tables import CURVE_REQUIRED
 from . import labels, output
 
-COLUMNS = [
-    "name",
-    "group",
-    "figure",
-    "method",
-    "strategy",
-    "ratio",
-    "n_s",
-    "n_t",
-    "n_s_nominal",
-    "n_t_nominal",
-    "r_s",
-    "r_t",
-    "gflops",
-    "mAP",
-    "mAP_lo",
-    "mAP_hi",
-    "mAP_seed_min",
-    "mAP_seed_max",
-    "seeds",
-    "mAP_official",
-    "top1",
-    "videos_evaluated",
-    "videos_skipped",
-]
+COLUMNS = CURVE_REQUIRED
 BOOTSTRAP_FIELDS = (
     "names",
     "groups",

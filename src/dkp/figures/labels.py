@@ -7,6 +7,8 @@ legend and the axes' edge. Deterministic: fixed candidate order, first best wins
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from matplotlib.transforms import Bbox
 
@@ -62,22 +64,16 @@ def place(ax, points, polylines, fontsize: float, marker_pt: float, avoid=()) ->
     placed: list[Bbox] = []
     out = []
     for i, (x, y, text, color) in enumerate(points):
+        annotate = partial(
+            ax.annotate, text, (x, y), textcoords="offset points", fontsize=fontsize, color=color
+        )
         best = None
         for radius in _RADII:
             for dx, dy in _DIRECTIONS:
                 norm = np.hypot(dx, dy)
                 off = (radius * dx / norm, radius * dy / norm)
                 ha, va = _align(dx, dy)
-                ann = ax.annotate(
-                    text,
-                    (x, y),
-                    xytext=off,
-                    textcoords="offset points",
-                    ha=ha,
-                    va=va,
-                    fontsize=fontsize,
-                    color=color,
-                )
+                ann = annotate(xytext=off, ha=ha, va=va)
                 box = ann.get_window_extent(renderer).padded(0.6 * px_per_pt)
                 ann.remove()
                 area = box.width * box.height
@@ -93,16 +89,5 @@ def place(ax, points, polylines, fontsize: float, marker_pt: float, avoid=()) ->
                     best = (cost, off, ha, va, box)
         _, off, ha, va, box = best
         placed.append(box)
-        out.append(
-            ax.annotate(
-                text,
-                (x, y),
-                xytext=off,
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=fontsize,
-                color=color,
-            )
-        )
+        out.append(annotate(xytext=off, ha=ha, va=va))
     return out

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_text
+from ..tables import OPERATING_POINT_SCORES
 from . import claims
 from .claims import Draws, Verdict
 
@@ -122,16 +123,7 @@ def metrics_section(metrics) -> list[str]:
         return mapping_table(metrics)
     out = mapping_table(
         metrics["operating_points"],
-        (
-            "gflops",
-            "mAP",
-            "mAP_lo",
-            "mAP_hi",
-            "mAP_seed_min",
-            "mAP_seed_max",
-            "mAP_official",
-            "top1",
-        ),
+        ("gflops", *OPERATING_POINT_SCORES),
     ) + [""]
     rest = {k: v for k, v in metrics.items() if k != "operating_points"}
     out += [f"- {k}: {v}" for k, v in _scalar_items(rest)]

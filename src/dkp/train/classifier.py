@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import runtime
-from ..models import autocast, embed_frames, prepare, unit
+from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, unit
 from . import batches, distributed, loader, loop
 from .data import VideoSet
 from .distributed import SINGLE, Group
@@ -70,6 +70,48 @@ def classifier_step(
     opt.step()
     sched.step()
     return float(logged.detach()), int((logits.argmax(-1) == y).sum())
+
+
+def fit(
+    net: dict,
+    cfg: dict,
+    aug: dict,
+    lcfg: dict,
+    *,
+    role: str,
+    tag: str,
+    seed: int,
+    num_classes: int,
+    train: VideoSet,
+    val_frames: np.ndarray,
+    val_labels: np.ndarray,
+    device: torch.device,
+    folder: Path,
+    group: Group = SINGLE,
+) -> tuple[torch.nn.Module, list[dict]]:
+    """A fresh backbone of `net` (its pretrained weights where set, named as `role`), seeded
+    with `seed` and trained by train_classifier; returned in eval mode with its log rows."""
+    runtime.seed_everything(seed)
+    model = build_backbone(net, num_classes)
+    if net["pretrained"]:
+        print(load_pretrained(model, net["pretrained"], role))
+    model.to(device)
+    rows = train_classifier(
+        model,
+        net,
+        cfg,
+        aug,
+        train,
+        val_frames,
+        val_labels,
+        device,
+        folder,
+        tag,
+        seed,
+        lcfg,
+        group,
+    )
+    return model.eval(), rows
 
 
 def train_classifier(

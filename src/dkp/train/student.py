@@ -38,7 +38,6 @@ from ..models import (
     autocast,
     build_backbone,
     embed_frames,
-    load_pretrained,
     prepare,
     preprocess,
     unit,
@@ -416,44 +415,29 @@ def run(p: dict, args) -> None:
     folder = resume.resume_dir("student", base, reads(p), input_files(p) + [t_path])
 
     # Phase 1: the Student baseline, cross-entropy alone
-    seed = base + SEED_OFFSET["plain"]
-    runtime.seed_everything(seed)
-    plain = build_backbone(p["student"], len(classes))
-    if p["student"]["pretrained"]:
-        print(load_pretrained(plain, p["student"]["pretrained"], "student"))
-    plain.to(device)
-    plain_rows = classifier.train_classifier(
-        plain,
+    plain, plain_rows = classifier.fit(
         p["student"],
         p["train"]["plain_student"],
         p["train"]["augment"],
-        train,
-        val_frames,
-        val_labels,
-        device,
-        folder,
-        "plain",
-        seed,
         p["train"]["loader"],
-        group,
+        role="student",
+        tag="plain",
+        seed=base + SEED_OFFSET["plain"],
+        num_classes=len(classes),
+        train=train,
+        val_frames=val_frames,
+        val_labels=val_labels,
+        device=device,
+        folder=folder,
+        group=group,
     )
-    plain.eval()
 
     # Phase 2: DKP + gate + KD from the plain student, teacher frozen
     runtime.seed_everything(base + SEED_OFFSET["dkp"])
     student = build_backbone(p["student"], len(classes))
     student.load_state_dict(plain.state_dict())
-    k = p["dkp"]
     dkp = DKP(
-        student.feature_dim,
-        teacher.feature_dim,
-        len(classes),
-        k["heads"],
-        k["dim"],
-        k["pos_encoding"],
-        k["pos_scale"],
-        k["dropout"],
-        k["teacher_frame_weight"],
+        student.feature_dim, teacher.feature_dim, len(classes), **checkpoints.dkp_config(p["dkp"])
     )
     dkp.init_heads(teacher.head, student.head)
     student.to(device)
@@ -508,7 +492,7 @@ def run(p: dict, args) -> None:
                 "student_plain": checkpoints.backbone_entry(plain, p["student"]),
             },
             "dkp": {
-                **k,
+                **p["dkp"],
                 "ds": student.feature_dim,
                 "dt": teacher.feature_dim,
                 "state_dict": checkpoints.cpu_state(dkp),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import checkpoints, framestore, layout, runtime
-from ..models import build_backbone, load_pretrained, param_count
+from ..models import param_count
 from . import classifier, distributed, loop, resume
 from .data import load_subset, monitor_subset
 
@@ -66,28 +66,22 @@ def run(p: dict, args) -> None:
     )
     folder = resume.resume_dir("teacher", base, reads(p), input_files(p))
 
-    seed = base + SEED_OFFSET
-    runtime.seed_everything(seed)
-    model = build_backbone(p["teacher"], len(classes))
-    if p["teacher"]["pretrained"]:
-        print(load_pretrained(model, p["teacher"]["pretrained"], "teacher"))
-    model.to(device)
-    rows = classifier.train_classifier(
-        model,
+    model, rows = classifier.fit(
         p["teacher"],
         p["train"]["teacher"],
         p["train"]["augment"],
-        train,
-        val_frames,
-        val_labels,
-        device,
-        folder,
-        "teacher",
-        seed,
         p["train"]["loader"],
-        group,
+        role="teacher",
+        tag="teacher",
+        seed=base + SEED_OFFSET,
+        num_classes=len(classes),
+        train=train,
+        val_frames=val_frames,
+        val_labels=val_labels,
+        device=device,
+        folder=folder,
+        group=group,
     )
-    model.eval()
     if group.main:  # rank 0 writes the checkpoint and the log
         checkpoints.save(
             layout.teacher_checkpoint(base),
