@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -349,16 +350,19 @@ def pipeline(tmp_path_factory):
     p = yaml.safe_load(TINY.read_text())
     p["train"]["teacher"]["epochs"] = p["train"]["student"]["epochs"] = 1
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    for stage in STAGES:
-        for seed in p["run"]["seeds"] if stage in PER_SEED else [None]:
-            extra = ["--seed", str(seed)] if seed is not None else []
-            res = subprocess.run(
-                ["dkp", stage, "--params", "params.yaml", *extra],
-                cwd=root,
-                capture_output=True,
-                text=True,
-            )
-            assert res.returncode == 0, f"dkp {stage} {extra}: {res.stderr}"
+    calls = [
+        [stage, "--params", "params.yaml", *(["--seed", str(seed)] if seed is not None else [])]
+        for stage in STAGES
+        for seed in (p["run"]["seeds"] if stage in PER_SEED else [None])
+    ]
+    # every call through dkp's entry point in one process, so torch is imported once
+    runner = (
+        "import sys; from dkp.cli import main\n"
+        f"for argv in {calls!r}:\n"
+        "    if main(argv): sys.exit(f'dkp {argv}')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", runner], cwd=root, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
     return root, p
 
 
