@@ -26,6 +26,7 @@ import yaml
 from dkp import framestore, params, runtime
 from dkp.models import build_backbone
 from dkp.train import classifier
+from dkp.train.context import TrainContext
 from dkp.train.data import load_subset
 
 
@@ -60,14 +61,10 @@ def main() -> None:
             p[args.net],
             cfg,
             p["train"]["augment"],
-            train,
-            frames,
-            labels,
-            device,
-            Path(tmp),
+            p["train"]["loader"],
+            TrainContext(train, frames, labels, device, Path(tmp)),
             "trial",
             args.seed,
-            p["train"]["loader"],
         )
     scored = " ".join(
         f"{r['epoch']}:{r['loss']:.2f}/{r['val_acc']:.3f}"

@@ -8,13 +8,13 @@ Run from a project root where `dkp frames` has run (the default data: data/frame
 Per training phase (teacher = `dkp train-teacher`; plain and dkp = the two phases of
 `dkp train-student`) two paths run the same optimiser steps:
 - real: the stage's own epoch function (dkp.train.classifier.train_classifier and
-  dkp.train.student.train_dkp, captured by replacing loop.run_phase, so nothing is
+  dkp.train.dkp_phase.train_dkp, captured by replacing loop.run_phase, so nothing is
   checkpointed and the per-epoch validation gets no frames): the VideoSet of
   data/frames read through dkp.framestore (memory-mapped), TSN / spread sampling,
   gather, augment, unit, prepare, forward, loss, backward, SGD step, schedule step;
 - raw: a second copy of the same networks (same arch, width, input size, optimiser and
   schedule) stepping through the stages' own step functions (classifier.classifier_step,
-  student.dkp_step: forward, loss, backward, optimiser and schedule step, bookkeeping)
+  dkp_phase.dkp_step: forward, loss, backward, optimiser and schedule step, bookkeeping)
   on random tensors already in memory, already at the networks' input size and
   standardised, with exactly the batch shapes the real round used (recorded by a
   forward pre-hook: for dkp, the (B, n_s, n_t) of every step), so both do the same
@@ -60,7 +60,7 @@ def capture_epoch(train_fn, *args):
 
     got = {}
 
-    def fake_run_phase(folder, tag, epochs, seed, stateful, epoch_fn):
+    def fake_run_phase(folder, tag, epochs, seed, stateful, epoch_fn, group=None):
         got.update(epoch=epoch_fn, stateful=stateful, seed=seed)
         return []
 
@@ -94,10 +94,14 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     from dkp.models import build_backbone
     from dkp.models.dkp import DKP
     from dkp.train import classifier, loop
-    from dkp.train.student import dkp_step, resolve_ranges, train_dkp
+    from dkp.train.context import TrainContext
+    from dkp.train.dkp_phase import dkp_step, train_dkp
+    from dkp.train.student import resolve_ranges
 
-    empty_frames = np.zeros((0, 1, 1, 3), np.uint8)
-    empty_labels = np.zeros(0, np.int64)
+    # no monitor frames: the per-epoch validation is not part of a step
+    ctx = TrainContext(
+        train, np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int64), device, folder
+    )
     if phase in ("teacher", "plain"):
         net = p["teacher"] if phase == "teacher" else p["student"]
         cfg = p["train"]["teacher"] if phase == "teacher" else p["train"]["plain_student"]
@@ -110,17 +114,14 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
             net,
             cfg,
             p["train"]["augment"],
-            train,
-            empty_frames,
-            empty_labels,
-            device,
-            folder,
+            p["train"]["loader"],
+            ctx,
             phase,
             seed,
         )
         rec = Recorder(models[0], lambda inp: int(inp[0].shape[0]))
         raw_model = models[1]
-        opt = loop.sgd(raw_model.parameters(), cfg)
+        opt = loop.optimizer(raw_model.parameters(), cfg, cfg["optimizer"])
         steps = -(-len(train) // cfg["batch_videos"])
         sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
         size, gen = net["input_size"], torch.Generator().manual_seed(1)
@@ -165,10 +166,8 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         sets[0][2],
         sets[0][0],
         t_entry,
-        train,
+        ctx,
         lambda: {},
-        device,
-        folder,
         seed,
         ranges,
     )
@@ -176,7 +175,7 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         sets[0][2], lambda inp: (int(inp[0].shape[0]), int(inp[0].shape[1]), int(inp[2].shape[1]))
     )
     teacher, student, dkp = sets[1]
-    opt = loop.sgd(list(student.parameters()) + list(dkp.parameters()), cfg)
+    opt = loop.optimizer(list(student.parameters()) + list(dkp.parameters()), cfg, "sgd")
     steps = -(-len(train) // cfg["batch_videos"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     ts, ss, gen = p["teacher"]["input_size"], net["input_size"], torch.Generator().manual_seed(1)
@@ -233,7 +232,7 @@ def breakdown(real_round, train, state, frames_of) -> dict:
     """One more real round with the data-path functions wrapped in timers: milliseconds per
     step in gather (VideoSet.gather: memory-mapped frames to one uint8 array), augment,
     unit, prepare/preprocess (per-network resize and standardisation), and the rest."""
-    from dkp.train import batches, classifier, student
+    from dkp.train import batches, classifier, dkp_phase
 
     spent: dict[str, float] = {}
 
@@ -251,9 +250,9 @@ def breakdown(real_round, train, state, frames_of) -> dict:
         (batches, "augment"),
         (classifier, "unit"),
         (classifier, "prepare"),
-        (student, "unit"),
-        (student, "prepare"),
-        (student, "preprocess"),
+        (dkp_phase, "unit"),
+        (dkp_phase, "prepare"),
+        (dkp_phase, "preprocess"),
     ]
     originals = [getattr(m, n) for m, n in saved]
     for (m, n), fn in zip(saved, originals):

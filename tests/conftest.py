@@ -24,6 +24,18 @@ if BIN.exists():  # tests call dkp/dvc/snakemake as a user would, from the proje
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
 
 
+@pytest.fixture(autouse=True)
+def fp32_in_process(monkeypatch):
+    """Network arithmetic inside the test process in fp32, whatever the CPU. run.precision auto is
+    bf16 autocast on CPUs with native bf16 (AMX, AVX512-BF16), so a test comparing two ways of
+    computing one result would compare bf16 rounding on those machines and arithmetic elsewhere.
+    Forked workers inherit it; stages run as `dkp` commands, or in-process through
+    runtime.setup, use their params' run.precision."""
+    from dkp import runtime
+
+    monkeypatch.setattr(runtime, "_precision", "fp32")
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

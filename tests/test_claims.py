@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dkp import stats
-from dkp.figures import claims
+from dkp.figures import claims, verdicts
 from dkp.figures import curve_geometry as geometry
 
 X = claims.Draws.exact  # a table's mAP taken as exact: zero-width intervals, one seed
@@ -216,7 +216,7 @@ def test_decide_is_three_valued_and_needs_every_seed():
     assert claims.decide("x", -np.r_[2.0, 1.5, 2.5, boot], 2, 0.95, 240).status == claims.FAILS
     wide = claims.decide("x", np.r_[1.0, 0.5, 1.5, boot - 2.0], 2, 0.95, 240)
     assert wide.status == claims.INCONCLUSIVE and wide.videos_needed > 240
-    assert "validation videos" in claims.settle(wide, 240)
+    assert "validation videos" in verdicts.settle(wide, 240)
     eq = claims.decide("spread", np.r_[1.0, 1.2, 0.8, boot - 0.5], 2, 0.95, 240, bound=3.0, side=-1)
     assert eq.status == claims.HOLDS
 

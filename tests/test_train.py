@@ -392,7 +392,7 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
     lr x grad_clip in total (the norm of all their gradients together); without it, by more."""
     from dkp.models import build_backbone
     from dkp.models.dkp import DKP
-    from dkp.train.student import dkp_step
+    from dkp.train.dkp_phase import dkp_step
 
     torch.manual_seed(0)
     C, B, ns, nt, lr = 5, 2, 3, 2, 1.0
@@ -582,7 +582,7 @@ def _dkp_rank(rank: int, world: int, init: str, out: str) -> None:
     import torch.distributed as dist
 
     from dkp.train.distributed import Group, share_videos
-    from dkp.train.student import dkp_step
+    from dkp.train.dkp_phase import dkp_step
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
@@ -607,10 +607,11 @@ def _dkp_rank(rank: int, world: int, init: str, out: str) -> None:
 
 def test_dkp_step_on_three_gloo_ranks_equals_one_process(tmp_path):
     """Three ranks share a step of 2 videos (one rank gets none): the summed, share-weighted
-    gradients move the parameters as one process does, and the ranks' terms add up to its."""
+    gradients move the parameters as one process does, and the ranks' terms add up to its (fp32,
+    conftest.fp32_in_process; the forked ranks inherit it)."""
     import multiprocessing
 
-    from dkp.train.student import dkp_step
+    from dkp.train.dkp_phase import dkp_step
 
     student, dkp, teacher, params, opt, sched, cfg, step = _dkp_case()
     ref_terms, ref_hits = dkp_step(
@@ -702,3 +703,38 @@ def test_student_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
 
     ckpt = checkpoints.read(work / f"models/seed-{SEED}/student.pt", "student")
     assert set(ckpt["backbones"]) == {"student", "student_plain"}
+
+
+def test_train_bench_runs_every_phase_through_the_stages_own_code(tiny_data, tmp_path):
+    """bench/train_bench.py drives the stages' own epoch and step functions: a change to their
+    signatures breaks it here, not when the bench is next re-measured."""
+    import sys
+
+    out = tmp_path / "bench.json"
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "bench" / "train_bench.py"),
+            "--params",
+            "params.yaml",
+            "--rounds",
+            "1",
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+            "--breakdown",
+            "--json",
+            str(out),
+        ],
+        cwd=tiny_data,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    phases = {r["phase"]: r for r in json.loads(out.read_text())["phases"]}
+    assert set(phases) == {"teacher", "plain", "dkp"}
+    for r in phases.values():
+        assert r["steps_per_round"] >= 1 and r["real_fps_best"] > 0 and r["raw_fps_best"] > 0
+        assert r["ms_per_step_gather"] > 0 and 0 < r["data_path_share"] < 1

@@ -10,8 +10,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..tables import OPERATING_POINT_SCORES
-from . import claims
-from .claims import Draws, Verdict
+from .verdicts import Draws, Verdict, fmt_effect
 
 NA = "not available"
 _TABLE_COLUMNS = [
@@ -270,9 +269,7 @@ def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) ->
 
 def _effects_cell(v: Verdict) -> str:
     unit, digits = ("probability", 3) if v.number == 6 else ("mAP", 2)
-    return "; ".join(
-        f"{e.label.split(' (')[0]}: {claims.fmt_effect(e, unit, digits)}" for e in v.effects
-    )
+    return "; ".join(f"{e.label.split(' (')[0]}: {fmt_effect(e, unit, digits)}" for e in v.effects)
 
 
 def render(

@@ -8,8 +8,6 @@ augments them, and minimises the cross-entropy of every frame against its video'
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,6 +16,7 @@ from tqdm import tqdm
 from .. import runtime
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, unit
 from . import batches, distributed, loader, loop
+from .context import TrainContext
 from .data import VideoSet
 from .distributed import SINGLE, Group
 
@@ -77,17 +76,12 @@ def fit(
     cfg: dict,
     aug: dict,
     lcfg: dict,
+    ctx: TrainContext,
     *,
     role: str,
     tag: str,
     seed: int,
     num_classes: int,
-    train: VideoSet,
-    val_frames: np.ndarray,
-    val_labels: np.ndarray,
-    device: torch.device,
-    folder: Path,
-    group: Group = SINGLE,
 ) -> tuple[torch.nn.Module, list[dict]]:
     """A fresh backbone of `net` (its pretrained weights where set, named as `role`), seeded
     with `seed` and trained by train_classifier; returned in eval mode with its log rows."""
@@ -95,22 +89,8 @@ def fit(
     model = build_backbone(net, num_classes)
     if net["pretrained"]:
         print(load_pretrained(model, net["pretrained"], role))
-    model.to(device)
-    rows = train_classifier(
-        model,
-        net,
-        cfg,
-        aug,
-        train,
-        val_frames,
-        val_labels,
-        device,
-        folder,
-        tag,
-        seed,
-        lcfg,
-        group,
-    )
+    model.to(ctx.device)
+    rows = train_classifier(model, net, cfg, aug, lcfg, ctx, tag, seed)
     return model.eval(), rows
 
 
@@ -119,26 +99,22 @@ def train_classifier(
     net: dict,
     cfg: dict,
     aug: dict,
-    train: VideoSet,
-    val_frames: np.ndarray,
-    val_labels: np.ndarray,
-    device: torch.device,
-    folder: Path,
+    lcfg: dict,
+    ctx: TrainContext,
     tag: str,
     seed: int,
-    lcfg: dict,
-    group: Group = SINGLE,
 ) -> list[dict]:
     """Train `model` in place for cfg['epochs'] epochs (resumable); return the log rows.
 
     net: the backbone's params group (input_size, normalize); cfg: its train group
     (epochs, batch_videos, segments, within_activity, lr, momentum, weight_decay,
-    warmup_epochs, label_smoothing, val_every); aug: train.augment; lcfg: train.loader; group: the
-    ranks of a torchrun (dkp.train.distributed): each trains on its share of every step, rank 0
-    scores the validation frames.
+    warmup_epochs, label_smoothing, val_every); aug: train.augment; lcfg: train.loader; ctx: the
+    stage's videos, monitor frames, device, resume folder and ranks (each rank trains on its share
+    of every step, rank 0 scores the validation frames).
     The validation frames are scored after every val_every-th epoch and after the last
     (`validated`); the other rows have no val_acc (an empty cell in the CSV log).
     """
+    train, device, group = ctx.train, ctx.device, ctx.group
     size, norm = net["input_size"], net["normalize"]
     steps = -(-len(train) // cfg["batch_videos"])
     net = distributed.wrap(model, group, device)
@@ -148,7 +124,7 @@ def train_classifier(
         train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
         for i in range(len(train))
     ]
-    y_val = torch.from_numpy(val_labels)
+    y_val = torch.from_numpy(ctx.val_labels)
     reader = loader.StepReader(train, ("x",), lcfg["workers"], lcfg["prefetch"], device)
 
     def plan(rng: np.random.Generator) -> list[dict]:
@@ -203,12 +179,18 @@ def train_classifier(
         row = {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen}
         if validated(e, cfg["epochs"], cfg["val_every"]) and group.main:
             model.eval()  # BN statistics and the classifier's dropout in inference mode
-            feats = embed_frames(model, val_frames, size, norm, device)
+            feats = embed_frames(model, ctx.val_frames, size, norm, device)
             row["val_acc"] = loop.frame_accuracy(
                 lambda f: model.classify(f.to(device)), feats, y_val
             )
         return row
 
     return loop.run_phase(
-        folder, tag, cfg["epochs"], seed, {"model": model, "opt": opt, "sched": sched}, epoch, group
+        ctx.folder,
+        tag,
+        cfg["epochs"],
+        seed,
+        {"model": model, "opt": opt, "sched": sched},
+        epoch,
+        group,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import checkpoints, framestore, layout, runtime
 from ..models import param_count
 from . import classifier, distributed, loop, resume
+from .context import TrainContext
 from .data import load_subset, monitor_subset
 
 SEED_OFFSET = (
@@ -66,21 +67,17 @@ def run(p: dict, args) -> None:
     )
     folder = resume.resume_dir("teacher", base, reads(p), input_files(p))
 
+    ctx = TrainContext(train, val_frames, val_labels, device, folder, group)
     model, rows = classifier.fit(
         p["teacher"],
         p["train"]["teacher"],
         p["train"]["augment"],
         p["train"]["loader"],
+        ctx,
         role="teacher",
         tag="teacher",
         seed=base + SEED_OFFSET,
         num_classes=len(classes),
-        train=train,
-        val_frames=val_frames,
-        val_labels=val_labels,
-        device=device,
-        folder=folder,
-        group=group,
     )
     if group.main:  # rank 0 writes the checkpoint and the log
         checkpoints.save(
