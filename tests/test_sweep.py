@@ -368,10 +368,13 @@ def pipeline(tmp_path_factory):
 
 @pytest.mark.slow
 def test_cached_scores_equal_networks_on_sampled_frames(pipeline, monkeypatch):
+    from dkp import runtime
     from dkp.inference import Predictor
 
     root, p = pipeline
     monkeypatch.chdir(root)
+    # the networks in the precision the pipeline ran in (bf16 on CPUs with native bf16 under auto)
+    monkeypatch.setattr(runtime, "_precision", p["run"]["precision"])
     seed = p["run"]["seeds"][-1]
     predictor = Predictor.load(p, torch.device("cpu"), seed)
     videos = FeatureCache(root / layout.features_dir(seed), p["frames"]["shards"]).index
