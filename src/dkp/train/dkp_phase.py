@@ -195,22 +195,9 @@ def train_dkp(
             B, ns = u.shape
             xt, gt = prepare(x, t_size, t_norm), preprocess(y_frames, t_size, t_norm)
             xs = prepare(x, net["input_size"], net["normalize"])
+            inputs = (xs, xt, gt, u, v, y)
             terms, hit = dkp_step(
-                student,
-                dkp,
-                teacher,
-                xs,
-                xt,
-                gt,
-                u,
-                v,
-                y,
-                opt,
-                sched,
-                cfg,
-                device,
-                group,
-                step["share"],
+                student, dkp, teacher, *inputs, opt, sched, cfg, device, group, step["share"]
             )
             for k in sums:
                 sums[k] += terms[k]
