@@ -11,6 +11,7 @@ convolutions and batch norms run fastest on. State-dict keys and shapes do not d
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # arch -> (block kind, blocks per stage)
@@ -25,8 +26,22 @@ def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
 
 
+class StridedPointwise(nn.Conv2d):
+    """A 1x1 convolution with stride s, run as the stride-1 convolution of every s-th pixel: the
+    same arithmetic and parameters, without oneDNN's strided 1x1 CPU kernel. That kernel's weight
+    gradient writes past its workspace on channels-last input with fewer channels than its block
+    (16 on AVX-512, 8 on AVX2; uxlfoundation/oneDNN#6035), so a narrow ResNet's first downsample
+    (8 channels at width 0.125) corrupts the heap on odd batch sizes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return F.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias)
+
+
 def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+    if stride == 1:
+        return nn.Conv2d(cin, cout, 1, bias=False)
+    return StridedPointwise(cin, cout, 1, stride=stride, bias=False)
 
 
 class BasicBlock(nn.Module):
