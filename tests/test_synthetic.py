@@ -525,6 +525,39 @@ def test_odd_frame_size_is_one_line_parameter_error(tiny_workdir, tiny_params):
     assert not (tiny_workdir / "data" / "synthetic").exists()
 
 
+# Starts `dkp synthesize` in the cwd, sends it the signal as soon as its first video is being
+# written, and prints its exit status, stderr and worker pids as JSON. A process of its own: the
+# moment must be caught while the stage still has seconds to go, and the pytest process, large
+# and cold late in the suite, was measured stalling for 8-10 s between two polls (as long as the
+# whole run), so the signal landed as the stage was exiting.
+_INTERRUPT_ONCE_WRITING = """
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+sig = int(sys.argv[1])
+# SIGINT back to default in the stage: a shell running the tests in the background ignores it
+proc = subprocess.Popen(
+    ["dkp", "synthesize"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+)
+deadline = time.monotonic() + 60
+while not list(Path("data").glob(".synthetic.*.tmp/videos/*.mp4")):
+    if proc.poll() is not None or time.monotonic() > deadline:
+        sys.exit(f"no video seen being written (exit status {proc.poll()})")
+    time.sleep(0.01)
+pgrep = ["pgrep", "-P", str(proc.pid)]
+workers = [int(x) for x in subprocess.run(pgrep, capture_output=True, text=True).stdout.split()]
+if proc.poll() is not None:
+    sys.exit("the stage finished before it could be interrupted")
+proc.send_signal(sig)
+_, err = proc.communicate(timeout=60)
+print(json.dumps({"returncode": proc.returncode, "stderr": err, "workers": workers}))
+"""
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, sig):
     """Ctrl-C or a scheduler's SIGTERM mid-run: exit 130, old data intact, no temporaries, no
@@ -536,27 +569,18 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     big = json.loads(json.dumps(tiny_params))
     big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
     (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
-    # SIGINT back to default in the child: a shell running the tests in the background ignores it
-    proc = subprocess.Popen(
-        ["dkp", "synthesize"],
+    res = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_ONCE_WRITING, str(int(sig))],
         cwd=tiny_workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        timeout=180,
     )
-    deadline = time.time() + 60
-    while (
-        not list((tiny_workdir / "data").glob(".synthetic.*.tmp/videos/*.mp4"))
-        and time.time() < deadline
-    ):
-        time.sleep(0.1)
-    assert proc.poll() is None, "finished before it could be interrupted"
-    workers = _children(proc.pid)
-    assert workers, "expected worker processes"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["workers"], "expected worker processes"
+    err, workers = out["stderr"], out["workers"]
+    assert out["returncode"] == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert ann.read_bytes() == before
     assert not list((tiny_workdir / "data").glob(".synthetic.*"))
@@ -564,11 +588,6 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     while [w for w in workers if _alive(w)] and time.time() < deadline:
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)], "worker processes outlived the stage"
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
 
 
 def _alive(pid: int) -> bool:
