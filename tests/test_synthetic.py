@@ -33,6 +33,9 @@ def _specs(p: dict) -> list[spec.VideoSpec]:
     return spec.make_specs(d["synthetic"], d["train_subset"], d["val_subset"], d["tune_subset"])
 
 
+SIGNAL_WHEN = str(Path(__file__).parent / "fixtures" / "signal_when.py")
+
+
 def _synthesize(workdir: Path, params: dict, *extra: str) -> subprocess.CompletedProcess:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return subprocess.run(
@@ -525,39 +528,6 @@ def test_odd_frame_size_is_one_line_parameter_error(tiny_workdir, tiny_params):
     assert not (tiny_workdir / "data" / "synthetic").exists()
 
 
-# Starts `dkp synthesize` in the cwd, sends it the signal as soon as its first video is being
-# written, and prints its exit status, stderr and worker pids as JSON. A process of its own: the
-# moment must be caught while the stage still has seconds to go, and the pytest process, large
-# and cold late in the suite, was measured stalling for 8-10 s between two polls (as long as the
-# whole run), so the signal landed as the stage was exiting.
-_INTERRUPT_ONCE_WRITING = """
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
-
-sig = int(sys.argv[1])
-# SIGINT back to default in the stage: a shell running the tests in the background ignores it
-proc = subprocess.Popen(
-    ["dkp", "synthesize"],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.PIPE,
-    text=True,
-    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-)
-deadline = time.monotonic() + 60
-while not list(Path("data").glob(".synthetic.*.tmp/videos/*.mp4")):
-    if proc.poll() is not None or time.monotonic() > deadline:
-        sys.exit(f"no video seen being written (exit status {proc.poll()})")
-    time.sleep(0.01)
-pgrep = ["pgrep", "-P", str(proc.pid)]
-workers = [int(x) for x in subprocess.run(pgrep, capture_output=True, text=True).stdout.split()]
-if proc.poll() is not None:
-    sys.exit("the stage finished before it could be interrupted")
-proc.send_signal(sig)
-_, err = proc.communicate(timeout=60)
-print(json.dumps({"returncode": proc.returncode, "stderr": err, "workers": workers}))
-"""
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, sig):
     """Ctrl-C or a scheduler's SIGTERM mid-run: exit 130, old data intact, no temporaries, no
@@ -570,13 +540,14 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
     (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
     res = subprocess.run(
-        [sys.executable, "-c", _INTERRUPT_ONCE_WRITING, str(int(sig))],
+        [sys.executable, SIGNAL_WHEN, str(int(sig)), "data/.synthetic.*.tmp/videos/*.mp4"]
+        + ["dkp", "synthesize"],
         cwd=tiny_workdir,
         capture_output=True,
         text=True,
         timeout=180,
     )
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0, res.stdout + res.stderr
     out = json.loads(res.stdout)
     assert out["workers"], "expected worker processes"
     err, workers = out["stderr"], out["workers"]

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -280,19 +281,19 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
 
 
 def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
-    """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists."""
-    proc = subprocess.Popen(
-        train_cmd(stage), cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists
+    (fixtures/signal_when.py, a process of its own, catches the moment)."""
+    res = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "fixtures" / "signal_when.py")]
+        + [str(int(signal.SIGKILL)), checkpoint_glob, *train_cmd(stage)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    deadline = time.monotonic() + 300
-    while not list(workdir.glob(checkpoint_glob)):
-        assert proc.poll() is None, (
-            f"{stage} ended (rc {proc.returncode}) before its first checkpoint"
-        )
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, f"{stage} finished before it could be killed"
+    assert res.returncode == 0, res.stdout + res.stderr
+    rc = json.loads(res.stdout)["returncode"]
+    assert rc == -signal.SIGKILL, f"{stage} finished before it could be killed (rc {rc})"
 
 
 @pytest.mark.slow
