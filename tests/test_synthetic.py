@@ -551,7 +551,7 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     out = json.loads(res.stdout)
     assert out["workers"], "expected worker processes"
     err, workers = out["stderr"], out["workers"]
-    assert out["returncode"] == 130, err
+    assert out["returncode"] == 130, (err, out["state"])
     assert "interrupted" in err and "Traceback" not in err
     assert ann.read_bytes() == before
     assert not list((tiny_workdir / "data").glob(".synthetic.*"))
