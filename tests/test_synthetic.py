@@ -15,6 +15,7 @@ import av  # noqa: F401  before decord: decord's FFmpeg loaded first breaks PyAV
 import numpy as np
 import pytest
 import yaml
+from fixtures.interrupt import signal_when
 
 from dkp.synthetic import annotations, classes, render, spec
 
@@ -31,9 +32,6 @@ def _default_params(repo: Path) -> dict:
 def _specs(p: dict) -> list[spec.VideoSpec]:
     d = p["data"]
     return spec.make_specs(d["synthetic"], d["train_subset"], d["val_subset"], d["tune_subset"])
-
-
-SIGNAL_WHEN = str(Path(__file__).parent / "fixtures" / "signal_when.py")
 
 
 def _synthesize(workdir: Path, params: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -539,16 +537,9 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     big = json.loads(json.dumps(tiny_params))
     big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
     (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
-    res = subprocess.run(
-        [sys.executable, SIGNAL_WHEN, str(int(sig)), "data/.synthetic.*.tmp/videos/*.mp4"]
-        + ["dkp", "synthesize"],
-        cwd=tiny_workdir,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    out = signal_when(
+        tiny_workdir, sig, "data/.synthetic.*.tmp/videos/*.mp4", ["dkp", "synthesize"], 180
     )
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = json.loads(res.stdout)
     assert out["workers"], "expected worker processes"
     err, workers = out["stderr"], out["workers"]
     assert out["returncode"] == 130, (err, out["state"])

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 import yaml
 from fixtures import media as M
 from fixtures.bad_inputs import BAD_VIDEOS, _write_bad_videos, dkp, one_line_error
+from fixtures.interrupt import signal_when
 
 from dkp.models import to_unit, unit
 from dkp.train import batches, loop
@@ -283,16 +283,7 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
 def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
     """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists
     (fixtures/signal_when.py, a process of its own, catches the moment)."""
-    res = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "fixtures" / "signal_when.py")]
-        + [str(int(signal.SIGKILL)), checkpoint_glob, *train_cmd(stage)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    rc = json.loads(res.stdout)["returncode"]
+    rc = signal_when(workdir, signal.SIGKILL, checkpoint_glob, train_cmd(stage), 600)["returncode"]
     assert rc == -signal.SIGKILL, f"{stage} finished before it could be killed (rc {rc})"
 
 
