@@ -1,13 +1,14 @@
 """dkp.atomic: a write that fails leaves the previous output in place and no temporary behind;
-a completed file gets the mode the umask gives."""
+a completed file gets the mode the umask gives; a signal during a folder swap waits for it."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
-from dkp.atomic import atomic_dir, atomic_path, write_json
+from dkp.atomic import _interrupts_deferred, atomic_dir, atomic_path, write_json
 
 
 def test_failed_atomic_write_keeps_the_old_output_and_no_temporary(tmp_path):
@@ -35,3 +36,29 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_atomic_dir_replaces_a_folder_and_leaves_no_temporary(tmp_path):
+    folder = tmp_path / "group"
+    for content in (b"first", b"second"):
+        with atomic_dir(folder) as tmp:
+            (tmp / "a.npz").write_bytes(content)
+            (tmp / content.decode()).mkdir()
+    assert (folder / "a.npz").read_bytes() == b"second"
+    assert sorted(f.name for f in tmp_path.rglob("*")) == ["a.npz", "group", "second"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_swap_is_delivered_after_it(sig):
+    """Ctrl-C (or SIGTERM under a stage's handler) between the two renames waits for the second."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupts_deferred():
+                signal.raise_signal(sig)
+                done.append("second rename")
+        assert done == ["second rename"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -10,7 +10,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,12 +53,55 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(folder: Path, target: Path) -> None:
+    """Rename folder onto target. The old target is moved aside first, not deleted (a Ctrl-C
+    halfway through deleting a large dataset would lose both), and removed after."""
+    old = None
+    try:
+        with _interrupts_deferred():
+            if target.exists():
+                old = Path(
+                    tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+                )
+                os.replace(target, old)
+            try:
+                os.replace(folder, target)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, target)
+                raise
+    finally:
+        if old is not None:  # a temporary's name: a rerun's clean_stale_temps ends what this cannot
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the few renames that swap a folder in, then deliver them.
+
+    Python runs signal handlers between bytecodes of the main thread, so a Ctrl-C could
+    otherwise land between moving the old folder aside and moving the new one in."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in _HELD}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
