@@ -15,7 +15,7 @@ import av  # noqa: F401  before decord: decord's FFmpeg loaded first breaks PyAV
 import numpy as np
 import pytest
 import yaml
-from fixtures.interrupt import signal_when
+from fixtures.interrupt import _alive, signal_when
 
 from dkp.synthetic import annotations, classes, render, spec
 
@@ -551,15 +551,6 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     while [w for w in workers if _alive(w)] and time.time() < deadline:
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)], "worker processes outlived the stage"
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (a container's init may not reap orphans)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):
