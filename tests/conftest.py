@@ -24,6 +24,23 @@ if BIN.exists():  # tests call dkp/dvc/snakemake as a user would, from the proje
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
 
 
+# the policy pytest started with: every process a test starts inherits the test thread's
+SCHEDULING = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+
+
+@pytest.fixture(autouse=True)
+def scheduling_unchanged():
+    """A test, or a fixture it uses, must leave the test process's scheduling policy as it found
+    it (fixtures/media.scheduling_kept says what a real-time policy did to the suite)."""
+
+    def now():
+        return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+
+    assert now() == SCHEDULING, f"a fixture set scheduling (policy, priority) {now()}"
+    yield
+    assert now() == SCHEDULING, f"the test set scheduling (policy, priority) {now()}"
+
+
 @pytest.fixture(autouse=True)
 def fp32_in_process(monkeypatch):
     """Network arithmetic inside the test process in fp32, whatever the CPU. run.precision auto is
