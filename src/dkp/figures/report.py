@@ -248,10 +248,11 @@ def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) ->
     return [
         f"- Every mAP is the mean over {seeds} of the mAP of each seed's models. Its interval [lo, "
         f"hi] is a {level} % percentile interval from {n_boot} bootstrap resamples of the "
-        f"{_num(rows['videos_evaluated'].max())} validation videos: each resample draws the videos "
-        "with replacement and recomputes the seed-averaged mAP. It shows how much the number would "
-        "move on another draw of validation videos of the same kind; it does not include the "
-        "variation from training another set of seeds, which the seed range shows beside it.",
+        f"{_num(rows['videos_evaluated'].max())} validation videos and the trained seeds: each "
+        "resample draws the videos with replacement, draws the seeds with replacement, and "
+        "recomputes the seed-averaged mAP. It shows how much the number would move on another draw "
+        "of validation videos of the same kind and another set of seeds; with few seeds the seed "
+        "part is coarse (the seed range beside it shows the seeds themselves).",
         "- Paired: every configuration and every seed is scored on the same resamples, so a "
         "difference between two curves is computed inside each resample. Its interval is narrower "
         "than the two curves' intervals suggest; do not judge a difference by whether two error "
