@@ -281,10 +281,15 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
 
 
 def _kill_after(workdir: Path, stage: str, checkpoint_glob: str) -> None:
-    """Start a stage, kill -9 it as soon as a resume checkpoint matching the glob exists
-    (fixtures/signal_when.py, a process of its own, catches the moment)."""
-    out = signal_when(workdir, signal.SIGKILL, checkpoint_glob, train_cmd(stage), 600)
-    assert out["still_matching"] and out["returncode"] == -signal.SIGKILL, (stage, out)
+    """Start a stage, kill -9 it while a resume checkpoint matching the glob exists."""
+    rc, _, err = signal_when(
+        workdir,
+        train_cmd(stage),
+        signal.SIGKILL,
+        lambda: bool(list(workdir.glob(checkpoint_glob))),
+        600,
+    )
+    assert rc == -signal.SIGKILL, f"{stage} finished before it could be killed (rc {rc}): {err}"
 
 
 @pytest.mark.slow
