@@ -25,22 +25,50 @@ def test_resample_weights_are_counts_and_fixed_by_the_seed():
     assert abs(w.mean() - 1.0) < 1e-12 and 0.3 < (w == 0).mean() < 0.42  # ~1/e of videos left out
 
 
-@pytest.mark.parametrize("tie_levels", [None, 4])
-def test_weighted_ap_equals_metrics_on_the_repeated_rows(tie_levels):
+def _copies_in_turn(scores, labels, weights):
+    """mAP by definition on a resample: each video repeated `weight` times, its copies ranked one
+    after another, ties between different videos admitted whole (loops, no shortcut)."""
+    aps = []
+    for c in range(scores.shape[1]):
+        precisions = []
+        for i in np.flatnonzero((labels == c) & (weights > 0)):
+            ahead = (scores[:, c] >= scores[i, c]) & (np.arange(len(labels)) != i)
+            r, h = weights[ahead].sum(), weights[ahead & (labels == c)].sum()
+            precisions += [(h + j) / (r + j) for j in range(1, weights[i] + 1)]
+        if precisions:
+            aps.append(np.mean(precisions))
+    return np.mean(aps)
+
+
+def test_weighted_ap_equals_metrics_on_the_repeated_rows_with_copies_in_turn():
+    """Distinct scores: the resample's rows with copy j of a video scored a hair below copy j - 1
+    are an ordinary sample, and metrics.mean_ap on them is the weighted AP (exact sums, float64)."""
     rng = np.random.default_rng(1)
     n_videos, n_classes = 60, 7
     labels = rng.integers(0, n_classes, n_videos)
-    scores = rng.random((n_videos, n_classes)).astype(np.float32)
-    if tie_levels:  # ties inside classes, and every repeated row ties with itself
-        scores = np.floor(scores * tie_levels) / tie_levels
+    scores = rng.random((n_videos, n_classes))
     w = stats.resample_weights(n_videos, 40, seed=0)
     got = stats.weighted_mean_ap(scores, labels, w)
+    gap = np.diff(np.sort(scores, axis=0), axis=0).min()
     for b in range(len(w)):
-        # a class whose positives were not drawn drops out
         rows = np.repeat(np.arange(n_videos), w[b])
-        assert got[b] == pytest.approx(metrics.mean_ap(scores[rows], labels[rows]).value, abs=1e-7)
+        turn = np.concatenate([np.arange(k) for k in w[b]])
+        jittered = scores[rows] - (turn * gap / (2 * n_videos))[:, None]
+        # a class whose positives were not drawn drops out; both sides sum the same fractions
+        assert got[b] == pytest.approx(metrics.mean_ap(jittered, labels[rows]).value, abs=1e-12)
     ones = stats.weighted_mean_ap(scores, labels, np.ones(n_videos))
-    assert ones[0] == pytest.approx(metrics.mean_ap(scores, labels).value, abs=1e-7)
+    assert ones[0] == pytest.approx(metrics.mean_ap(scores, labels).value, abs=1e-12)
+
+
+def test_weighted_ap_with_ties_between_videos_follows_the_definition():
+    rng = np.random.default_rng(2)
+    n_videos, n_classes = 40, 5
+    labels = rng.integers(0, n_classes, n_videos)
+    scores = np.floor(rng.random((n_videos, n_classes)) * 4) / 4  # many ties between videos
+    w = stats.resample_weights(n_videos, 25, seed=1)
+    got = stats.weighted_mean_ap(scores, labels, w)
+    for b in range(len(w)):
+        assert got[b] == pytest.approx(_copies_in_turn(scores, labels, w[b]), abs=1e-12)
 
 
 def test_interval_and_videos_needed():
@@ -81,6 +109,47 @@ def test_bootstrap_interval_of_a_paired_difference_covers_the_truth():
     assert 0.92 <= covered / 200 <= 0.99, covered
     single = stats.interval(draws.mean_ap(a), 0.95)
     assert np.median(widths) < 0.8 * (single[1] - single[0])  # pairing: the difference is narrower
+
+
+def _many_mean_ap(scores, labels):
+    """(n,) mAP of n datasets at once, scores (n, V, C), labels (n, V): by sorting, no ties."""
+    n, v, c = scores.shape
+    aps = np.zeros((n, c))
+    for k in range(c):
+        order = np.argsort(-scores[:, :, k], axis=1, kind="stable")
+        pos = np.take_along_axis(labels == k, order, axis=1)
+        precision = np.cumsum(pos, axis=1) / np.arange(1, v + 1)
+        aps[:, k] = (precision * pos).sum(axis=1) / np.maximum(pos.sum(axis=1), 1)
+    return aps.mean(axis=1)
+
+
+def _datasets(rng, n, n_videos, n_classes, strength):
+    labels = np.stack([rng.permutation(np.arange(n_videos) % n_classes) for _ in range(n)])
+    return labels, strength * np.eye(n_classes)[labels] + rng.standard_normal(
+        (n, n_videos, n_classes)
+    )
+
+
+@pytest.mark.parametrize("strength", [1.5, 2.2])  # expected mAP 38 % and 64 %
+def test_single_configuration_interval_covers_the_expected_map(strength):
+    """A known model, 240 videos and 20 classes as the default: the expected 240-video mAP (the mean
+    over 4,000 simulated validation sets) lies in the 95 % interval of a single configuration
+    (1,000 resamples centred on the point, stats.centred) in 95 +- 2.5 % of 600 simulated
+    validation sets (binomial sd 0.9 %), and misses it about as often on either side. Measured:
+    93.7 % (20 below, 18 above) and 94.2 % (22, 13); without the centring 92.3 % at 38 % mAP, most
+    misses below (1,000 sets), and with the copies of a video admitted as one tie group 87 %."""
+    n_videos, n_classes, sims = 240, 20, 600
+    labels, scores = _datasets(np.random.default_rng(0), 4000, n_videos, n_classes, strength)
+    truth = _many_mean_ap(scores, labels).mean()
+    labels, scores = _datasets(np.random.default_rng(1), sims, n_videos, n_classes, strength)
+    points = _many_mean_ap(scores, labels)
+    below = above = 0
+    for i in range(sims):
+        reps = stats.Resamples.draw(labels[i], n_classes, 1000, seed=i).mean_ap(scores[i])
+        lo, hi = stats.interval(stats.centred(reps, points[i]), 0.95)
+        below, above = below + (truth < lo), above + (truth > hi)
+    assert 0.925 <= 1 - (below + above) / sims <= 0.975, (below, above)
+    assert abs(below - above) / sims < 0.03, (below, above)
 
 
 def test_import_evaluate_loads_no_torch():

@@ -1,20 +1,21 @@
-"""`dkp evaluate`: score every configuration's predictions over all seeds, with video-bootstrap
-intervals.
+"""`dkp evaluate`: score every configuration's predictions over all seeds, with intervals over
+videos and seeds.
 
 Reads each seed's prediction files (layout.predictions_file) and the S-3 per-frame
 files, and writes:
 - results/curves.csv: one row per configuration (dkp.configs order): the seed-mean mAP,
-  its interval from the paired bootstrap over videos of the seed-averaged mAP, the seed
-  spread, GFLOPs (mean of the predictions' per-video `gflops`), frame counts fed and asked for;
-- results/bootstrap.npz: the draws themselves (video weights, seed weights, per-seed points,
-  replicates of the seed-averaged mAP, per-seed S-3 gains), so `dkp figures` computes every
-  claim's effect on the same resamples;
-
-Each resample draws the videos with replacement (the same draw for every configuration and
-seed: differences are paired) and the seeds with replacement (so the interval also carries
-the seed-to-seed variation the null simulation in tests/test_claims.py shows it needs).
+  its interval over videos and seeds (below), the seed spread, GFLOPs (mean of the
+  predictions' per-video `gflops`), frame counts fed and asked for;
+- results/bootstrap.npz: the draws themselves (video weights, seed multipliers, per-seed points,
+  replicates of the seed-averaged mAP with and without the seed part, per-seed S-3 gains), so
+  `dkp figures` computes every claim's effect on the same resamples;
 - results/metrics.json (DVC metrics): the operating points with their intervals, counts;
 - results/anet/seed-<n>/<config>.json: official ActivityNet result files (DSTE, Teacher).
+
+Each replicate draws the videos with replacement (the same draw for every configuration and
+seed: differences are paired), each seed's AP replicates centred on its point, and adds the
+seed part, a t-scaled contrast of the per-seed points (stats.seed_multipliers): the interval
+carries the video and the seed variation, the seed part honest for the number of seeds run.
 
 Needs no model and no torch: the sweep stores each video's cost in the predictions.
 """
@@ -161,8 +162,13 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
             per_seed[s, :, k] = 100 * draws.mean_ap(pred.scores)
             correct = (pred.scores.argmax(axis=1) == labels).astype(np.float64)
             top1_per_seed[s, :, k] = 100 * (draws.weights.astype(np.float64) @ correct) / n_videos
-    seed_w = stats.seed_weights(len(seeds), n_boot, boot_seed)
-    reps, top1_reps = stats.seed_mean(per_seed, seed_w), stats.seed_mean(top1_per_seed, seed_w)
+    # each seed's AP replicates centred on its point (stats.centred); top-1 is a plain mean of
+    # the weights and needs no centring
+    per_seed = np.stack([stats.centred(per_seed[s], point[0, s]) for s in range(len(seeds))])
+    mult = stats.seed_multipliers(len(seeds), n_boot, boot_seed)
+    video_reps = per_seed.mean(axis=0)
+    reps = stats.with_seed_part(video_reps, point[0], mult)
+    top1_reps = stats.with_seed_part(top1_per_seed.mean(axis=0), point[2], mult)
     lo, hi = stats.interval(reps, level)
     t_lo, t_hi = stats.interval(top1_reps, level)
     rows = []
@@ -207,8 +213,9 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
         "seeds": np.array(seeds, dtype=np.int64),
         "map_seeds": point[0],
         "map_replicates": reps,
+        "map_video_replicates": video_reps,
         "weights": draws.weights.astype(np.uint16),
-        "seed_weights": seed_w,
+        "seed_multipliers": mult,
         "video_ids": np.asarray(ref.video_ids, dtype=str),
         "level": np.float64(level),
         "s3_gain": s3_gains(p, ref.video_ids),

@@ -1,4 +1,4 @@
-"""The supplementary's six claims as pure functions: each gives a three-valued verdict and its
+"""The supplementary's seven claims as pure functions: each gives a three-valued verdict and its
 evidence.
 
 Curves are compared at equal GFLOPs, inside the range both cover (dkp.figures.curve_geometry).
@@ -19,9 +19,12 @@ The three-valued rule each effect is judged by lives in dkp.figures.verdicts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from .curve_geometry import Curve, diff, fraction_point, similar_from, spread
 from .verdicts import (
     FAILS,
@@ -31,6 +34,7 @@ from .verdicts import (
     VERDICT_CODE,
     Draws,
     Effect,
+    Layout,
     Verdict,
     combine,
     curves_from,
@@ -54,6 +58,10 @@ CLAIMS = {
     4: "nt-5 and ns-20 both beat Teacher alone at low computation.",
     5: "ns-20 goes on to beat Teacher at higher GFLOPs too.",
     6: "In S-3, DSTE gives the ground-truth class a higher per-frame probability than Student.",
+    7: (
+        "To keep improving, n_t must grow: nt-5 saturates as n_s grows, while ns-20 keeps "
+        "improving as n_t grows."
+    ),
 }
 
 
@@ -84,11 +92,7 @@ def _region_effects(d: Draws, pairs, lo=-np.inf, hi=np.inf) -> tuple[list[Effect
         if r is None:
             missing.append(label)
             continue
-        effects.append(
-            decide(
-                f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, len(d.seeds), d.level, d.n_videos
-            )
-        )
+        effects.append(decide(f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, d.layout))
     return effects, missing
 
 
@@ -177,13 +181,7 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
     x, sp = spread(cs, lo=threshold)
     worst = sp.max(axis=1)
     e = decide(
-        f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs",
-        worst,
-        len(d.seeds),
-        d.level,
-        d.n_videos,
-        bound=margin,
-        side=-1,
+        f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs", worst, d.layout, bound=margin, side=-1
     )
     # A max over noisy points is biased upward, so its interval cannot show "not similar". That
     # needs a pair of curves whose mean difference over the region lies beyond the margin, with the
@@ -191,26 +189,16 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
     # whatever the noise.
     pairs = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1 :]]
     pair_level = 1.0 - (1.0 - d.level) / len(pairs)
+    pair_layout = d.layout._replace(level=pair_level, n_videos=0)
     apart = []
     for a, b in pairs:
         r = diff(a, b, lo=threshold)
-        up = decide(f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=margin)
-        down = decide(
-            f"{a.name} minus {b.name}", r.mean, len(d.seeds), pair_level, 0, bound=-margin, side=-1
-        )
+        up = decide(f"{a.name} minus {b.name}", r.mean, pair_layout, bound=margin)
+        down = decide(f"{a.name} minus {b.name}", r.mean, pair_layout, bound=-margin, side=-1)
         apart += [f for f in (up, down) if f.status == HOLDS]
     status = HOLDS if e.status == HOLDS else FAILS if apart else INCONCLUSIVE
-    e = Effect(
-        e.label,
-        e.point,
-        e.lo,
-        e.hi,
-        e.seeds,
-        e.bound,
-        e.side,
-        status,
-        e.videos_needed if status == INCONCLUSIVE else None,
-    )
+    if status != INCONCLUSIVE:
+        e = replace(e, status=status, videos_needed=None, seeds_needed=None)
     rule = (
         f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the range "
         f"all {len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); equivalence margin = {margin:g} "
@@ -285,17 +273,9 @@ def claim_ns20_high(d: Draws, low_fraction: float) -> Verdict:
             UNTESTABLE,
             region + " Not testable: ns-20 and Teacher do not overlap there.",
         )
-    e = decide(
-        f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)",
-        r.mean,
-        len(d.seeds),
-        d.level,
-        d.n_videos,
-    )
+    e = decide(f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, d.layout)
     # at the top of the overlap too: "goes on to beat" is about the high end, not only the average
-    top = decide(
-        f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], len(d.seeds), d.level, d.n_videos
-    )
+    top = decide(f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], d.layout)
     evidence = (
         f"{region} {describe([e], d.n_videos)} Shown, not deciding: {top.label}: {fmt_effect(top)}."
     )
@@ -309,45 +289,77 @@ def claim_ns20_high(d: Draws, low_fraction: float) -> Verdict:
     )
 
 
+def claim_keep_improving(d: Draws) -> Verdict:
+    """Claim 7 (docs/method.md 11): on each S-2 curve's own points in GFLOPs order, the upper-half
+    gain (second point to last): ns-20's > 0, and ns-20's minus nt-5's > 0."""
+    t, rows = d.table, d.rows
+    gains, spans = {}, {}
+    for g, label in (("dste_nt5", "nt-5"), ("dste_ns20", "ns-20")):
+        idx = np.flatnonzero((t["group"] == g).to_numpy())
+        if idx.size < 3:
+            return _untestable(7, f"S-2 needs at least three points of {label}.")
+        idx = idx[np.argsort(t["gflops"].to_numpy(float)[idx], kind="stable")]
+        gains[g] = rows[:, idx[-1]] - rows[:, idx[1]]
+        spans[g] = f"{t['name'].iloc[idx[1]]} to {t['name'].iloc[idx[-1]]}" if "name" in t else ""
+    effects = [
+        decide(f"ns-20 upper-half gain ({spans['dste_ns20']})", gains["dste_ns20"], d.layout),
+        decide(
+            "ns-20 minus nt-5 upper-half gain",
+            gains["dste_ns20"] - gains["dste_nt5"],
+            d.layout,
+        ),
+    ]
+    region = "Upper half of each S-2 curve = its second point to its last" + (
+        f" (nt-5: {spans['dste_nt5']}; ns-20: {spans['dste_ns20']})." if spans["dste_nt5"] else "."
+    )
+    return Verdict(
+        7,
+        CLAIMS[7],
+        combine(effects),
+        f"{region} {describe(effects, d.n_videos)}",
+        {e.label.split(" (")[0]: e.as_dict() for e in effects},
+        tuple(effects),
+    )
+
+
 def s3_effect_rows(
-    gains: np.ndarray, weights: np.ndarray | None, seed_weights: np.ndarray | None = None
+    gains: np.ndarray, weights: np.ndarray | None, seed_mult: np.ndarray | None = None
 ) -> np.ndarray | None:
-    """(1 + S + B,) mean per-video gain: seed mean, each seed, each resample (seed-averaged over the
-    resample's seed weights, plain mean without them); None if a seed has no gain."""
+    """(1 + S + 2B,) mean per-video gain in the rows of verdicts.Layout: seed mean, each seed, each
+    resample with the seed part (seed_mult, stats.seed_multipliers; none without it), each
+    resample over videos alone; None if a seed has no gain."""
     g = np.atleast_2d(np.asarray(gains, float))
     ok = np.isfinite(g)
     if not ok.any(axis=1).all():
         return None
     per_seed = np.array([row[m].mean() for row, m in zip(g, ok)])
     w = np.zeros((0, g.shape[1])) if weights is None else np.atleast_2d(np.asarray(weights, float))
-    sw = (
-        np.full((len(w), len(g)), 1.0 / len(g))
-        if seed_weights is None
-        else np.asarray(seed_weights, float)
-    )
-    boot = np.zeros(len(w))
+    boot = np.zeros((len(g), len(w)))
     for s, (row, m) in enumerate(zip(g, ok)):
         den = w[:, m].sum(axis=1)
-        boot += (
-            np.divide(w[:, m] @ row[m], den, out=np.full(len(w), np.nan), where=den > 0) * sw[:, s]
-        )
-    return np.concatenate([[per_seed.mean()], per_seed, boot])
+        boot[s] = np.divide(w[:, m] @ row[m], den, out=np.full(len(w), np.nan), where=den > 0)
+    video = boot.mean(axis=0)
+    mult = np.zeros((len(w), len(g))) if seed_mult is None else np.asarray(seed_mult, float)
+    return np.concatenate(
+        [[per_seed.mean()], per_seed, stats.with_seed_part(video, per_seed, mult), video]
+    )
 
 
 def claim_s3(
     gains: np.ndarray,
     weights: np.ndarray | None,
     level: float = 0.95,
-    seed_weights: np.ndarray | None = None,
+    seed_mult: np.ndarray | None = None,
 ) -> Verdict:
     """Claim 6: mean over videos of DSTE minus Student per-frame ground-truth probability (S, V
     gains)."""
-    rows = s3_effect_rows(gains, weights, seed_weights)
+    rows = s3_effect_rows(gains, weights, seed_mult)
     if rows is None:
         return _untestable(6, "a seed's S-3 file holds no video with frames.")
     g = np.atleast_2d(np.asarray(gains, float))
     n = int(np.isfinite(g).any(axis=0).sum())
-    e = decide("DSTE minus Student", rows, g.shape[0], level, n)
+    n_boot = 0 if weights is None else len(np.atleast_2d(weights))
+    e = decide("DSTE minus Student", rows, Layout(g.shape[0], n_boot, level, n))
     better = ", ".join(
         f"{int((row[np.isfinite(row)] > 0).sum())}/{int(np.isfinite(row).sum())}" for row in g
     )
@@ -356,13 +368,12 @@ def claim_s3(
         f"{describe([e], n, unit='probability', digits=3)} DSTE higher in {better} videos (per "
         "seed)."
     )
-    return Verdict(
-        6, CLAIMS[6], e.status, evidence, {"DSTE minus Student": e.as_dict(), "videos": n}, (e,)
-    )
+    numbers = {"DSTE minus Student": e.as_dict(), "videos": n}
+    return Verdict(6, CLAIMS[6], e.status, evidence, numbers, (e,), unit="probability")
 
 
 def evaluate_all(draws: Draws, fp: dict) -> list[Verdict]:
-    """All six verdicts, in the paper's order, under the rules in params['figures']."""
+    """All seven verdicts, in the paper's order, under the rules in params['figures']."""
     low = fp["low_fraction"]
     gains = draws.s3_gain if draws.s3_gain is not None else np.full((1, 0), np.nan)
     return [
@@ -371,7 +382,8 @@ def evaluate_all(draws: Draws, fp: dict) -> list[Verdict]:
         claim_similar_above(draws, fp["similar_from"], fp["similar_margin"]),
         claim_s2_low(draws, low),
         claim_ns20_high(draws, low),
-        claim_s3(gains, draws.weights, draws.level, draws.seed_weights),
+        claim_s3(gains, draws.weights, draws.level, draws.seed_mult),
+        claim_keep_improving(draws),
     ]
 
 

@@ -21,11 +21,12 @@ BOOTSTRAP_FIELDS = (
     "seeds",
     "map_seeds",
     "map_replicates",
+    "map_video_replicates",
     "weights",
     "video_ids",
     "level",
     "s3_gain",
-    "seed_weights",
+    "seed_multipliers",
 )
 HEIGHT = 2.45  # in, S-1 and S-2 at column width
 

@@ -245,14 +245,22 @@ def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) ->
     n_boot = 0 if draws is None else len(draws.boot)
     seeds = "the seeds" if draws is None else _seeds_text(draws)
     level = 95 if draws is None else round(100 * draws.level)
+    seed_part = (
+        "adds the seed part: a draw of the t distribution with S - 1 degrees of freedom times the "
+        "seeds' standard deviation over sqrt(S), the honest width of a mean over S seeds (with "
+        "3 seeds its 95 % quantile is 4.3 standard errors)"
+        if draws is None or len(draws.seeds) > 1
+        else "has no seed part: one seed carries no seed variation to measure, so the interval "
+        "covers the videos only"
+    )
     return [
         f"- Every mAP is the mean over {seeds} of the mAP of each seed's models. Its interval [lo, "
-        f"hi] is a {level} % percentile interval from {n_boot} bootstrap resamples of the "
-        f"{_num(rows['videos_evaluated'].max())} validation videos and the trained seeds: each "
-        "resample draws the videos with replacement, draws the seeds with replacement, and "
-        "recomputes the seed-averaged mAP. It shows how much the number would move on another draw "
-        "of validation videos of the same kind and another set of seeds; with few seeds the seed "
-        "part is coarse (the seed range beside it shows the seeds themselves).",
+        f"hi] is a {level} % percentile interval of {n_boot} replicates. Each replicate draws the "
+        f"{_num(rows['videos_evaluated'].max())} validation videos with replacement, scores "
+        "every seed on them (a video drawn k times counts as k videos, ranked one after another), "
+        "centres each seed's replicates on its own mAP, averages over the seeds and "
+        f"{seed_part}. It shows how much the number would move on another draw of validation "
+        "videos of the same kind and another set of seeds.",
         "- Paired: every configuration and every seed is scored on the same resamples, so a "
         "difference between two curves is computed inside each resample. Its interval is narrower "
         "than the two curves' intervals suggest; do not judge a difference by whether two error "
@@ -260,16 +268,16 @@ def intervals_section(rows: pd.DataFrame, draws: Draws | None, margin: float) ->
         f"- Measured here: the half-width of a curve point's interval is {half.median():.2f} mAP "
         f"points in the median configuration (largest {half.max():.2f}). Claim 3's equivalence "
         f"margin is {margin:g} points.",
-        "- A verdict **holds** when the interval of the claim's effect lies entirely on the "
-        "claimed side and every seed's own effect does too; **fails** in the mirror case; "
-        "**inconclusive** otherwise. Claims with two parts need both parts to hold, and fail when "
-        "one fails. An inconclusive verdict gives the number of validation videos at which the "
-        "interval would exclude zero at the measured effect (widths shrink as 1/sqrt(videos)).",
+        "- Verdicts (**holds**, **fails**, **inconclusive**) follow the rule in docs/method.md, "
+        "section 11. An inconclusive effect says which way its estimate and its seeds point, and "
+        "what would settle it: the validation videos needed at this number of seeds (only the "
+        "video part of the width shrinks with more videos; the seed part stays), or the seeds "
+        "needed when no number of videos is enough.",
     ]
 
 
 def _effects_cell(v: Verdict) -> str:
-    unit, digits = ("probability", 3) if v.number == 6 else ("mAP", 2)
+    unit, digits = (v.unit, 3) if v.unit == "probability" else (v.unit, 2)
     return "; ".join(f"{e.label.split(' (')[0]}: {fmt_effect(e, unit, digits)}" for e in v.effects)
 
 
