@@ -3,16 +3,22 @@ then the whole verdict path on simulated predictions: null calibration and power
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from dkp import stats
+from dkp import metrics, stats
 from dkp.figures import claims, verdicts
 from dkp.figures import curve_geometry as geometry
 
 X = claims.Draws.exact  # a table's mAP taken as exact: zero-width intervals, one seed
 
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = REPO / "params.yaml"
 FP = {"low_fraction": 0.33, "similar_from": 0.5, "similar_margin": 1.0}
 G = np.array([2.0, 4.0, 6.0, 8.0, 10.0, 12.0])
 
@@ -193,14 +199,31 @@ def test_claim6_on_per_video_gains_with_the_shared_resamples():
     assert exact.status == claims.HOLDS
 
 
-def test_evaluate_all_gives_six_verdicts_in_order():
+def test_claim7_holds_and_fails():
+    good = s2([70, 73, 74, 74.5], [72, 74.5, 76, 77, 77.5], TEACHER)
+    v = claims.claim_keep_improving(X(good))
+    # ns-20 from its second point to its last: +3.0; nt-5: +1.5
+    assert v.status == claims.HOLDS
+    assert [e.point for e in v.effects] == pytest.approx([3.0, 1.5])
+    nt5_keeps_going = s2([60, 65, 72, 80], [72, 74, 74.2, 74.3, 74.3], TEACHER)
+    v = claims.claim_keep_improving(X(nt5_keeps_going))
+    assert [e.status for e in v.effects] == [claims.HOLDS, claims.FAILS]
+    assert v.status == claims.FAILS
+    ns20_drops = s2([70, 73, 74, 74.5], [72, 74.5, 74, 73, 72], TEACHER)
+    assert claims.claim_keep_improving(X(ns20_drops)).status == claims.FAILS
+    two_points = s2([70, 73, 74, 74.5], [72, 74.5, 76, 77, 77.5], TEACHER)
+    two_points = two_points[~((two_points["group"] == "dste_nt5") & (two_points["mAP"] > 71))]
+    assert claims.claim_keep_improving(X(two_points)).status == claims.UNTESTABLE
+
+
+def test_evaluate_all_gives_seven_verdicts_in_order():
     table = pd.concat([PAPER_S1, s2([70, 73, 74, 74.5], [72, 74.5, 76, 77, 77.5], TEACHER)])
     d = X(table)
     d = claims.Draws(
         d.table, d.seeds, d.boot, s3_gain=np.array([[0.2, 0.1]]), weights=np.ones((1, 2))
     )
     verdicts = claims.evaluate_all(d, FP)
-    assert [v.number for v in verdicts] == [1, 2, 3, 4, 5, 6]
+    assert [v.number for v in verdicts] == [1, 2, 3, 4, 5, 6, 7]
     assert all(v.status == claims.HOLDS for v in verdicts), [
         (v.number, v.evidence) for v in verdicts
     ]
@@ -208,30 +231,61 @@ def test_evaluate_all_gives_six_verdicts_in_order():
 
 def test_decide_is_three_valued_and_needs_every_seed():
     boot = np.linspace(1.0, 3.0, 101)
-    e = claims.decide("x", np.r_[2.0, 1.5, 2.5, boot], 2, 0.95, 240)
+    two = verdicts.Layout(2, len(boot), 0.95, 240)
+    e = claims.decide("x", np.r_[2.0, 1.5, 2.5, boot], two)
     assert e.status == claims.HOLDS and claims.fmt_effect(e).endswith("2 of 2 seeds > 0")
-    assert (
-        claims.decide("x", np.r_[2.0, -0.5, 4.5, boot], 2, 0.95, 240).status == claims.INCONCLUSIVE
-    )
-    assert claims.decide("x", -np.r_[2.0, 1.5, 2.5, boot], 2, 0.95, 240).status == claims.FAILS
-    wide = claims.decide("x", np.r_[1.0, 0.5, 1.5, boot - 2.0], 2, 0.95, 240)
+    assert claims.decide("x", np.r_[2.0, -0.5, 4.5, boot], two).status == claims.INCONCLUSIVE
+    assert claims.decide("x", -np.r_[2.0, 1.5, 2.5, boot], two).status == claims.FAILS
+    # two seeds 1 apart: the seed part alone, t_1 x 0.71 / sqrt(2) = 6.4, is wider than the effect
+    assert claims.decide("x", np.r_[1.0, 0.5, 1.5, boot - 2.0], two).videos_needed is None
+    three = two._replace(n_seeds=3)
+    wide = claims.decide("x", np.r_[1.0, 0.95, 1.0, 1.05, boot - 2.0], three)
     assert wide.status == claims.INCONCLUSIVE and wide.videos_needed > 240
     assert "validation videos" in verdicts.settle(wide, 240)
-    eq = claims.decide("spread", np.r_[1.0, 1.2, 0.8, boot - 0.5], 2, 0.95, 240, bound=3.0, side=-1)
+    assert verdicts.direction(wide) == (
+        "with the claim in the estimate and in 3 of 3 seeds, not significant"
+    )
+    eq = claims.decide("spread", np.r_[1.0, 1.2, 0.8, boot - 0.5], two, bound=3.0, side=-1)
     assert eq.status == claims.HOLDS
+
+
+def test_inconclusive_effects_say_their_direction_and_what_would_settle_them():
+    three = verdicts.Layout(3, 201, 0.95, 240)
+    # against the claim in the estimate and every seed (sd 0.5); video part +-0.9, seed part
+    # t_2 x 0.5 / sqrt(3) = 1.24, more than the distance to 0: no number of videos is enough
+    video = np.linspace(-1.9, -0.1, 201)
+    boot = np.linspace(-2.55, 0.55, 201)
+    e = claims.decide("x", np.r_[-1.0, -0.5, -1.0, -1.5, boot, video], three)
+    assert e.status == claims.INCONCLUSIVE and e.videos_needed is None
+    assert e.seed_half == pytest.approx(stats.t_quantile(0.975, 2) * 0.5 / np.sqrt(3))
+    assert verdicts.direction(e) == (
+        "opposite to the claim in the estimate and in 3 of 3 seeds, not significant"
+    )
+    text = verdicts.settle(e, 240)
+    assert "No number of validation videos settles it at 3 seeds" in text
+    video_half = stats.interval(video, 0.95)[1] + 1.0
+    assert e.seeds_needed == stats.seeds_to_exclude(3, 1.0, video_half, 0.5, 0.95) == 7
+    assert f"about {e.seeds_needed} seeds" in text
+    # seeds that agree closely (sd 0.05): more videos settle it, a few more than the video part
+    # alone would need, since the seed part stays
+    video = np.linspace(-2.2, 0.2, 201)
+    close = claims.decide("x", np.r_[-1.0, -0.95, -1.0, -1.05, video, video], three)
+    video_half = stats.interval(video, 0.95)[1] + 1.0
+    assert close.videos_needed == stats.videos_to_exclude(240, 1.0, video_half, close.seed_half)
+    assert close.videos_needed > stats.videos_to_exclude(240, 1.0, video_half) > 240
+    assert "validation videos (now 240) at 3 seeds" in verdicts.settle(close, 240)
 
 
 # --- the whole verdict path on simulated predictions: null calibration and power ------------------
 
-# curves of S-1 and S-2 with their GFLOPs; the default run's shapes (4 points a curve, interleaved
-# GFLOPs)
+# curves of S-1 and S-2 with their GFLOPs; the default run's shapes (interleaved GFLOPs)
 SIM_CURVES = {
     "dste_adaptive-4": ("s1", "adaptive", 4, [1.0, 2.0, 3.0, 4.0]),
     "dste_adaptive-8": ("s1", "adaptive", 8, [1.25, 2.5, 3.75, 5.0]),
     "dste_fixed-4": ("s1", "fixed", 4, [0.9, 1.8, 2.7, 3.6]),
     "dste_fixed-8": ("s1", "fixed", 8, [1.1, 2.2, 3.3, 4.4]),
-    "dste_nt5": ("s2", "adaptive", 4, [2.0, 2.6, 3.2]),
-    "dste_ns20": ("s2", "adaptive", 4, [2.6, 4.0, 6.0]),
+    "dste_nt5": ("s2", "adaptive", 4, [2.0, 2.6, 3.2, 3.6]),
+    "dste_ns20": ("s2", "adaptive", 4, [2.6, 4.0, 6.0, 7.0]),
     "teacher": ("baseline", "adaptive", None, [1.5, 2.5, 4.0, 6.0, 8.0]),
 }
 SIM_TABLE = pd.DataFrame(
@@ -241,14 +295,19 @@ SIM_TABLE = pd.DataFrame(
         for x in xs
     ]
 )
-# Noise sizes: single-configuration mAP ~55-65 % with a video-bootstrap half-width of ~5 points at
-# 240 videos (the 2.7-point standard error statistics.md measured for the report's metric); each
-# configuration and seed has its own per-video noise (SIGMA, so neighbouring points wiggle by 1-2
-# points as in the default run's curves), and each seed's model a quality shift per curve (TAU:
-# seeds of one configuration then span ~3.5 mAP points). With TAU = 0.08 (~5 points) claims 1-2 say
-# "fails" in 10-15 % of null runs: three seeds cannot bound a seed effect that large (see
-# test_null_with_large_seed_shifts).
-SIGMA, TAU, V, C, B = 0.6, 0.04, 240, 20, 200
+# Scores are class probabilities, as the sweep's: softmax of a class signal plus each video's
+# difficulty (shared by configurations and seeds) plus per-configuration noise (SIGMA: neighbouring
+# points wiggle by 1-2 mAP points as in the default run's curves). The fixed curves and Teacher get
+# sharper probabilities (temperature SHARP) that lean less on the shared difficulty (SHARED_SHARP of
+# it, the rest own noise of the same total variance), at the signal that gives them the same
+# large-sample mAP as the others (sharp_signal): the same curves in expectation, with other score
+# shapes and other per-video errors. Each
+# seed's model shifts each curve's signal by TAU x N(0, 1), independently per curve (the worst case
+# for paired differences): seeds of one configuration then span ~5 mAP points (see
+# test_simulated_noise_covers_the_default_run).
+SIGMA, TAU, SHARP, SHARED_SHARP, V, C, B = 0.6, 0.08, 0.15, 0.5, 240, 20, 200
+SHARP_GROUPS = ("dste_fixed-4", "dste_fixed-8", "teacher")
+SEEDS = len(yaml.safe_load(PARAMS.read_text())["run"]["seeds"])  # the default's seed count
 
 
 def strength(g):
@@ -258,31 +317,75 @@ def strength(g):
     return 1.9 + 0.6 * (1.0 - np.exp(-np.asarray(g) / 1.5))
 
 
-def simulate(run: int, seeds: int = 3, bonus=None, s3_mean: float = 0.0) -> claims.Draws:
-    """One simulated run: predictions of every configuration and seed, scored on one shared resample
-    draw.
+def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def scores(a, onehot, shared, noise, sharp: bool) -> np.ndarray:
+    """Class probabilities of one configuration: plain, or sharp (see SHARP)."""
+    if not sharp:
+        return probabilities(a * onehot + shared + SIGMA * noise, 1.0)
+    own = np.sqrt(1.0 + SIGMA**2 - SHARED_SHARP**2)
+    return probabilities(a * onehot + SHARED_SHARP * shared + own * noise, SHARP)
+
+
+@functools.cache
+def _large_sample_maps(sharp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(signals, mAP on 6,000 videos at each): the large-sample mAP curve of one score shape."""
+    rng = np.random.default_rng(123)
+    labels = np.arange(6000) % C
+    onehot = np.eye(C)[labels]
+    shared, noise = rng.standard_normal((2, 6000, C))
+    grid = np.linspace(1.0, 4.0, 31)
+    maps = [metrics.mean_ap(scores(a, onehot, shared, noise, sharp), labels).value for a in grid]
+    return grid, np.array(maps)
+
+
+def sharp_signal(a):
+    """The signal at which sharp scores have the large-sample mAP of plain ones at a."""
+    grid, plain = _large_sample_maps(False)
+    _, sharp = _large_sample_maps(True)
+    return np.interp(np.interp(a, grid, plain), sharp, grid)
+
+
+def simulate(run: int, seeds: int = SEEDS, bonus=None, s3_mean: float = 0.0) -> claims.Draws:
+    """One simulated run, scored like `dkp evaluate`: every configuration and seed on one shared
+    video resample draw, each seed's replicates centred on its point, plus the t-scaled seed part.
 
     bonus: {group: extra class signal}, the injected effect; without it every curve is the same."""
     rng = np.random.default_rng(run)
     labels = rng.permutation(np.arange(V) % C)
     onehot = np.eye(C)[labels]
-    # each video's difficulty, shared by configurations and seeds
-    shared = rng.standard_normal((V, C))
-    # row 0: no resampling
+    shared = rng.standard_normal((V, C))  # each video's difficulty
     w = np.vstack([np.ones(V, dtype=np.int32), stats.resample_weights(V, B, run)])
-    draws = stats.Resamples(labels, w, C)
+    draws = stats.Resamples(labels, w, C)  # row 0: no resampling
     rows = np.zeros((seeds, 1 + B, len(SIM_TABLE)))
     for s in range(seeds):
         shift = {g: TAU * rng.standard_normal() for g in SIM_CURVES}
         for k, r in enumerate(SIM_TABLE.itertuples()):
             a = strength(r.gflops) + shift[r.group] + (bonus or {}).get(r.group, 0.0)
-            scores = (a * onehot + shared + SIGMA * rng.standard_normal((V, C))).astype(np.float32)
-            rows[s, :, k] = 100 * draws.mean_ap(scores)
+            sharp = r.group in SHARP_GROUPS
+            noise = rng.standard_normal((V, C))
+            p = scores(sharp_signal(a) if sharp else a, onehot, shared, noise, sharp)
+            rows[s, :, k] = 100 * draws.mean_ap(p)
+    point = rows[:, 0]
+    video = np.mean([stats.centred(rows[s, 1:], point[s]) for s in range(seeds)], axis=0)
+    mult = stats.seed_multipliers(seeds, B, run)
     video_gain = 0.1 * rng.standard_normal(V)
     gains = s3_mean + video_gain[None] + 0.05 * rng.standard_normal((seeds, V))
-    sw = stats.seed_weights(seeds, B, run)
     return claims.Draws(
-        SIM_TABLE, rows[:, 0], stats.seed_mean(rows[:, 1:], sw), 0.95, V, gains, w[1:], (), sw
+        SIM_TABLE,
+        point,
+        stats.with_seed_part(video, point, mult),
+        0.95,
+        V,
+        gains,
+        w[1:],
+        (),
+        mult,
+        video,
     )
 
 
@@ -290,9 +393,8 @@ def verdict_rates(runs, **kw) -> dict[int, dict[str, float]]:
     from threadpoolctl import threadpool_limits
 
     counts = {}
-    with threadpool_limits(
-        1
-    ):  # small matrix products: BLAS threads only contend on a loaded machine
+    # small matrix products: BLAS threads only contend on a loaded machine
+    with threadpool_limits(1):
         for run in runs:
             for v in claims.evaluate_all(simulate(run, **kw), FP | {"similar_margin": 2.0}):
                 counts.setdefault(v.number, []).append(v.status)
@@ -302,51 +404,64 @@ def verdict_rates(runs, **kw) -> dict[int, dict[str, float]]:
     }
 
 
-def test_simulated_noise_has_the_measured_size():
+def test_sharp_scores_have_the_same_large_sample_map_and_another_shape():
+    grid, plain = _large_sample_maps(False)
+    _, sharp = _large_sample_maps(True)
+    assert np.all(np.diff(plain) > 0) and np.all(np.diff(sharp) > 0)
+    a = strength(np.array([1.0, 4.0, 8.0]))
+    assert np.interp(sharp_signal(a), grid, sharp) == pytest.approx(np.interp(a, grid, plain))
+    rng = np.random.default_rng(5)
+    labels = np.arange(V) % C
+    onehot, shared = np.eye(C)[labels], rng.standard_normal((V, C))
+    p, q = (
+        scores(2.2, onehot, shared, rng.standard_normal((V, C)), False),
+        scores(sharp_signal(2.2), onehot, shared, rng.standard_normal((V, C)), True),
+    )
+    assert q.max(axis=1).mean() > p.max(axis=1).mean() + 0.2  # sharper
+    p2 = scores(2.2, onehot, shared, rng.standard_normal((V, C)), False)
+    own = np.arange(V), labels
+    corr = np.corrcoef([p[own], p2[own], q[own]])
+    assert corr[0, 2] < corr[0, 1] - 0.1  # other per-video errors
+
+
+def test_simulated_noise_covers_the_default_run():
+    """The simulation's intervals have the measured size (single configuration ~ +-5 mAP points at
+    240 videos, statistics.md), and its seeds spread at least as much as the committed default
+    run's do (results/curves.csv): the null below is calibrated against seed effects no smaller
+    than the real ones."""
     d = simulate(0)
-    lo, hi = stats.interval(d.boot, 0.95)
-    assert 3.5 < np.median((hi - lo) / 2) < 6.5  # ~1.96 x 2.7 points
-    assert 45 < d.point.min() and d.point.max() < 75
+    lo, hi = stats.interval(d.video_boot, 0.95)
+    assert 3.5 < np.median((hi - lo) / 2) < 6.5
+    assert 40 < d.point.min() and d.point.max() < 80
+    sim_spread = np.median(d.seeds.max(axis=0) - d.seeds.min(axis=0))
+    curves = pd.read_csv(REPO / "results" / "curves.csv")
+    dste = curves[curves["method"] == "dste"]
+    assert len(set(curves["seeds"])) == 1 and int(curves["seeds"].iloc[0]) == SEEDS
+    run_spread = float(np.median(dste["mAP_seed_max"] - dste["mAP_seed_min"]))
+    assert sim_spread >= run_spread, (sim_spread, run_spread)
 
 
 def test_null_calibration_no_claim_commits_in_more_than_5_percent_of_runs():
-    """Identical curves with the measured noise, 100 runs of the whole path: holds or fails in at
-    most 5 % of runs (7 of 100 allowed: the binomial sd of a 5 % rate over 100 runs is 2.2 %).
-
-    Claim 3 is an equivalence: with identical curves "holds" is the right answer, so only its false
-    "fails" counts here."""
-    rates = verdict_rates(range(100))
+    """Identical curves (sharper scores for fixed and Teacher, the same large-sample mAP), the
+    measured video noise and seed shifts no smaller than the default run's, at the default's seed
+    count: over 200 runs of the whole verdict path, no claim says "holds" in more than 5 % of runs,
+    nor "fails" in more than 5 % (each counted separately). Claim 3 is an equivalence: with
+    identical curves "holds" is the right answer, so only its "fails" counts."""
+    rates = verdict_rates(range(200))
     for n, r in rates.items():
-        wrong = r[claims.FAILS] if n == 3 else r[claims.HOLDS] + r[claims.FAILS]
-        assert wrong <= 0.07, (n, rates)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="seed shifts of ~5 mAP points per curve: three seeds cannot bound them; "
-    "claims 1-2 say fails in 10-15 % of null runs",
-)
-def test_null_with_large_seed_shifts():
-    global TAU
-    saved, TAU = TAU, 0.08
-    try:
-        rates = verdict_rates(range(40))
-    finally:
-        TAU = saved
-    assert all(r[claims.HOLDS] + r[claims.FAILS] <= 0.07 for n, r in rates.items() if n != 3), rates
+        assert r[claims.FAILS] <= 0.05, (n, rates)
+        if n != 3:
+            assert r[claims.HOLDS] <= 0.05, (n, rates)
 
 
 def test_power_an_effect_of_the_measured_size_is_detected():
-    """Claim 4 with +3.5-5 mAP for nt-5 and ns-20 over Teacher (the default run measured +3.8 and
-    +4.4): both parts must hold, which they do in about half of the runs (measured 16 of 30) at 240
-    videos and three seeds; +6-8 mAP holds in most. Claim 6 with the measured +0.146 gain holds in
-    every run."""
-    bonus = {"dste_nt5": 0.12, "dste_ns20": 0.12}
+    """Claim 4 with +4-6 mAP for nt-5 and ns-20 over Teacher: both parts must hold, which they do in
+    most runs at 240 videos and the default's seeds; claim 6 with the measured +0.146 gain holds in
+    every run. bench/README.md ("Verdict power") gives the power at the default run's effects."""
+    bonus = {"dste_nt5": 0.15, "dste_ns20": 0.15}
     d = simulate(1000, bonus=bonus)
     v4 = claims.claim_s2_low(d, FP["low_fraction"])
-    assert all(3.0 < e.point < 6.5 for e in v4.effects), v4.evidence
+    assert all(3.0 < e.point < 8.0 for e in v4.effects), v4.evidence
     rates = verdict_rates(range(1000, 1030), bonus=bonus, s3_mean=0.146)
-    assert rates[4][claims.HOLDS] >= 0.4 and rates[4][claims.FAILS] == 0, rates[4]
+    assert rates[4][claims.HOLDS] >= 0.5 and rates[4][claims.FAILS] == 0, rates[4]
     assert rates[6][claims.HOLDS] == 1.0, rates[6]
-    strong = verdict_rates(range(2000, 2020), bonus={"dste_nt5": 0.2, "dste_ns20": 0.2})
-    assert strong[4][claims.HOLDS] >= 0.75, strong[4]

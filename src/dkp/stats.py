@@ -24,6 +24,7 @@ by (S - 1) / S in variance and rest on a plug-in of S - 1 degrees of freedom.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -106,6 +107,7 @@ def weighted_mean_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray
     return Resamples(labels, weights, scores.shape[1]).mean_ap(scores)
 
 
+@functools.lru_cache(maxsize=256)
 def t_quantile(q: float, df: int) -> float:
     """The q-quantile of Student's t with df >= 1 degrees of freedom (numerical, ~1e-9)."""
     if not 0.0 < q < 1.0 or df < 1:

@@ -197,8 +197,11 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
         down = decide(f"{a.name} minus {b.name}", r.mean, pair_layout, bound=-margin, side=-1)
         apart += [f for f in (up, down) if f.status == HOLDS]
     status = HOLDS if e.status == HOLDS else FAILS if apart else INCONCLUSIVE
-    if status != INCONCLUSIVE:
-        e = replace(e, status=status, videos_needed=None, seeds_needed=None)
+    e = (
+        replace(e, status=status)
+        if status == INCONCLUSIVE
+        else replace(e, status=status, videos_needed=None, seeds_needed=None)
+    )
     rule = (
         f"Threshold = {threshold:.3g} GFLOPs ({similar_from_fraction:g} of the way up the range "
         f"all {len(cs)} curves share, {c_min:.3g}-{c_max:.3g}); equivalence margin = {margin:g} "
