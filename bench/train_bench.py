@@ -95,8 +95,8 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     from dkp.models.dkp import DKP
     from dkp.train import classifier, loop
     from dkp.train.context import TrainContext
-    from dkp.train.dkp_phase import dkp_step, train_dkp
-    from dkp.train.student import resolve_ranges
+    from dkp.train.dkp_phase import StepInputs, dkp_step, train_dkp
+    from dkp.train.student import dkp_pairs
 
     # no monitor frames: the per-epoch validation is not part of a step
     ctx = TrainContext(
@@ -158,19 +158,11 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
         dkp = DKP(student.feature_dim, teacher.feature_dim, num_classes, **dkp_config(k))
         dkp.init_heads(teacher.head, student.head)
         sets.append((teacher, student, dkp.to(device)))
-    ranges = resolve_ranges(p, train)
+    pairs = dkp_pairs(p)
     got = capture_epoch(
-        train_dkp,
-        p,
-        sets[0][1],
-        sets[0][2],
-        sets[0][0],
-        t_entry,
-        ctx,
-        lambda: {},
-        seed,
-        ranges,
+        train_dkp, p, sets[0][1:] + sets[0][:1], t_entry, ctx, lambda: {}, seed, pairs
     )
+    # a step's shape: videos, and its padded student and teacher frames per video
     rec = Recorder(
         sets[0][2], lambda inp: (int(inp[0].shape[0]), int(inp[0].shape[1]), int(inp[2].shape[1]))
     )
@@ -179,38 +171,24 @@ def build(p: dict, phase: str, train, num_classes: int, device, folder):
     steps = -(-len(train) // cfg["batch_videos"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
     ts, ss, gen = p["teacher"]["input_size"], net["input_size"], torch.Generator().manual_seed(1)
-    B_max, ns_max, nt_max = cfg["batch_videos"], ranges[0][1], ranges[1][1]
-    # one pool of random inputs of the largest batch, made once; a step takes leading slices
-    pool = tuple(
-        t.to(device)
-        for t in (
-            torch.randn(B_max * ns_max, 3, ts, ts, generator=gen),
-            torch.randn(B_max * nt_max, 3, ts, ts, generator=gen),
-            torch.randn(B_max * ns_max, 3, ss, ss, generator=gen),
-            torch.rand(B_max, ns_max, generator=gen),
-            torch.rand(B_max, nt_max, generator=gen),
-            torch.randint(0, num_classes, (B_max,), generator=gen),
-        )
-    )
+    cache = {}
 
     def raw_step(shape):
-        B, ns, nt = shape
-        u, v, y = pool[3][:B, :ns].contiguous(), pool[4][:B, :nt].contiguous(), pool[5][:B]
-        dkp_step(
-            student,
-            dkp,
-            teacher,
-            pool[2][: B * ns],
-            pool[0][: B * ns],
-            pool[1][: B * nt],
-            u,
-            v,
-            y,
-            opt,
-            sched,
-            cfg,
-            device,
-        )
+        # random inputs of the step's padded shape, made once per shape; every frame valid (a
+        # ragged step of fixed sampling costs a little less in the stage)
+        if shape not in cache:
+            B, ns, nt = shape
+            cache[shape] = StepInputs(
+                xs=torch.randn(B * ns, 3, ss, ss, generator=gen).to(device),
+                xt=torch.randn(B * ns, 3, ts, ts, generator=gen).to(device),
+                gt=torch.randn(B * nt, 3, ts, ts, generator=gen).to(device),
+                u=torch.rand(B, ns, generator=gen).to(device),
+                v=torch.rand(B, nt, generator=gen).to(device),
+                f_mask=torch.ones(B, ns, dtype=torch.bool, device=device),
+                g_mask=torch.ones(B, nt, dtype=torch.bool, device=device),
+                y=torch.randint(0, num_classes, (B,), generator=gen).to(device),
+            )
+        dkp_step((student, dkp, teacher), cache[shape], opt, sched, cfg, device)
 
     def raw_round(shapes):
         student.train()

@@ -101,7 +101,6 @@ def bad_inputs_pipeline(tmp_path_factory):
     p["data"].update(source="activitynet", annotations=str(root / "anet.json"), videos=str(videos))
     for phase in ("teacher", "student", "plain_student"):  # exactness needs no accuracy
         p["train"][phase]["epochs"] = 1
-    p["train"]["student"].update(ns_range=[4, 8], nt_range=[2, 4])
     p["run"]["seeds"] = [0]  # one seed: these tests are about bad inputs, not seeds
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     # every stage through dkp's command-line entry point, in one process so torch is imported once

@@ -53,6 +53,7 @@ def curves_table(p: dict) -> pd.DataFrame:
                 "n_t_nominal": nt,
                 "distinct_s": 0.9 if ns else None,
                 "distinct_t": 1.0 if nt else None,
+                "fed_as_named": 0.9 if ns else 1.0,
                 "r_s": c.rs,
                 "r_t": c.rt,
                 "gflops": g,
@@ -95,11 +96,12 @@ def bootstrap_arrays(
         "seeds": np.array([0, 1]),
         "map_seeds": seeds,
         "map_replicates": reps,
+        "map_video_replicates": reps,
         "weights": stats.resample_weights(n_videos, resamples, 0).astype(np.uint16),
         "video_ids": np.array([v for v, *_ in VIDEOS]),
         "level": np.float64(0.95),
         "s3_gain": np.array([[g for *_, g in VIDEOS]] * 2),
-        "seed_weights": stats.seed_weights(2, resamples, 0),
+        "seed_multipliers": stats.seed_multipliers(2, resamples, 0),
     }
 
 
@@ -213,12 +215,12 @@ def test_figures_are_byte_identical_on_rerun(figures_run):
     assert before == after
 
 
-def test_report_has_table_and_six_verdicts(figures_run):
+def test_report_has_table_and_seven_verdicts(figures_run):
     root, p, _ = figures_run
     text = (root / "results/README.md").read_text()
     for c in configs.build(p):
         assert f"| {c.name} |" in text
-    for n in range(1, 7):
+    for n in range(1, 8):
         assert any(line.startswith(f"| {n} |") and "**" in line for line in text.splitlines()), n
         assert any(line.startswith(f"{n}. **") for line in text.splitlines()), n
     for cmd in ("make repro", "dvc repro", "snakemake --cores 2"):
@@ -236,7 +238,7 @@ def test_report_has_table_and_six_verdicts(figures_run):
     assert re.search(r"[+-]\d+\.\d\d mAP \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\], \d of 2 seeds > 0", text)
     assert "### How to read the intervals" in text and "Paired" in text
     verdicts = json.loads((root / "results/claims.json").read_text())
-    assert sorted(verdicts) == [str(n) for n in range(1, 7)]
+    assert sorted(verdicts) == [str(n) for n in range(1, 8)]
     assert {v["status"] for v in verdicts.values()} <= {
         "holds",
         "fails",
@@ -383,7 +385,8 @@ def test_report_table_formats_fixed_rows(tiny_params):
     cells = [c.strip() for c in fixed.strip("|").split("|")]
     # mean nominal counts, shares
     assert cells[4] == "15" and cells[5] == "3.75" and cells[6] == "90% / 100%"
-    assert cells[7] == "4" and cells[8] == "16"
-    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", cells[10]) and cells[11].endswith(
+    assert cells[7] == "90% (short)"  # fed as named in fewer than 95 % of the videos
+    assert cells[8] == "4" and cells[9] == "16"
+    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", cells[11]) and cells[12].endswith(
         "(2)"
     )

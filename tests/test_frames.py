@@ -71,6 +71,8 @@ def workdir(anet_dir, tiny_params, tmp_path, monkeypatch):
 
     def make(**frames):
         p = json.loads(json.dumps(tiny_params))
+        # frames.fps alone: these videos test the rate's mechanics (the sweep's counts: below)
+        p["frames"]["per_video_count"] = "fps"
         p["data"].update(
             source="activitynet",
             annotations=str(anet_dir / "anet.json"),
@@ -113,6 +115,19 @@ def test_sample_times_bin_centres():
     for length in (3.0, 7.7, 150.0):
         for fps in (0.5, 1.0, 4.0):
             assert abs(len(sample_times(length, fps)) - length * fps) <= 1
+
+
+def test_sweep_demand_raises_the_count_and_keeps_frames_distinct():
+    need = (("adaptive", 12), ("fixed", 5.0, 8.0))
+    # 6 s at 1 fps: 6 frames, but the sweep asks 12 (adaptive) and 8 x round(6 / 5) = 8
+    t = sample_times(6.0, 1.0, need)
+    assert len(t) == 12 and np.allclose(t, (np.arange(12) + 0.5) * 0.5)
+    # 100 s: fixed asks 8 x round(100 / 5) = 160 > 100 at 1 fps; 300 s: 480 > 300
+    assert len(sample_times(100.0, 1.0, need)) == 160
+    assert len(sample_times(300.0, 1.0, need)) == 480
+    # at 2 fps 300 s give 600 > 480: the fps rule's 1/fps bins, as without the demand
+    assert len(sample_times(300.0, 2.0, need)) == 600
+    assert np.allclose(sample_times(300.0, 2.0, need), sample_times(300.0, 2.0))
 
 
 def test_output_shape():

@@ -155,16 +155,6 @@ CROSS_KEY_CASES = [
         "[16, 6]",
     ),
     (
-        "ns_range reversed",
-        _set("train.student.ns_range", [32, 4]),
-        "train.student.ns_range: expected [low, high] with low <= high, found [32, 4]",
-    ),
-    (
-        "nt_range reversed",
-        _set("train.student.nt_range", [8, 2]),
-        "train.student.nt_range: expected [low, high]",
-    ),
-    (
         "synthetic data outside data/synthetic",
         _set("data.videos", "/srv/videos"),
         "data.videos: expected a path under data/synthetic/ for source synthetic",

@@ -13,10 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from dkp import configs, frames, sampling
 from dkp import params as params_mod
+from dkp.synthetic import spec
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
@@ -195,3 +198,45 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
     assert out.count("images/s") == 4
     assert not list((tmp_path / "work").glob("store-*")), "the loader's frame store was left"
     assert (tmp_path / "work" / "results" / "metrics.json").exists()
+
+
+# --- fed as named at paper scale ------------------------------------------------------------------
+
+NATIVE_FPS = 25.0  # the lower of the real datasets' usual 25-30 fps
+
+
+def _reference_durations(preset: dict, n: int = 1000) -> np.ndarray:
+    """Video lengths of the preset's dataset, from the reference statistics: ActivityNet v1.3's
+    duration quantiles (src/dkp/synthetic/activitynet_v13_stats.json); Mini-Kinetics' clips are
+    10 s (all 80,000 training and 5,000 validation clips of the reference list)."""
+    if preset["data"]["source"] == "kinetics":
+        return np.full(n, 10.0)
+    ref = spec.reference()
+    return spec.quantile_function(
+        spec.stratified_uniform(np.random.default_rng(0), n), *spec.duration_quantiles(ref)
+    )
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_every_configuration_is_fed_as_named_at_the_presets(preset):
+    """With the preset's extraction (frames.per_video_count: sweep) of real video at 25 fps, every
+    configuration the figures plot is fed exactly the distinct n_s and n_t it names in at least
+    95 % of the reference's videos."""
+    p = _load(preset)
+    cfgs = [c for c in configs.build(p) if c.figure in ("s1", "s2") or c.method == "teacher"]
+    demand = frames.extraction_demand(p)
+    shares = {}
+    for d in _reference_durations(p):
+        native = np.arange(max(1, int(d * NATIVE_FPS))) / NATIVE_FPS
+        want = frames.sample_times(d, p["frames"]["fps"], demand)
+        kept = np.unique(sampling.nearest_indices(native, want))
+        stored = native[kept]
+        for c in cfgs:
+            ns, nt = sampling.role_counts(c, d)
+            ok = all(
+                n == 0 or len(sampling.config_indices(c, role, stored, d)) == n
+                for role, n in (("s", ns), ("t", nt))
+            )
+            shares.setdefault(c.name, []).append(ok)
+    short = {k: round(float(np.mean(v)), 3) for k, v in shares.items() if np.mean(v) < 0.95}
+    assert not short, short

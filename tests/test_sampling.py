@@ -7,6 +7,7 @@ import pytest
 
 from dkp import sampling
 from dkp.configs import Config
+from dkp.frames import sample_times
 
 
 def _video(rng, fps=1.0):
@@ -143,18 +144,25 @@ def test_distinct_indices_drop_repeats_and_keep_order():
     assert sampling.config_indices(fixed, "s", times, 10.0).tolist() == list(range(10))
 
 
-def test_count_range_covers_every_configuration_and_video():
+def test_count_span_and_the_frames_every_configuration_needs():
     c4 = Config(
         "dste_adaptive-4_nt3", "dste_adaptive-4", "s1", "dste", "adaptive", 4, 12, 3, None, None
     )
-    fx = Config("dste_fixed-4_rt5", "dste_fixed-4", "s1", "dste", "fixed", 4, None, None, 1.25, 5.0)
+    fx = Config(
+        "dste_fixed-8_rt5", "dste_fixed-8", "s1", "dste", "fixed", 8, None, None, 0.625, 5.0
+    )
     durations = [4.0, 30.0, 120.0]
-    times = [np.arange(int(d)) + 0.5 for d in durations]
-    (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_range([c4, fx], times, durations)
-    assert (ns_lo, nt_lo) == (4, 1)  # the 4 s video: fixed 1 teacher frame, 4 student frames
-    assert (ns_hi, nt_hi) == (96, 24)  # the 120 s video: fixed n_t = 24, n_s = 96 distinct
-    rng = np.random.default_rng(0)
-    draws = [sampling.draw_count(rng, 4, 96) for _ in range(4000)]
-    assert min(draws) == 4 and max(draws) == 96
-    # log-uniform: half the draws below sqrt(4*96)~20
-    assert 0.3 < np.mean(np.array(draws) <= 20) < 0.7
+    assert sampling.count_span([c4, fx], durations) == ((8, 192), (1, 24))
+    need = sampling.demand([c4, fx])
+    assert need == (("adaptive", 12), ("fixed", 5.0, 8.0))
+    # adaptive: 12 whatever the length; fixed: 8 x round(L / 5)
+    assert [sampling.required_count(need, d) for d in durations] == [12, 48, 192]
+    # extraction at the required count over a dense video: every configuration fed what it names
+    for d in durations:
+        native = np.arange(int(d * 30)) / 30.0
+        kept = np.unique(sampling.nearest_indices(native, sample_times(d, 1.0, need)))
+        stored = native[kept]
+        for c in (c4, fx):
+            ns, nt = sampling.role_counts(c, d)
+            assert len(sampling.config_indices(c, "s", stored, d)) == ns
+            assert len(sampling.config_indices(c, "t", stored, d)) == nt

@@ -25,6 +25,8 @@ from dkp.models import to_unit, unit
 from dkp.train import batches, loop
 from dkp.train.data import VideoSet
 
+REPO = Path(__file__).resolve().parents[1]
+
 # ---------------------------------------------------------------- pure helpers
 
 
@@ -248,23 +250,26 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
     try:
         s = checkpoints.read(layout.student_checkpoint(SEED), "student")
         assert set(s["backbones"]) == {"student", "student_plain"}
-        # auto ranges: DKP trained on every distinct count the sweep's DKP/DSTE configurations feed
-        from dkp import configs as configs_mod
+        # DKP trained on the sweep's DKP/DSTE pairs, their counts over the training videos
         from dkp import framestore, sampling
+        from dkp.train.student import dkp_pairs
 
-        ok = pd.concat(
-            [
-                framestore.available(tiny_params, tiny_params["data"][k])
-                for k in ("train_subset", "val_subset")
-            ]
-        )
-        times = [framestore.load(tiny_params, v)[1] for v in ok["id"]]
-        dkp_configs = [c for c in configs_mod.build(tiny_params) if c.method in ("dkp", "dste")]
-        (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_range(
-            dkp_configs, times, ok["duration"].to_numpy()
-        )
-        assert s["train_ranges"] == {"ns": [ns_lo, ns_hi], "nt": [nt_lo, nt_hi]}
-        assert ns_hi > 32 and nt_lo == 1  # wider than the old fixed [4, 32] x [2, 8]
+        pairs = dkp_pairs(tiny_params)
+        train = framestore.available(tiny_params, tiny_params["data"]["train_subset"])
+        (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_span(pairs, train["duration"].to_numpy())
+        assert s["train_pairs"] == {
+            "configurations": [c.name for c in pairs],
+            "ns": [ns_lo, ns_hi],
+            "nt": [nt_lo, nt_hi],
+        }
+        from dkp import configs as configs_mod
+
+        def key(c):
+            return (c.strategy, c.ns, c.nt, c.rt, c.ratio)
+
+        evaluated = [c for c in configs_mod.build(tiny_params) if c.method in ("dkp", "dste")]
+        assert sorted(map(key, pairs), key=str) == sorted(set(map(key, evaluated)), key=str)
+        assert nt_lo == 1
         pred = Predictor.load(tiny_params, "cpu", SEED)
         assert pred.num_classes == tiny_params["data"]["synthetic"]["num_classes"]
         frames = np.load(next((work / "data/frames").glob("shard-*/*[!t].npy")))
@@ -389,7 +394,7 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
     lr x grad_clip in total (the norm of all their gradients together); without it, by more."""
     from dkp.models import build_backbone
     from dkp.models.dkp import DKP
-    from dkp.train.dkp_phase import dkp_step
+    from dkp.train.dkp_phase import StepInputs, dkp_step
 
     torch.manual_seed(0)
     C, B, ns, nt, lr = 5, 2, 3, 2, 1.0
@@ -403,16 +408,18 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
     opt = torch.optim.SGD(params, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     cfg = {"lambda_feat": 1.0, "lambda_kd": 1.0, "tau": 4.0, "grad_clip": clip}
-    xs, xt, gt = (
-        torch.rand(B * ns, 3, 32, 32),
-        torch.rand(B * ns, 3, 32, 32),
-        torch.rand(B * nt, 3, 32, 32),
+    inputs = StepInputs(
+        xs=torch.rand(B * ns, 3, 32, 32),
+        xt=torch.rand(B * ns, 3, 32, 32),
+        gt=torch.rand(B * nt, 3, 32, 32),
+        u=torch.rand(B, ns),
+        v=torch.rand(B, nt),
+        f_mask=torch.ones(B, ns, dtype=torch.bool),
+        g_mask=torch.ones(B, nt, dtype=torch.bool),
+        y=torch.tensor([0, 3]),
     )
-    u, v, y = torch.rand(B, ns), torch.rand(B, nt), torch.tensor([0, 3])
     before = torch.cat([q.detach().flatten().clone() for q in params])
-    terms, _ = dkp_step(
-        student, dkp, teacher, xs, xt, gt, u, v, y, opt, sched, cfg, torch.device("cpu")
-    )
+    terms, _, _ = dkp_step((student, dkp, teacher), inputs, opt, sched, cfg, torch.device("cpu"))
     moved = float((torch.cat([q.detach().flatten() for q in params]) - before).norm())
     assert np.isfinite(terms["total"])
     if clip is None:
@@ -528,24 +535,78 @@ def test_ranks_share_every_step_contiguously():
 
 
 def test_dkp_steps_share_videos_and_a_rank_may_get_none():
+    """Videos with their own counts (3 and 1 student frames, 2 and 2 teacher frames): each rank's
+    share holds its videos' rows, masks and frames, the augmentation following the student
+    frames."""
     from dkp.train.distributed import Group, share_videos
 
-    B, ns, nt = 2, 3, 2
+    f_mask = np.array([[True, True, True], [True, False, False]])
+    g_mask = np.ones((2, 2), dtype=bool)
     step = {
-        "y": np.arange(B),
-        "u": np.arange(B * ns).reshape(B, ns),
-        "xs": [(b, k) for b in range(B) for k in range(ns)],
-        "gt": [(b, k) for b in range(B) for k in range(nt)],
-        "aug": {"dy": np.arange(B * ns), "pad": 4},
+        "y": np.arange(2),
+        "u": np.arange(6).reshape(2, 3),
+        "f_mask": f_mask,
+        "g_mask": g_mask,
+        "xs": [(0, 0), (0, 1), (0, 2), (1, 0)],
+        "gt": [(0, 0), (0, 1), (1, 0), (1, 1)],
+        "aug": {"dy": np.arange(4), "pad": 4},
     }
-    parts = [share_videos(step, Group(r, 3), ("y", "u", "xs", "gt")) for r in range(3)]
+    parts = [
+        share_videos(
+            step, Group(r, 3), ("y", "u", "f_mask", "g_mask"), {"xs": "f_mask", "gt": "g_mask"}
+        )
+        for r in range(3)
+    ]
     assert [len(s["y"]) for s in parts] == [1, 0, 1]
     assert [s["share"] for s in parts] == [0.5, 0.0, 0.5]
-    assert sum((s["xs"] for s in parts), []) == step["xs"]
+    assert [s["xs"] for s in parts] == [[(0, 0), (0, 1), (0, 2)], [], [(1, 0)]]
     assert sum((s["gt"] for s in parts), []) == step["gt"]
     assert np.concatenate([s["u"] for s in parts]).tolist() == step["u"].tolist()
-    assert np.concatenate([s["aug"]["dy"] for s in parts]).tolist() == list(range(B * ns))
-    assert parts[1]["xs"] == [] and all(s["aug"]["pad"] == 4 for s in parts)
+    assert [s["aug"]["dy"].tolist() for s in parts] == [[0, 1, 2], [], [3]]
+    assert all(s["aug"]["pad"] == 4 for s in parts)
+
+
+def test_training_draws_follow_the_evaluation_rule():
+    """The DKP phase's steps: one configuration of the sweep per step, each video fed the counts it
+    asks of that video, distinct frames by evaluation's rule (the centre of each segment at test
+    time, a random point in it in training): with the centres the same frames as the sweep."""
+    from dkp import configs as configs_mod
+    from dkp import sampling
+    from dkp.train.data import VideoSet
+    from dkp.train.dkp_phase import plan_epoch
+
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    rng = np.random.default_rng(0)
+    durations = np.array([3.0, 20.0, 57.5, 150.0])
+    times = [np.sort(rng.uniform(0, d, int(d * 4) + 100)) for d in durations]
+    videos = VideoSet(
+        [f"v{i}" for i in range(4)], np.arange(4), durations, [[]] * 4, [None] * 4, times
+    )
+    pairs = [c for c in configs_mod.build(p) if c.method in ("dkp", "dste")]
+    cfg = {"batch_videos": 4, "max_frames_per_step": 10_000}
+    aug = {"crop_pad": 0, "flip": False, "rot90": False, "channel_shuffle": False}
+    by_name = {c.name: c for c in pairs}
+    for step in plan_epoch(np.random.default_rng(1), videos, pairs, cfg, aug):
+        c = by_name[step["config"]]
+        shown = list(dict.fromkeys(i for i, _ in step["xs"]))  # the step's videos, in order
+        assert len(shown) == len(step["y"])
+        for row, i in enumerate(shown):
+            ns, nt = sampling.role_counts(c, float(durations[i]))
+            got_s = [j for k, j in step["xs"] if k == i]
+            got_t = [j for k, j in step["gt"] if k == i]
+            assert len(got_s) == step["f_mask"][row].sum() == ns  # dense frames: all distinct
+            assert len(got_t) == step["g_mask"][row].sum() == nt
+            assert got_s == sorted(set(got_s))
+    # the one rule: training's draw with the segment centres is the sweep's sampling
+    for c in pairs[:6]:
+        for t, d in zip(times, durations):
+            assert np.array_equal(
+                sampling.distinct_indices(t, d, sampling.role_counts(c, d)[0], 0.5),
+                sampling.config_indices(c, "s", t, d),
+            )
+
+
+INPUT_KEYS = ("xs", "xt", "gt", "u", "v", "f_mask", "g_mask", "y")
 
 
 def _dkp_case():
@@ -563,12 +624,16 @@ def _dkp_case():
     params = [q for q in [*student.parameters(), *dkp.parameters()] if q.requires_grad]
     opt = torch.optim.SGD(params, lr=0.5, momentum=0.9, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    # the second video has one student frame fewer: a ragged step, as fixed sampling gives
+    f_mask = torch.tensor([[True] * ns, [True] * (ns - 1) + [False]])
     step = {
         "y": torch.tensor([0, 3]),
         "u": torch.rand(B, ns),
         "v": torch.rand(B, nt),
-        "xs": torch.rand(B * ns, 3, 32, 32),
-        "xt": torch.rand(B * ns, 3, 32, 32),
+        "f_mask": f_mask,
+        "g_mask": torch.ones(B, nt, dtype=torch.bool),
+        "xs": torch.rand(2 * ns - 1, 3, 32, 32),
+        "xt": torch.rand(2 * ns - 1, 3, 32, 32),
         "gt": torch.rand(B * nt, 3, 32, 32),
     }
     cfg = {"lambda_feat": 1.0, "lambda_kd": 1.0, "tau": 4.0, "grad_clip": 1.0}
@@ -579,18 +644,21 @@ def _dkp_rank(rank: int, world: int, init: str, out: str) -> None:
     import torch.distributed as dist
 
     from dkp.train.distributed import Group, share_videos
-    from dkp.train.dkp_phase import dkp_step
+    from dkp.train.dkp_phase import StepInputs, dkp_step
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     student, dkp, teacher, params, opt, sched, cfg, step = _dkp_case()
-    mine = share_videos(step, Group(rank, world), ("y", "u", "v", "xs", "xt", "gt"))
-    inputs = [mine[k] if len(mine["y"]) else None for k in ("xs", "xt", "gt", "u", "v", "y")]
-    terms, hits = dkp_step(
-        student,
-        dkp,
-        teacher,
-        *inputs,
+    mine = share_videos(
+        step,
+        Group(rank, world),
+        ("y", "u", "v", "f_mask", "g_mask"),
+        {"xs": "f_mask", "xt": "f_mask", "gt": "g_mask"},
+    )
+    inputs = StepInputs(**{k: mine[k] for k in INPUT_KEYS}) if len(mine["y"]) else None
+    terms, hits, _ = dkp_step(
+        (student, dkp, teacher),
+        inputs,
         opt,
         sched,
         cfg,
@@ -608,14 +676,12 @@ def test_dkp_step_on_three_gloo_ranks_equals_one_process(tmp_path):
     conftest.fp32_in_process; the forked ranks inherit it)."""
     import multiprocessing
 
-    from dkp.train.dkp_phase import dkp_step
+    from dkp.train.dkp_phase import StepInputs, dkp_step
 
     student, dkp, teacher, params, opt, sched, cfg, step = _dkp_case()
-    ref_terms, ref_hits = dkp_step(
-        student,
-        dkp,
-        teacher,
-        *[step[k] for k in ("xs", "xt", "gt", "u", "v", "y")],
+    ref_terms, ref_hits, _ = dkp_step(
+        (student, dkp, teacher),
+        StepInputs(**{k: step[k] for k in INPUT_KEYS}),
         opt,
         sched,
         cfg,

@@ -142,6 +142,13 @@ def distinct_share(fed: list[np.ndarray], asked: list[np.ndarray]) -> float:
     return float(sum(f.sum() for f in fed)) / total if total > 0 else float("nan")
 
 
+def fed_as_named(preds: list[Predictions]) -> float:
+    """Share of videos (over the seeds' predictions) fed exactly the n_s and n_t the configuration
+    names."""
+    exact = [(q.ns == q.ns_nominal) & (q.nt == q.nt_nominal) for q in preds]
+    return float(np.mean(np.concatenate(exact)))
+
+
 def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
     """(curves table, bootstrap arrays, per-configuration summary) over every seed."""
     n_boot, boot_seed, level = bootstrap_params(p)
@@ -188,6 +195,7 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
                 "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
                 "distinct_s": distinct_share([q.ns for q in ps], [q.ns_nominal for q in ps]),
                 "distinct_t": distinct_share([q.nt for q in ps], [q.nt_nominal for q in ps]),
+                "fed_as_named": fed_as_named(ps),
                 "r_s": c.rs,
                 "r_t": c.rt,
                 "gflops": float(np.mean([q.gflops.mean() for q in ps])),

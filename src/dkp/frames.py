@@ -1,11 +1,13 @@
 """`dkp frames [--shard i/N]`: decode each ok video of the manifest into uint8 frames.
 
-Sampling (documented in README): at `frames.fps` frames per second the video
-is cut into bins of 1/fps seconds and the frame whose presentation time is
-nearest each bin centre (k + 0.5) / fps is kept, for every centre before the
-decoded video's end (ceil(L * fps - 0.5) frames, at least one; L = end of the
-last decoded frame, so a video shorter than its annotated duration keeps what
-it has). Stored timestamps are the kept frames' own presentation times.
+Sampling (docs/contracts.md): a video of length L (the end of its last decoded frame, so a
+video shorter than its annotated duration keeps what it has) is cut into m equal bins and
+the decoded frame whose presentation time is nearest each bin centre is kept, each decoded
+frame once. m = ceil(L * frames.fps - 0.5) (at least one), or, with
+`frames.per_video_count: sweep`, at least the largest count any configuration of the sweep
+asks of a video of length L (dkp.sampling.required_count): every configuration is then fed
+the distinct frames it names wherever the video has them. Stored timestamps are the kept
+frames' own presentation times.
 Each frame is resized (Pillow, bilinear with antialiasing) so its short side is
 `frames.size`, then centre-cropped to `frames.crop`.
 
@@ -21,8 +23,8 @@ sizes, the bug (padded rows, see unpad) that makes get_batch fail on videos 16, 
 
 Layout and resume: data/frames/shard-<i>/<id>.npy and <id>.t.npy are written
 atomically, each shard's index.csv last. A rerun cleans stale temporaries,
-reuses every video whose two files exist (unless frames.fps/size/crop changed,
-recorded in the shard's settings.json), drops files of videos no longer in the
+reuses every video whose two files exist (unless frames.fps/size/crop or what the sweep
+asks changed, recorded in the shard's settings.json), drops files of videos no longer in the
 manifest, and decodes the rest. A video that cannot be opened, has no frames or
 fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
 """
@@ -47,16 +49,26 @@ from . import framestore
 from .atomic import clean_stale_temps, save_npy, write_csv, write_json
 from .errors import VideoError
 from .runtime import progress_disabled
-from .sampling import nearest_indices
+from .sampling import demand, nearest_indices, required_count
 from .video import CHUNK, captured_stderr, clean_reason, open_video, presentation_times, read_chunks
 
 # ---- pure functions -------------------------------------------------------------------------
 
 
-def sample_times(length: float, fps: float) -> np.ndarray:
-    """Bin centres (k + 0.5) / fps that fall before `length` seconds; at least one."""
+def frame_count(length: float, fps: float, demand: tuple = ()) -> int:
+    """Frames kept of a video of `length` seconds: ceil(L * fps - 0.5), at least one, at least
+    what `demand` (dkp.sampling.demand; empty: none) asks of it."""
     k = max(1, math.ceil(round(length * fps - 0.5, 9)))
-    return (np.arange(k) + 0.5) / fps
+    return max(k, required_count(demand, length)) if demand else k
+
+
+def sample_times(length: float, fps: float, demand: tuple = ()) -> np.ndarray:
+    """Bin centres: (k + 0.5) / fps before `length` seconds (at least one), or, when `demand` asks
+    for more frames, the centres of frame_count equal bins of [0, L]."""
+    k = frame_count(length, fps, demand)
+    if k == frame_count(length, fps):
+        return (np.arange(k) + 0.5) / fps
+    return (np.arange(k) + 0.5) * (max(length, 0.0) / k)
 
 
 def output_shape(height: int, width: int, size: int, crop: int | None) -> tuple[int, int, int, int]:
@@ -85,23 +97,24 @@ def resize_crop(frames: np.ndarray, size: int, crop: int | None) -> np.ndarray:
 
 
 def extract_video(
-    path: str, fps: float, size: int, crop: int | None
+    path: str, fps: float, size: int, crop: int | None, demand: tuple = ()
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Decode one video: (uint8 (T, H, W, 3), float64 (T,) timestamps, decoder "decord" or "pyav").
     Raises VideoError."""
     decoder, reader = open_video(path)
-    return (*decode(path, decoder, reader, fps, size, crop), decoder)
+    return (*decode(path, decoder, reader, fps, size, crop, demand), decoder)
 
 
 def decode(
-    path: str, decoder: str, reader, fps: float, size: int, crop: int | None
+    path: str, decoder: str, reader, fps: float, size: int, crop: int | None, demand: tuple = ()
 ) -> tuple[np.ndarray, np.ndarray]:
     """(frames, timestamps) of an opened video; `reader` a decord.VideoReader (decoder "decord") or
     a PyAVReader ("pyav"), read through the same sampling and resizing. Raises VideoError."""
     import decord
 
     pts, end = presentation_times(reader)
-    idx = nearest_indices(pts, sample_times(end, fps))
+    # a decoded frame nearest two bin centres is kept once: no stored frame repeats another
+    idx = np.unique(nearest_indices(pts, sample_times(end, fps, demand)))
     out, filled = None, 0
     with captured_stderr() as read_log:
         try:
@@ -130,9 +143,9 @@ def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndar
 
 def process(task: tuple) -> dict:
     """Worker: extract one video into its shard folder; returns its index.csv row."""
-    vid, path, folder, fps, size, crop = task
+    vid, path, folder, fps, size, crop, demand = task
     try:
-        frames, times, decoder = extract_video(path, fps, size, crop)
+        frames, times, decoder = extract_video(path, fps, size, crop, demand)
     except VideoError as exc:
         return {
             "id": vid,
@@ -183,6 +196,16 @@ def reuse(folder: Path, vid: str, path: str, decoder: str | None) -> dict | None
 
 
 # ---- the stage ----------------------------------------------------------------------------------
+
+
+def extraction_demand(p: dict) -> tuple:
+    """What the sweep's configurations ask of each video (frames.per_video_count: sweep), or
+    nothing (fps)."""
+    if p["frames"]["per_video_count"] != "sweep":
+        return ()
+    from . import configs
+
+    return demand(configs.build(p))
 
 
 def _file_id(name: str) -> str:
@@ -252,7 +275,13 @@ def _run_tasks(tasks: list[tuple], workers: int):
 def run(p: dict, args) -> None:
     start = time.perf_counter()
     f = p["frames"]
-    settings = {"fps": f["fps"], "size": f["size"], "crop": f["crop"]}
+    demand = extraction_demand(p)
+    settings = {
+        "fps": f["fps"],
+        "size": f["size"],
+        "crop": f["crop"],
+        "demand": [list(x) for x in demand],
+    }
     manifest = framestore.load_manifest(p)
     ok = manifest[manifest["status"] == "ok"].sort_values("id", kind="stable")
     shards = framestore.selected_shards(p, getattr(args, "shard", None))
@@ -278,7 +307,7 @@ def run(p: dict, args) -> None:
             if done is not None:
                 rows[i].append(done)
             else:
-                tasks.append((vid, path, str(folder), f["fps"], f["size"], f["crop"]))
+                tasks.append((vid, path, str(folder), f["fps"], f["size"], f["crop"], demand))
     reused = sum(len(r) for r in rows.values())
 
     bar = tqdm(total=len(tasks), desc="frames", unit="video", disable=progress_disabled())

@@ -100,14 +100,6 @@ def _check_semantics(p: dict, check_paths: bool) -> None:
             f"data.synthetic.shot_seconds: expected [shortest, longest] with shortest <= longest, "
             f"found {[lo, hi]}"
         )
-    for name in ("ns_range", "nt_range"):
-        if p["train"]["student"][name] == "auto":
-            continue
-        lo, hi = p["train"]["student"][name]
-        if lo > hi:
-            raise ParamError(
-                f"train.student.{name}: expected [low, high] with low <= high, found {[lo, hi]}"
-            )
     crop = p["frames"]["crop"]
     if crop is not None and crop > p["frames"]["size"]:
         raise ParamError(

@@ -12,7 +12,9 @@ segment's centre (ties go to the earlier frame):
 
 A video with fewer extracted frames than segments is not an error: neighbouring
 segments share their nearest frame. A configuration is fed, and charged for, its
-distinct frames only (config_indices); its nominal count is what it asks for.
+distinct frames only (config_indices); its nominal count is what it asks for. Frame
+extraction gives every video at least the largest count any configuration asks of it
+(required_count), so with a dense enough video every configuration is fed what it names.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ def fixed_count(duration: float, interval: float) -> int:
     return max(1, int(math.floor(max(duration, 0.0) / interval + 0.5)))
 
 
-def segment_centres(duration: float, n: int) -> np.ndarray:
-    """Centre times (seconds) of n equal segments of [0, L]."""
+def segment_centres(duration: float, n: int, offsets=0.5) -> np.ndarray:
+    """Times (seconds) at `offsets` (0.5: the centres; one per segment, or one for all) of n equal
+    segments of [0, L]."""
     if n < 1:
         raise ValueError(f"n must be >= 1, found {n!r}")
-    return (np.arange(n, dtype=np.float64) + 0.5) * (max(duration, 0.0) / n)
+    return (np.arange(n, dtype=np.float64) + offsets) * (max(duration, 0.0) / n)
 
 
 def nearest_indices(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -103,17 +106,20 @@ def role_counts(config, duration: float) -> tuple[int, int]:
     return int(config.ns or 0), int(config.nt or 0)
 
 
-def distinct_indices(times: np.ndarray, duration: float, count: int) -> np.ndarray:
-    """The distinct frames nearest the centres of `count` equal segments, in time order."""
-    return np.unique(nearest_indices(times, segment_centres(duration, count)))
+def distinct_indices(times: np.ndarray, duration: float, count: int, offsets=0.5) -> np.ndarray:
+    """The distinct frames nearest `count` points of equal segments, in time order: the segment
+    centres (offsets 0.5, test time), or a random point in each segment (training draws offsets
+    uniform in [0, 1)). One rule for both: a configuration is fed its distinct frames."""
+    return np.unique(nearest_indices(times, segment_centres(duration, count, offsets)))
 
 
-def config_indices(config, role: str, times: np.ndarray, duration: float) -> np.ndarray:
-    """The distinct frames a configuration feeds role "s" or "t" of a video."""
+def config_indices(config, role: str, times: np.ndarray, duration: float, offsets=0.5):
+    """The distinct frames a configuration feeds role "s" or "t" of a video (offsets: see
+    distinct_indices)."""
     count = role_counts(config, duration)[0 if role == "s" else 1]
     if count < 1:
         raise ValueError(f"configuration {config.name} gives role {role!r} no frames")
-    return distinct_indices(times, duration, count)
+    return distinct_indices(times, duration, count, offsets)
 
 
 def distinct_count(times: np.ndarray, duration: float, count: int) -> int:
@@ -121,30 +127,37 @@ def distinct_count(times: np.ndarray, duration: float, count: int) -> int:
     return int(distinct_indices(times, duration, count).size) if count > 0 else 0
 
 
-def count_range(
-    configs, times: list[np.ndarray], durations
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((n_s low, high), (n_t low, high)): the distinct frame counts the configurations feed,
-    over the given videos; the range DKP is trained on when train.student ns/nt_range is auto."""
-    ns_seen, nt_seen = set(), set()
-    for t, d in zip(times, durations):
-        memo: dict[int, int] = {}
-        for c in configs:
-            ns, nt = role_counts(c, float(d))
-            for n, seen in ((ns, ns_seen), (nt, nt_seen)):
-                if n > 0:
-                    if n not in memo:
-                        memo[n] = distinct_count(t, float(d), n)
-                    seen.add(memo[n])
-    if not ns_seen or not nt_seen:
-        raise ValueError(
-            "count_range needs configurations that use both roles and at least one video"
-        )
-    return (min(ns_seen), max(ns_seen)), (min(nt_seen), max(nt_seen))
+def count_span(configs, durations) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((n_s low, high), (n_t low, high)): the nominal counts the configurations ask of videos of
+    these durations (roles a configuration does not use left out)."""
+    pairs = [role_counts(c, float(d)) for c in configs for d in durations]
+    ns = [a for a, _ in pairs if a > 0] or [0]
+    nt = [b for _, b in pairs if b > 0] or [0]
+    return (min(ns), max(ns)), (min(nt), max(nt))
 
 
-def draw_count(rng: np.random.Generator, low: int, high: int) -> int:
-    """An integer in [low, high], log-uniform: small counts, where most configurations sit,
-    are drawn as often per octave as large ones."""
-    x = np.exp(rng.uniform(np.log(low), np.log(high + 1)))
-    return int(min(high, max(low, np.floor(x))))
+def demand(configs) -> tuple:
+    """What the configurations ask of a video, as a hashable summary for required_count:
+    ("adaptive", the largest n) and ("fixed", r_t, ratio) per fixed configuration."""
+    largest = max(
+        (int(max(c.ns or 0, c.nt or 0)) for c in configs if c.strategy != "fixed"), default=0
+    )
+    fixed = {
+        ("fixed", float(c.rt), float(c.ratio) if c.ratio is not None else 1.0)
+        for c in configs
+        if c.strategy == "fixed"
+    }
+    return (("adaptive", largest), *sorted(fixed))
+
+
+def required_count(demand_: tuple, duration: float) -> int:
+    """The largest nominal count (n_s or n_t) any configuration of `demand_` asks of a video of
+    this duration: the frames it must have for every configuration to be fed what it names."""
+    need = 0
+    for item in demand_:
+        if item[0] == "adaptive":
+            need = max(need, int(item[1]))
+        else:
+            _, rt, ratio = item
+            need = max(need, int(round(max(ratio, 1.0) * fixed_count(duration, rt))))
+    return need

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import configs
 from ..errors import DkpError
-from ..tables import CURVE_REQUIRED
+from ..tables import CURVE_REQUIRED, FED_AS_NAMED
 from . import labels, output
 
 COLUMNS = CURVE_REQUIRED
@@ -97,6 +97,25 @@ def _errorbar(ax, pts: pd.DataFrame, color: str) -> None:
     )
 
 
+def _mark_short(ax, pts: pd.DataFrame) -> None:
+    """A red cross on every point fed fewer distinct frames than it names in more than 5 % of the
+    videos (curves.csv fed_as_named < FED_AS_NAMED): its label does not say what was computed."""
+    if "fed_as_named" not in pts:
+        return
+    short = pts[pts["fed_as_named"] < FED_AS_NAMED]
+    if not short.empty:
+        ax.scatter(
+            short["gflops"],
+            short["mAP"],
+            marker="x",
+            color="red",
+            s=18,
+            linewidths=0.8,
+            zorder=4,
+            label=f"fed as named in < {100 * FED_AS_NAMED:g} % of videos",
+        )
+
+
 def check_groups(rows: pd.DataFrame, p: dict) -> None:
     """The figures need every S-1/S-2 curve and the Teacher declared by sweep params; a stale CSV
     fails here."""
@@ -180,6 +199,7 @@ def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
             )
             _errorbar(ax, pts, f"C{i}")
         s1 = rows[rows["group"].isin(groups)]
+        _mark_short(ax, s1)
         _pad_limits(ax, s1["gflops"], pd.concat([s1["mAP_lo"], s1["mAP_hi"]]), frac=(0.04, 0.08))
         ax.legend(loc="best", title=_bars_title(rows), title_fontsize=5.5)
         _freeze_layout(fig)
@@ -222,6 +242,7 @@ def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
         if not points:
             raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
         shown = rows[rows["group"].isin(list(S2_STYLE))]
+        _mark_short(ax, shown)
         _pad_limits(
             ax,
             [x for x, *_ in points],

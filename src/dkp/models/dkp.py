@@ -270,7 +270,7 @@ class DKP(nn.Module):
 
 
 def kd_term(student_logits, teacher_logits, tau: float, mask=None) -> torch.Tensor:
-    """tau^2 KL(softmax(teacher/tau) || softmax(student/tau)), mean over (valid) frames."""
+    """tau^2 KL(softmax(teacher/tau) || softmax(student/tau)), mean over frames (_frame_mean)."""
     log_p_t = F.log_softmax(teacher_logits.float() / tau, dim=-1)
     log_p_s = F.log_softmax(student_logits.float() / tau, dim=-1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
@@ -278,10 +278,12 @@ def kd_term(student_logits, teacher_logits, tau: float, mask=None) -> torch.Tens
 
 
 def _frame_mean(x: torch.Tensor, mask) -> torch.Tensor:
+    """Mean over each video's (valid) frames, then over the videos: every video counts once, as in
+    the video-level terms, so a step split over ranks by videos sums to the whole step's."""
     if mask is None:
         return x.mean()
     m = mask.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp(min=1)
+    return ((x * m).sum(-1) / m.sum(-1).clamp(min=1)).mean()
 
 
 def dkp_losses(

@@ -32,6 +32,7 @@ STATS_PATH = Path(__file__).with_name("activitynet_v13_stats.json")
 QUANTILE_KEYS = ("min", "p01", "p05", "p10", "p25", "median", "p75", "p90", "p95", "p99", "max")
 QUANTILE_PROBS = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 1.0)
 MIN_FRAMES = 2  # shortest generated video (frames)
+REAL_FPS = 30  # the frame rate of the real video the generated lengths stand for
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,25 @@ def segment_count_probs(ref: dict, bin_name: str) -> tuple[np.ndarray, np.ndarra
     return counts, np.where(counts == 1, p1, (1 - p1) * multi_shape)
 
 
+# frame rates a short video may be raised to: divisors of 1000, so every frame time is a whole
+# number of milliseconds, as the annotation file writes times
+RAISED_FPS = tuple(d for d in range(1, 1001) if 1000 % d == 0)
+
+
+def native_fps(seconds: float, fps: float, min_frames: int, time_scale: float) -> float:
+    """A video's frame rate: `fps`, raised for a short video to the smallest of RAISED_FPS that
+    gives it `min_frames` frames, but never above what real video of REAL_FPS has in real time
+    (REAL_FPS / time_scale): a generated short video then has the frames its real counterpart
+    would."""
+    if seconds <= 0 or fps * seconds >= min_frames:
+        return fps
+    cap = REAL_FPS / time_scale
+    allowed = [float(r) for r in RAISED_FPS if fps < r <= cap]
+    if not allowed:
+        return fps
+    return next((r for r in allowed if r * seconds >= min_frames), allowed[-1])
+
+
 def make_shots(
     rng: np.random.Generator, n_frames: int, fps: float, lo: float, hi: float
 ) -> tuple[int, ...]:
@@ -253,18 +273,19 @@ def make_specs(
     shot_lo, shot_hi = (x * scale for x in syn["shot_seconds"])
     specs = []
     for i, ((c, subset), vid) in enumerate(zip(rows, ids)):
-        n_frames = max(MIN_FRAMES, round(ref_seconds[i] * scale * fps))
+        video_fps = native_fps(ref_seconds[i] * scale, fps, syn["min_frames"], scale)
+        n_frames = max(MIN_FRAMES, round(ref_seconds[i] * scale * video_fps))
         segments = make_segments(rng, n_frames, coverage[i], n_segments[i])
         occluder, render_seed = bool(rng.random() < syn["occluder_prob"]), int(rng.integers(2**62))
         shots = make_shots(
-            np.random.default_rng([render_seed, 0x5407]), n_frames, fps, shot_lo, shot_hi
+            np.random.default_rng([render_seed, 0x5407]), n_frames, video_fps, shot_lo, shot_hi
         )
         specs.append(
             VideoSpec(
                 vid=vid,
                 subset=subset,
                 class_index=c,
-                fps=fps,
+                fps=video_fps,
                 size=syn["size"],
                 n_frames=n_frames,
                 segments=segments,

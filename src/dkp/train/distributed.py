@@ -112,26 +112,39 @@ def share_step(step: dict, group: Group, per_frame: tuple[str, ...]) -> dict:
     return out
 
 
-def share_videos(step: dict, group: Group, keys: tuple[str, ...]) -> dict:
+def share_videos(
+    step: dict, group: Group, keys: tuple[str, ...], ragged: dict[str, str] | None = None
+) -> dict:
     """A planned step of B videos cut to this rank's contiguous share of the videos (possibly
-    none). Every entry under `keys`, and every array of the augmentation plan ("aug"), holds the
-    same number of rows for each video, in video order; `keys[0]` holds one a video. "share" is
-    this rank's fraction of the B videos."""
+    none); "share" is this rank's fraction of the B videos.
+
+    Every entry under `keys` holds the same number of rows for each video, in video order, and
+    `keys[0]` one a video. An entry under `ragged` holds each video's rows one after another, as
+    many as the True values of that video's row in the named mask (a key of `keys`); the arrays
+    of the augmentation plan ("aug") follow the first ragged entry (or keys[1] without one)."""
     n = len(step[keys[0]])
     if group.world == 1:
         return {**step, "share": 1.0}
     sl = group.share(n)
 
-    def cut(rows):
+    def even(rows):
         per = len(rows) // n
         return rows[sl.start * per : sl.stop * per]
 
+    def by_mask(mask_key):
+        ends = np.concatenate([[0], np.cumsum(np.asarray(step[mask_key]).sum(axis=1))])
+        return lambda rows: rows[int(ends[sl.start]) : int(ends[sl.stop])]
+
+    cuts = {k: by_mask(m) for k, m in (ragged or {}).items()}
     out = {**step, "share": (sl.stop - sl.start) / n}
     for k in keys:
+        out[k] = even(step[k])
+    for k, cut in cuts.items():
         out[k] = cut(step[k])
     if "aug" in step:
+        aug_cut = next(iter(cuts.values())) if cuts else even
         out["aug"] = {
-            k: (cut(v) if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()
+            k: (aug_cut(v) if isinstance(v, np.ndarray) else v) for k, v in step["aug"].items()
         }
     return out
 

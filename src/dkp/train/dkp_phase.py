@@ -5,6 +5,8 @@ validation (dkp_validation). dkp.train.student explains the phase and runs the s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -12,7 +14,7 @@ from tqdm import tqdm
 from .. import runtime, sampling
 from ..errors import DkpError
 from ..models import autocast, embed_frames, prepare, preprocess, unit
-from ..models.dkp import DKP, dkp_losses
+from ..models.dkp import dkp_losses
 from . import batches, distributed, loader, loop
 from .context import TrainContext
 from .data import VideoSet
@@ -21,9 +23,46 @@ from .distributed import SINGLE, Group
 TERMS = ["ce_s", "ce_p", "feat", "kd", "ce_kd", "kd_kd"]
 
 
-def step_videos(vids: np.ndarray, ns: int, nt: int, max_frames: int) -> np.ndarray:
-    """The first videos of a batch that keep videos x (ns + nt) within max_frames (at least one)."""
-    return vids[: max(1, min(len(vids), max_frames // (ns + nt)))]
+def step_videos(vids: np.ndarray, counts: list[tuple[int, int]], max_frames: int) -> int:
+    """How many of a batch's first videos keep the sum of their n_s + n_t within max_frames (at
+    least one)."""
+    used = np.cumsum([ns + nt for ns, nt in counts])
+    return max(1, int(np.searchsorted(used, max_frames, side="right")))
+
+
+def padded(rows: list[np.ndarray], dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n) values and mask of ragged per-video rows, n the longest."""
+    n = max(len(r) for r in rows)
+    out, mask = np.zeros((len(rows), n), dtype=dtype), np.zeros((len(rows), n), dtype=bool)
+    for b, r in enumerate(rows):
+        out[b, : len(r)], mask[b, : len(r)] = r, True
+    return out, mask
+
+
+@dataclass
+class StepInputs:
+    """One step's network-ready inputs for B videos. xs (N_s, 3, S, S): the student frames of every
+    video, video after video, augmented, at the student's input; xt: the same frames at the
+    teacher's input (targets T(x_i)); gt (N_t, ...): the teacher frames (g_j); u (B, n_s) and
+    v (B, n_t): their positions, padded, with masks f_mask / g_mask (the videos' own counts);
+    y (B,): the labels."""
+
+    xs: torch.Tensor
+    xt: torch.Tensor
+    gt: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    f_mask: torch.Tensor
+    g_mask: torch.Tensor
+    y: torch.Tensor
+
+
+def scatter(flat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, n, D) from per-frame rows (N, D) laid out video after video, zeros where mask is
+    False."""
+    out = flat.new_zeros((*mask.shape, flat.shape[-1]))
+    out[mask] = flat
+    return out
 
 
 def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
@@ -39,89 +78,130 @@ def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
 
 
 def dkp_step(
-    student,
-    dkp: DKP,
-    teacher,
-    xs,
-    xt,
-    gt,
-    u,
-    v,
-    y,
+    nets: tuple,
+    inputs: StepInputs | None,
     opt,
     sched,
     cfg: dict,
     device,
     group: Group = SINGLE,
     share: float = 1.0,
-) -> tuple[dict, int]:
-    """One optimiser step of phase 2 on network-ready inputs for B videos: xs (B*n_s, 3, S, S) the
-    augmented student frames at the student's input, xt the same frames at the teacher's input
-    (targets T(x_i)), gt (B*n_t, ...) the teacher frames (g_j), u (B, n_s) and v (B, n_t) their
-    positions, y (B,) the labels. Returns (each loss term as a float, student frames DSTE gets
-    right).
+) -> tuple[dict, int, int]:
+    """One optimiser step of phase 2: nets = (student, dkp, teacher), inputs for this rank's videos
+    (None: none). Returns (each loss term as a float, student frames DSTE gets right, student
+    frames).
 
-    With several ranks the inputs are this rank's `share` of the step's videos (u None: none), its
-    loss and returned terms are weighted by that share, and the gradients are summed over the
-    ranks (dkp.train.distributed), so the terms sum to the step's over the ranks."""
+    With several ranks the inputs are this rank's `share` of the step's videos, its loss and
+    returned terms are weighted by that share, and the gradients are summed over the ranks
+    (dkp.train.distributed), so the terms sum to the step's over the ranks."""
+    student, dkp, teacher = nets
     params = [q for g in opt.param_groups for q in g["params"]]
-    ns, nt = (u.shape[1], v.shape[1]) if u is not None else (0, 0)
-    terms, hits = dict.fromkeys(["total", *TERMS], 0.0), 0
-    if u is not None:
-        B = u.shape[0]
+    terms, hits, frames = dict.fromkeys(["total", *TERMS], 0.0), 0, 0
+    size = "" if inputs is None else f" at n_s <= {inputs.u.shape[1]}, n_t <= {inputs.v.shape[1]}"
+    if inputs is not None:
+        f_mask, g_mask = inputs.f_mask, inputs.g_mask
         with torch.no_grad(), autocast(device):  # the frozen teacher
-            target = teacher.embed(xt).float().view(B, ns, -1)
-            g = teacher.embed(gt).float().view(B, nt, -1)
+            target = scatter(teacher.embed(inputs.xt).float(), f_mask)
+            g = scatter(teacher.embed(inputs.gt).float(), g_mask)
         with autocast(device):
-            f = student.embed(xs)
-            kd_logits = student.classify(f).view(B, ns, -1)
-            out = dkp(f.view(B, ns, -1), u, g, v)
+            f = student.embed(inputs.xs)
+            kd_logits = scatter(student.classify(f), f_mask)
+            out = dkp(scatter(f, f_mask), inputs.u, g, inputs.v, f_mask, g_mask)
         terms = dkp_losses(
             out,
             kd_logits,
-            y,
+            inputs.y,
             target,
             dkp.teacher_head(target),
-            None,
+            f_mask,
             cfg["lambda_feat"],
             cfg["lambda_kd"],
             cfg["tau"],
         )
         if group.world > 1:
             terms = {k: t * share for k, t in terms.items()}
-        hits = int((out["p"].argmax(-1) == y[:, None]).sum())
-    finite = u is None or bool(torch.isfinite(terms["total"]))
+        hits = int(((out["p"].argmax(-1) == inputs.y[:, None]) & f_mask).sum())
+        frames = int(f_mask.sum())
+    finite = inputs is None or bool(torch.isfinite(terms["total"]))
     opt.zero_grad(set_to_none=True)
-    if finite and u is not None:
+    if finite and inputs is not None:
         terms["total"].backward()
     (bad,) = distributed.sum_gradients(params, group, [float(not finite)])
     if bad:
         raise DkpError(
-            f"train-student: the DKP loss became non-finite at n_s={ns}, n_t={nt}; the phase "
-            f"diverged (lower train.student.lr or narrow train.student.ns_range/nt_range)"
+            f"train-student: the DKP loss became non-finite{size}; the phase diverged (lower "
+            "train.student.lr)"
         )
     if cfg["grad_clip"]:
         torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
     opt.step()
     sched.step()
-    return {k: float(t.detach()) if torch.is_tensor(t) else t for k, t in terms.items()}, hits
+    return (
+        {k: float(t.detach()) if torch.is_tensor(t) else t for k, t in terms.items()},
+        hits,
+        frames,
+    )
+
+
+def plan_epoch(
+    rng: np.random.Generator, train: VideoSet, pairs: list, cfg: dict, aug: dict
+) -> list[dict]:
+    """Every random draw of an epoch, step by step (dkp.train.loader): per step, one of the sweep's
+    DKP/DSTE configurations (`pairs`), the (n_s, n_t) it asks of each video of the batch (fixed
+    sampling: from the video's length), and in each of a video's n equal segments the frame nearest
+    a random point, each distinct frame once: evaluation's rule (dkp.sampling.distinct_indices)
+    with the point drawn instead of the centre."""
+    out = []
+    for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
+        c = pairs[int(rng.integers(len(pairs)))]
+        counts = [sampling.role_counts(c, float(train.durations[i])) for i in vids]
+        keep = step_videos(vids, counts, cfg["max_frames_per_step"])
+        vids, counts = vids[:keep], counts[:keep]
+        s_idx, t_idx = [], []
+        for i, (ns, nt) in zip(vids, counts):
+            t, d = train.times[i], float(train.durations[i])
+            s_idx.append(sampling.distinct_indices(t, d, ns, rng.random(ns)))
+            t_idx.append(sampling.distinct_indices(t, d, nt, rng.random(nt)))
+        u, f_mask = padded([train.positions(i, j) for i, j in zip(vids, s_idx)])
+        v, g_mask = padded([train.positions(i, j) for i, j in zip(vids, t_idx)])
+        out.append(
+            {
+                "xs": [(i, int(j)) for i, idx in zip(vids, s_idx) for j in idx],
+                "aug": batches.draw_augment(
+                    rng,
+                    sum(len(ix) for ix in s_idx),
+                    aug["crop_pad"],
+                    aug["flip"],
+                    aug["rot90"],
+                    aug["channel_shuffle"],
+                ),
+                "gt": [(i, int(j)) for i, idx in zip(vids, t_idx) for j in idx],
+                "u": u,
+                "v": v,
+                "f_mask": f_mask,
+                "g_mask": g_mask,
+                "y": train.labels[vids],
+                "config": c.name,
+            }
+        )
+    return out
 
 
 def train_dkp(
     p: dict,
-    student,
-    dkp: DKP,
-    teacher,
+    nets: tuple,
     t_entry: dict,
     ctx: TrainContext,
     val_eval,
     seed: int,
-    ranges,
+    pairs: list,
 ) -> list[dict]:
-    """Phase 2; `seed` is the phase's own (the run's seed + student.SEED_OFFSET["dkp"]); ranges
-    from student.resolve_ranges; ctx.group: the ranks of a torchrun, each training on its share of
-    every step's videos (dkp.train.distributed.share_videos); rank 0 alone scores the validation
-    frames (val_eval, from dkp_validation)."""
+    """Phase 2; nets = (student, dkp, teacher); `seed` is the phase's own (the run's seed +
+    student.SEED_OFFSET["dkp"]); pairs: the sweep's DKP/DSTE configurations (student.dkp_pairs);
+    ctx.group: the ranks of a torchrun, each training on its share of every step's videos
+    (dkp.train.distributed.share_videos); rank 0 alone scores the validation frames (val_eval,
+    from dkp_validation)."""
+    student, dkp, teacher = nets
     train, device, group = ctx.train, ctx.device, ctx.group
     cfg, aug, net, lcfg = (
         p["train"]["student"],
@@ -132,49 +212,21 @@ def train_dkp(
     steps = -(-len(train) // cfg["batch_videos"])
     opt = loop.optimizer(list(student.parameters()) + list(dkp.parameters()), cfg, "sgd")
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
-    (ns_lo, ns_hi), (nt_lo, nt_hi) = ranges
     t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
     reader = loader.StepReader(train, ("xs", "gt"), lcfg["workers"], lcfg["prefetch"], device)
-
-    def plan(rng: np.random.Generator) -> list[dict]:
-        """Every random draw of an epoch, step by step (dkp.train.loader)."""
-        out = []
-        for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
-            ns, nt = sampling.draw_count(rng, ns_lo, ns_hi), sampling.draw_count(rng, nt_lo, nt_hi)
-            vids = step_videos(vids, ns, nt, cfg["max_frames_per_step"])
-            s_idx = [batches.spread_indices(rng, train.n_frames(i), ns) for i in vids]
-            t_idx = [batches.spread_indices(rng, train.n_frames(i), nt) for i in vids]
-            out.append(
-                {
-                    "xs": [(i, j) for i, idx in zip(vids, s_idx) for j in idx],
-                    "aug": batches.draw_augment(
-                        rng,
-                        len(vids) * ns,
-                        aug["crop_pad"],
-                        aug["flip"],
-                        aug["rot90"],
-                        aug["channel_shuffle"],
-                    ),
-                    "gt": [(i, j) for i, idx in zip(vids, t_idx) for j in idx],
-                    "u": np.stack([train.positions(i, j) for i, j in zip(vids, s_idx)]).astype(
-                        np.float32
-                    ),
-                    "v": np.stack([train.positions(i, j) for i, j in zip(vids, t_idx)]).astype(
-                        np.float32
-                    ),
-                    "y": train.labels[vids],
-                }
-            )
-        return out
+    per_video = ("y", "u", "v", "f_mask", "g_mask")
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
         student.train()
         dkp.train()
         sums, hits, seen = dict.fromkeys(["total", *TERMS], 0.0), 0, 0
-        steps = [distributed.share_videos(s, group, ("y", "u", "v", "xs", "gt")) for s in plan(rng)]
-        read = iter(reader([s for s in steps if len(s["y"])]))  # a rank may get no video
+        plan = [
+            distributed.share_videos(s, group, per_video, {"xs": "f_mask", "gt": "g_mask"})
+            for s in plan_epoch(rng, train, pairs, cfg, aug)
+        ]
+        read = iter(reader([s for s in plan if len(s["y"])]))  # a rank may get no video
         bar = tqdm(
-            steps,
+            plan,
             desc=f"dkp {e + 1}/{cfg['epochs']}",
             unit="batch",
             leave=False,
@@ -182,30 +234,29 @@ def train_dkp(
         )
         for n_batches, planned in enumerate(bar, 1):
             if not len(planned["y"]):
-                terms, hit = dkp_step(
-                    student, dkp, teacher, *[None] * 6, opt, sched, cfg, device, group, 0.0
-                )
+                dkp_step(nets, None, opt, sched, cfg, device, group, 0.0)
                 continue
             step = next(read)
             x = step["xs"].to(device, non_blocking=True)
             x = unit(batches.apply_augment(x.permute(0, 3, 1, 2), step["aug"]))
             y_frames = step["gt"].to(device, non_blocking=True)
-            u, v = torch.from_numpy(step["u"]).to(device), torch.from_numpy(step["v"]).to(device)
-            y = torch.from_numpy(step["y"]).to(device)
-            B, ns = u.shape
-            xt, gt = prepare(x, t_size, t_norm), preprocess(y_frames, t_size, t_norm)
-            xs = prepare(x, net["input_size"], net["normalize"])
-            inputs = (xs, xt, gt, u, v, y)
-            terms, hit = dkp_step(
-                student, dkp, teacher, *inputs, opt, sched, cfg, device, group, step["share"]
+            on = {k: torch.from_numpy(step[k]).to(device) for k in per_video}
+            inputs = StepInputs(
+                xs=prepare(x, net["input_size"], net["normalize"]),
+                xt=prepare(x, t_size, t_norm),
+                gt=preprocess(y_frames, t_size, t_norm),
+                **on,
+            )
+            terms, hit, frames = dkp_step(
+                nets, inputs, opt, sched, cfg, device, group, step["share"]
             )
             for k in sums:
                 sums[k] += terms[k]
             hits += hit
-            seen += B * ns
+            seen += frames
             bar.set_postfix(loss=f"{sums['total'] / n_batches:.3f}")
         *totals, hits, seen = group.sum([*sums.values(), hits, seen])
-        row = {k: t / len(steps) for k, t in zip(sums, totals)}
+        row = {k: t / len(plan) for k, t in zip(sums, totals)}
         row["loss"] = row.pop("total")
         return {
             "phase": "dkp",
@@ -228,24 +279,20 @@ def train_dkp(
 
 def dkp_validation(
     p: dict,
-    student,
-    dkp: DKP,
-    teacher,
+    nets: tuple,
     t_entry: dict,
     val: VideoSet,
     val_pairs: list,
     ctx: TrainContext,
-    nt_range,
+    config,
 ):
     """A closure giving the phase-2 validation accuracies (DSTE p_i and C_s) on the fixed frames
-    ctx.val_frames of `val`, taken at val_pairs (classifier.validation_frames)."""
+    ctx.val_frames of `val`, taken at val_pairs (classifier.validation_frames), with the teacher
+    frames `config` (a sweep configuration) feeds each video at test time."""
+    student, dkp, teacher = nets
     device, val_frames = ctx.device, ctx.val_frames
-    lo, hi = nt_range
-    nt = max(lo, min(hi, int(round((lo * hi) ** 0.5))))
-    # the teacher frames the sweep's adaptive sampling feeds: the distinct frames nearest nt segment
-    # centres
     t_idx = [
-        sampling.distinct_indices(val.times[i], float(val.durations[i]), nt)
+        sampling.config_indices(config, "t", val.times[i], float(val.durations[i]))
         for i in range(len(val))
     ]
     t_frames = val.gather([(i, int(j)) for i in range(len(val)) for j in t_idx[i]])

@@ -4,29 +4,24 @@
 Phase 1 ("plain"): the student backbone alone, trained like the teacher (TSN frames,
 cross-entropy, train.plain_student): the "Student alone" baseline, which never sees
 the teacher. Phase 2 ("dkp"): a copy of it, the DKP module and the gate, trained with
-the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each step draws its
-numbers of student and teacher frames log-uniformly over train.student.ns_range / nt_range
-(one random frame per equal segment of the whole video), so one checkpoint serves every
-sampling configuration; `auto` ranges are the distinct counts the sweep's DKP and DSTE
-configurations feed the training and validation videos (resolve_ranges), so DKP is never
-evaluated outside the range it was trained on. A step takes train.student.batch_videos
-videos, or fewer so that videos x (n_s + n_t) stays within max_frames_per_step. The frozen
-teacher runs in the loop (eval mode, no gradients) on
-the teacher frames (un-augmented, as at test time) for g_j, and on the student frames
-with the student's very augmentation for the targets T(x_i); with a few epochs the loop
-shows it fewer frames than caching its features of every training frame would take. Phase 2's
-step and loop live in dkp.train.dkp_phase.
+the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each step draws one of the
+sweep's DKP/DSTE configurations (dkp_pairs) and feeds each video of the batch the (n_s, n_t)
+that configuration asks of it, distinct frames as at test time (dkp.train.dkp_phase.plan_epoch),
+so DKP trains on the pairs it is evaluated on and one checkpoint serves every configuration.
+A step takes train.student.batch_videos videos, or fewer so that the sum of their n_s + n_t
+stays within max_frames_per_step. The frozen teacher runs in the loop (eval mode, no gradients)
+on the teacher frames (un-augmented, as at test time) for g_j, and on the student frames with
+the student's very augmentation for the targets T(x_i). Phase 2's step and loop live in
+dkp.train.dkp_phase.
 
 For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
 results/train/seed-N/student.csv (rows of both phases; `val_acc` is frame accuracy inside the
-labelled activity on data.tune_subset (train.data.monitor_subset): of the plain student in phase 1,
-of DSTE's p_i with the teacher frames adaptive sampling of n_t = the geometric mean of nt_range
-feeds in phase 2; `val_acc_kd` is the DKP-trained student's own classifier C_s).
+labelled activity on data.tune_subset (train.data.monitor_subset): of the plain student in
+phase 1, of DSTE's p_i with the teacher frames sweep.s3_config feeds in phase 2; `val_acc_kd` is
+the DKP-trained student's own classifier C_s).
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from .. import checkpoints, framestore, layout, runtime, sampling
 from .. import configs as configs_mod
@@ -35,7 +30,7 @@ from ..models import build_backbone
 from ..models.dkp import DKP
 from . import classifier, distributed, loop, resume
 from .context import TrainContext
-from .data import VideoSet, load_subset, monitor_subset
+from .data import load_subset, monitor_subset
 from .dkp_phase import TERMS, dkp_validation, train_dkp
 from .teacher import input_files, run_reads
 
@@ -74,20 +69,16 @@ def reads(p: dict) -> dict:
     }
 
 
-def resolve_ranges(p: dict, *sets: VideoSet) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(ns_range, nt_range) of train.student, `auto` replaced by dkp.sampling.count_range over the
-    DKP and DSTE configurations of the sweep and the videos of `sets`."""
-    cfg = p["train"]["student"]
-    if cfg["ns_range"] != "auto" and cfg["nt_range"] != "auto":
-        return tuple(cfg["ns_range"]), tuple(cfg["nt_range"])
-    dkp_configs = [c for c in configs_mod.build(p) if c.method in ("dkp", "dste")]
-    times = [t for vs in sets for t in vs.times]
-    durations = np.concatenate([vs.durations for vs in sets])
-    auto_ns, auto_nt = sampling.count_range(dkp_configs, times, durations)
-    return (
-        auto_ns if cfg["ns_range"] == "auto" else tuple(cfg["ns_range"]),
-        auto_nt if cfg["nt_range"] == "auto" else tuple(cfg["nt_range"]),
-    )
+def dkp_pairs(p: dict) -> list:
+    """The sweep's DKP and DSTE configurations (dkp.configs), each (strategy, counts) once: what
+    the DKP phase draws its steps' frame counts from."""
+    seen, out = set(), []
+    for c in configs_mod.build(p):
+        key = (c.strategy, c.ns, c.nt, c.rt, c.ratio)
+        if c.method in ("dkp", "dste") and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
 
 
 def run(p: dict, args) -> None:
@@ -106,20 +97,15 @@ def run(p: dict, args) -> None:
     t_entry = t_ckpt["backbones"]["teacher"]
     teacher = checkpoints.load_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
-    # durations only: the range the sweep evaluates
-    val = load_subset(p, p["data"]["val_subset"], len(classes))
-    monitor = (
-        val
-        if monitor_subset(p) == p["data"]["val_subset"]
-        else load_subset(p, monitor_subset(p), len(classes))
-    )
+    monitor = load_subset(p, monitor_subset(p), len(classes))
     val_frames, val_labels, val_pairs = classifier.validation_frames(
         monitor, p["train"]["val_frames_per_video"]
     )
-    ranges = resolve_ranges(p, train, val)
+    pairs = dkp_pairs(p)
+    (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_span(pairs, train.durations)
     print(
-        f"student: DKP trained on n_s {ranges[0][0]}-{ranges[0][1]}, n_t "
-        f"{ranges[1][0]}-{ranges[1][1]} frames per video"
+        f"student: DKP trained on the sweep's {len(pairs)} DKP/DSTE configurations over the "
+        f"{len(train)} training videos: n_s {ns_lo}-{ns_hi}, n_t {nt_lo}-{nt_hi} frames per video"
     )
     folder = resume.resume_dir("student", base, reads(p), input_files(p) + [t_path])
 
@@ -147,14 +133,14 @@ def run(p: dict, args) -> None:
     dkp.init_heads(teacher.head, student.head)
     student.to(device)
     dkp.to(device)
+    nets = (student, dkp, teacher)
+    val_config = configs_mod.by_name(p)[p["sweep"]["s3_config"]]
     val_eval = (
-        dkp_validation(p, student, dkp, teacher, t_entry, monitor, val_pairs, ctx, ranges[1])
+        dkp_validation(p, nets, t_entry, monitor, val_pairs, ctx, val_config)
         if group.main
         else dict
     )
-    dkp_rows = train_dkp(
-        p, student, dkp, teacher, t_entry, ctx, val_eval, base + SEED_OFFSET["dkp"], ranges
-    )
+    dkp_rows = train_dkp(p, nets, t_entry, ctx, val_eval, base + SEED_OFFSET["dkp"], pairs)
     distributed.close(group)
     if not group.main:
         return
@@ -168,7 +154,11 @@ def run(p: dict, args) -> None:
             "classes": classes,
             "num_classes": len(classes),
             "teacher_sha256": checkpoints.file_digest(t_path),
-            "train_ranges": {"ns": list(ranges[0]), "nt": list(ranges[1])},
+            "train_pairs": {
+                "configurations": [c.name for c in pairs],
+                "ns": [ns_lo, ns_hi],
+                "nt": [nt_lo, nt_hi],
+            },
             "backbones": {
                 "student": checkpoints.backbone_entry(student, p["student"]),
                 "student_plain": checkpoints.backbone_entry(plain, p["student"]),
