@@ -1,4 +1,4 @@
-"""The seven claim verdicts: exact constructed curves (each claim where it holds and where it fails),
+"""The seven claim verdicts: exact constructed curves (each where it holds and where it fails),
 then the whole verdict path on simulated predictions: null calibration and power."""
 
 from __future__ import annotations
