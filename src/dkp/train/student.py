@@ -52,7 +52,6 @@ def reads(p: dict) -> dict:
     return {
         "run": run_reads(p),
         "train_subset": p["data"]["train_subset"],
-        "val_subset": p["data"]["val_subset"],
         "monitor_subset": monitor_subset(p),
         "shards": p["frames"]["shards"],
         "student": p["student"],
@@ -63,6 +62,7 @@ def reads(p: dict) -> dict:
             "s1": p["sweep"]["s1"],
             "s2": p["sweep"]["s2"],
             "baselines": p["sweep"]["baselines"],
+            "s3_config": p["sweep"]["s3_config"],
         },
         "augment": p["train"]["augment"],
         "val_frames": p["train"]["val_frames_per_video"],
