@@ -338,6 +338,18 @@ def test_missing_inputs_give_one_line(tiny_workdir, tiny_params, monkeypatch, ca
     )
 
 
+def test_a_corrupt_metrics_json_stops_the_report_with_one_line(
+    tiny_workdir, tiny_params, monkeypatch, capsys
+):
+    monkeypatch.chdir(tiny_workdir)
+    build_inputs(tiny_workdir, tiny_params)
+    (tiny_workdir / "results/metrics.json").write_text('{"operating_points": {')
+    assert cli.main(["figures", "--params", "params.yaml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "metrics.json: not valid JSON" in err[0], err
+    assert not (tiny_workdir / "results/README.md").exists()
+
+
 def test_strip_frames_line_up_with_time_bins():
     times = np.arange(0.0, 40.0, 1.0)
     idx, edges = s3.strip_indices(times, 40.0, 8)

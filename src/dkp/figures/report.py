@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_text
+from ..errors import DkpError
 from ..tables import FED_AS_NAMED, OPERATING_POINT_SCORES
 from .verdicts import Draws, Verdict, fmt_effect
 
@@ -182,10 +183,14 @@ def data_section(data_report) -> list[str]:
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text()) if path.exists() else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    """A results JSON the report quotes, or None when the file does not exist; a corrupt file
+    stops the stage with one line (the report would otherwise call it "not available")."""
+    if not path.exists():
         return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DkpError(f"{path}: not valid JSON ({exc}); rerun the stage that writes it") from None
 
 
 def _params_section(p: dict) -> list[str]:
