@@ -28,7 +28,7 @@ from PIL import Image
 
 from dkp import cli, framestore
 from dkp.errors import DkpError
-from dkp.frames import decode, output_shape, sample_times
+from dkp.frames import decode, kept_indices, output_shape, sample_times
 from dkp.video import open_video
 from dkp.video.pyav_reader import PyAVReader
 
@@ -117,17 +117,23 @@ def test_sample_times_bin_centres():
             assert abs(len(sample_times(length, fps)) - length * fps) <= 1
 
 
-def test_sweep_demand_raises_the_count_and_keeps_frames_distinct():
+def test_sweep_demand_keeps_every_kth_decoded_frame():
     need = (("adaptive", 12), ("fixed", 5.0, 8.0))
-    # 6 s at 1 fps: 6 frames, but the sweep asks 12 (adaptive) and 8 x round(6 / 5) = 8
-    t = sample_times(6.0, 1.0, need)
-    assert len(t) == 12 and np.allclose(t, (np.arange(12) + 0.5) * 0.5)
-    # 100 s: fixed asks 8 x round(100 / 5) = 160 > 100 at 1 fps; 300 s: 480 > 300
-    assert len(sample_times(100.0, 1.0, need)) == 160
-    assert len(sample_times(300.0, 1.0, need)) == 480
-    # at 2 fps 300 s give 600 > 480: the fps rule's 1/fps bins, as without the demand
-    assert len(sample_times(300.0, 2.0, need)) == 600
-    assert np.allclose(sample_times(300.0, 2.0, need), sample_times(300.0, 2.0))
+    # 6 s decoded at 30 fps: 1 fps gives 6 frames, the sweep asks 12 (adaptive) and
+    # 8 x round(6 / 5) = 8: every 15th frame (180 // 12), centred in its stride
+    pts = np.arange(180) / 30.0
+    idx = kept_indices(pts, 6.0, 1.0, need)
+    assert idx.tolist() == list(range(7, 180, 15)) and len(idx) == 12
+    # 100 s at 2 fps: fixed asks 8 x 20 = 160 of 200 decoded frames: all of them (stride 1)
+    pts = np.arange(200) / 2.0
+    assert kept_indices(pts, 100.0, 1.0, need).tolist() == list(range(200))
+    # the fps count rules when larger: 300 s at 30 fps, 2 fps asks 600 > 480: every 15th frame
+    pts = np.arange(9000) / 30.0
+    assert len(kept_indices(pts, 300.0, 2.0, need)) == 600
+    # a video with fewer decoded frames than asked keeps them all
+    assert kept_indices(np.arange(5) / 2.0, 2.5, 1.0, need).tolist() == list(range(5))
+    # without a demand: the 1/fps bin centres, as ever
+    assert kept_indices(np.arange(24) / 2.0, 12.0, 1.0).tolist() == list(range(1, 24, 2))
 
 
 def test_output_shape():

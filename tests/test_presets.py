@@ -228,8 +228,7 @@ def test_every_configuration_is_fed_as_named_at_the_presets(preset):
     shares = {}
     for d in _reference_durations(p):
         native = np.arange(max(1, int(d * NATIVE_FPS))) / NATIVE_FPS
-        want = frames.sample_times(d, p["frames"]["fps"], demand)
-        kept = np.unique(sampling.nearest_indices(native, want))
+        kept = frames.kept_indices(native, d, p["frames"]["fps"], demand)
         stored = native[kept]
         for c in cfgs:
             ns, nt = sampling.role_counts(c, d)

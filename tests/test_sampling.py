@@ -7,7 +7,7 @@ import pytest
 
 from dkp import sampling
 from dkp.configs import Config
-from dkp.frames import sample_times
+from dkp.frames import kept_indices
 
 
 def _video(rng, fps=1.0):
@@ -160,7 +160,7 @@ def test_count_span_and_the_frames_every_configuration_needs():
     # extraction at the required count over a dense video: every configuration fed what it names
     for d in durations:
         native = np.arange(int(d * 30)) / 30.0
-        kept = np.unique(sampling.nearest_indices(native, sample_times(d, 1.0, need)))
+        kept = kept_indices(native, d, 1.0, need)
         stored = native[kept]
         for c in (c4, fx):
             ns, nt = sampling.role_counts(c, d)

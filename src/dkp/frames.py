@@ -1,13 +1,14 @@
 """`dkp frames [--shard i/N]`: decode each ok video of the manifest into uint8 frames.
 
-Sampling (docs/contracts.md): a video of length L (the end of its last decoded frame, so a
-video shorter than its annotated duration keeps what it has) is cut into m equal bins and
-the decoded frame whose presentation time is nearest each bin centre is kept, each decoded
-frame once. m = ceil(L * frames.fps - 0.5) (at least one), or, with
-`frames.per_video_count: sweep`, at least the largest count any configuration of the sweep
-asks of a video of length L (dkp.sampling.required_count): every configuration is then fed
-the distinct frames it names wherever the video has them. Stored timestamps are the kept
-frames' own presentation times.
+Sampling (docs/contracts.md): a video of length L is the end of its last decoded frame (a
+video shorter than its annotated duration keeps what it has). With
+`frames.per_video_count: fps`, the video is cut into bins of 1/fps seconds and the decoded
+frame nearest each bin centre is kept (ceil(L * fps - 0.5) frames, at least one). With
+`sweep` (the default), the video keeps at least m = max(that count, the largest count any
+configuration of the sweep asks of a video of length L, dkp.sampling.required_count) frames,
+as every k-th decoded frame (kept_indices): every configuration is then fed the distinct
+frames it names wherever the video has them. Stored timestamps are the kept frames' own
+presentation times.
 Each frame is resized (Pillow, bilinear with antialiasing) so its short side is
 `frames.size`, then centre-cropped to `frames.crop`.
 
@@ -62,13 +63,25 @@ def frame_count(length: float, fps: float, demand: tuple = ()) -> int:
     return max(k, required_count(demand, length)) if demand else k
 
 
-def sample_times(length: float, fps: float, demand: tuple = ()) -> np.ndarray:
-    """Bin centres: (k + 0.5) / fps before `length` seconds (at least one), or, when `demand` asks
-    for more frames, the centres of frame_count equal bins of [0, L]."""
-    k = frame_count(length, fps, demand)
-    if k == frame_count(length, fps):
-        return (np.arange(k) + 0.5) / fps
-    return (np.arange(k) + 0.5) * (max(length, 0.0) / k)
+def sample_times(length: float, fps: float) -> np.ndarray:
+    """Bin centres (k + 0.5) / fps that fall before `length` seconds; at least one."""
+    k = frame_count(length, fps)
+    return (np.arange(k) + 0.5) / fps
+
+
+def kept_indices(pts: np.ndarray, end: float, fps: float, demand: tuple = ()) -> np.ndarray:
+    """Which decoded frames (presentation times `pts`, video end `end`) are stored.
+
+    Without a demand: the frame nearest each 1/fps bin centre, each once. With one: every k-th
+    decoded frame, k = the largest stride that still keeps frame_count frames (all of them when
+    the video has fewer), so the stored frames lie on the video's own even grid. Picking the frame
+    nearest each of m bin centres instead would snap them to the decoded grid unevenly, and a
+    configuration asking for nearly m frames would then find two of its segment centres nearest
+    the same stored frame."""
+    if not demand:
+        return np.unique(nearest_indices(pts, sample_times(end, fps)))
+    stride = max(1, len(pts) // frame_count(end, fps, demand))
+    return np.arange(stride // 2, len(pts), stride)
 
 
 def output_shape(height: int, width: int, size: int, crop: int | None) -> tuple[int, int, int, int]:
@@ -113,8 +126,7 @@ def decode(
     import decord
 
     pts, end = presentation_times(reader)
-    # a decoded frame nearest two bin centres is kept once: no stored frame repeats another
-    idx = np.unique(nearest_indices(pts, sample_times(end, fps, demand)))
+    idx = kept_indices(pts, end, fps, demand)
     out, filled = None, 0
     with captured_stderr() as read_log:
         try:
