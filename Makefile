@@ -18,11 +18,11 @@ install: $(STAMP)
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-# The real-Slurm test takes minutes of job start-up and polling: `make test` stays
-# under 10 minutes without it (it is reported as skipped), `make test-slurm` runs it.
+# The real-Slurm tests take minutes of job start-up and polling: `make test` stays
+# under 10 minutes without them (--skip-slurm: reported as skipped, listed by -rs with
+# the reason), `make test-slurm` runs them.
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m "not slurm" tests
-	@echo "make test: the single-node Slurm test is not part of this run; run it with 'make test-slurm'"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs --skip-slurm tests
 
 test-slurm: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m slurm tests

@@ -24,6 +24,22 @@ if BIN.exists():  # tests call dkp/dvc/snakemake as a user would, from the proje
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--skip-slurm",
+        action="store_true",
+        help="report the tests that need a Slurm cluster as skipped (make test)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--skip-slurm"):
+        skip = pytest.mark.skip(reason="minutes of Slurm job start-up: run with `make test-slurm`")
+        for item in items:
+            if "slurm" in item.keywords:
+                item.add_marker(skip)
+
+
 # the policy pytest started with: every process a test starts inherits the test thread's
 SCHEDULING = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
 

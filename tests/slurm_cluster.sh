@@ -66,8 +66,10 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-# squeue must still see finished jobs when snakemake polls (>= 3x its first-check delay).
-MinJobAge=600
+# squeue must still see finished jobs when snakemake polls (>= 3x its first-check delay)
+# and when test_slurm.py counts them after a run of up to 840 s (+20 s to kill it): the
+# first jobs of a slow run finish that long before the count.
+MinJobAge=1200
 ReturnToService=2
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool

@@ -290,7 +290,8 @@ def test_report_uses_data_report_when_present(tiny_workdir, tiny_params, monkeyp
         "| validation | 4 | 3 | 1 | 0 | 0 |" in text and "| training | 4 | 4 | 0 | 0 | 0 |" in text
     )
     assert "`v_gone` (validation, ingest): missing: no file" in text and "unknown class 2" in text
-    assert "| teacher_nt5 | 20.5 | 71.5 |" in text, text and "- videos.evaluated: 3" in text
+    assert "| teacher_nt5 | 20.5 | 71.5 |" in text, text
+    assert "- videos.evaluated: 3" in text, text
     assert "not available" not in text
 
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from fixtures import media as M
 from fixtures.bad_inputs import SHORT, dkp
-from fixtures.interrupt import _alive, _hidden, _kill_9_when, _tree
+from fixtures.interrupt import _alive, _hidden, _kill_9_when, _tree, outliving
 from PIL import Image
 
 from dkp import cli, framestore
@@ -474,35 +474,45 @@ def test_broken_time_index_after_ingest_is_unreadable_at_extraction(pipeline, tm
     assert (index["status"] == "ok").sum() == len(index) - 2  # bad_stss and this one
 
 
-@pytest.mark.slow
-def test_kill_9_during_extraction_then_rerun_is_byte_identical(pipeline, tmp_path):
-    root, p = pipeline
+def _extraction_to_kill(pipeline, tmp_path) -> tuple[Path, Path]:
+    """A work folder with the pipeline's params and `dkp data` run, and its frame store."""
+    root, _ = pipeline
     work = tmp_path / "w"
     work.mkdir()
     shutil.copy(root / "params.yaml", work / "params.yaml")
     assert dkp(work, "data").returncode == 0
-    frames = work / "data" / "frames"
+    return work, work / "data" / "frames"
 
-    def some_video_done():
-        return any(not f.name.startswith(".") for f in frames.glob("shard-*/*.npy"))
 
-    def videos_done() -> set[str]:
-        return {f.name for f in frames.glob("shard-*/*.t.npy")}
+def _videos_done(frames: Path) -> set[str]:
+    return {f.name for f in frames.glob("shard-*/*.t.npy")}
 
+
+def _some_video_done(frames: Path) -> bool:
+    return any(not f.name.startswith(".") for f in frames.glob("shard-*/*.npy"))
+
+
+@pytest.mark.slow
+def test_kill_9_during_extraction_then_rerun_is_byte_identical(pipeline, tmp_path):
+    root, p = pipeline
+    work, frames = _extraction_to_kill(pipeline, tmp_path)
     at_kill: list[set[str]] = []
     rc, workers = _kill_9_when(
-        work, "frames", some_video_done, at_kill=lambda: at_kill.append(videos_done())
+        work,
+        "frames",
+        lambda: _some_video_done(frames),
+        at_kill=lambda: at_kill.append(_videos_done(frames)),
     )
     assert rc == -signal.SIGKILL, f"dkp frames ended (rc {rc}) before it could be killed"
     assert workers, "expected decoding worker processes"
-    # orphaned workers finish (atomically) at most the video each holds, then exit: not the queued
-    # ones
     deadline = time.monotonic() + 60
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers), "worker processes outlived the killed stage"
     assert not list(frames.glob("shard-*/index.csv")), "a shard was marked complete"
-    assert len(videos_done()) <= len(at_kill[0]) + p["frames"]["workers"], (
+    # the stage hands out one video per worker at a time (dkp.workers), so after the kill at most
+    # those can still be finished, not the videos it had yet to hand out
+    assert len(_videos_done(frames)) <= len(at_kill[0]) + p["frames"]["workers"], (
         "orphans went on with queued videos"
     )
     reference = _tree(root / "data" / "frames")
@@ -514,3 +524,23 @@ def test_kill_9_during_extraction_then_rerun_is_byte_identical(pipeline, tmp_pat
     assert res.returncode == 0, res.stderr
     assert not _hidden(frames), "temporaries left behind"
     assert _tree(frames) == reference
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_extraction_die_with_it(pipeline, tmp_path):
+    """kill -9 of `dkp frames` with its decoding workers held stopped: the kernel ends them when
+    the stage dies (they cannot end by themselves while stopped), so no video is finished after
+    the kill."""
+    work, frames = _extraction_to_kill(pipeline, tmp_path)
+    at_kill: list[set[str]] = []
+    rc, children = _kill_9_when(
+        work,
+        "frames",
+        lambda: _some_video_done(frames),
+        at_kill=lambda: at_kill.append(_videos_done(frames)),
+        resume_children=False,
+    )
+    assert rc == -signal.SIGKILL, f"dkp frames ended (rc {rc}) before it could be killed"
+    assert children, "expected decoding worker processes"
+    assert outliving(children) == [], "worker processes outlived the killed stage"
+    assert _videos_done(frames) == at_kill[0]

@@ -15,7 +15,7 @@ import av  # noqa: F401  before decord: decord's FFmpeg loaded first breaks PyAV
 import numpy as np
 import pytest
 import yaml
-from fixtures.interrupt import _alive, signal_when
+from fixtures.interrupt import _alive, outliving, signal_when
 
 from dkp.synthetic import annotations, classes, render, spec
 
@@ -554,6 +554,39 @@ def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, s
     while [w for w in workers if _alive(w)] and time.time() < deadline:
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)], "worker processes outlived the stage"
+
+
+def test_kill_9_takes_the_workers_with_the_stage(tiny_workdir, tiny_params):
+    """kill -9 mid-run with the render/encode workers held stopped: the kernel ends them when the
+    stage dies (stopped, they cannot end by themselves), so no video is written after the kill,
+    and the previous dataset is intact."""
+    res = _synthesize(tiny_workdir, tiny_params)
+    assert res.returncode == 0, res.stderr
+    ann = tiny_workdir / tiny_params["data"]["annotations"]
+    before = ann.read_bytes()
+    big = json.loads(json.dumps(tiny_params))
+    big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
+    data = tiny_workdir / "data"
+
+    def written() -> set[str]:
+        return {f.name for f in data.glob(".synthetic.*.tmp/videos/*.mp4")}
+
+    at_kill: list[set[str]] = []
+    rc, children, err = signal_when(
+        tiny_workdir,
+        ["dkp", "synthesize"],
+        signal.SIGKILL,
+        lambda: bool(written()),
+        180,
+        at_signal=lambda: at_kill.append(written()),
+        resume_children=False,
+    )
+    assert rc == -signal.SIGKILL, f"dkp synthesize ended (rc {rc}) before it could be killed"
+    assert children, "expected worker processes"
+    assert outliving(children) == [], "worker processes outlived the killed stage"
+    assert written() == at_kill[0]
+    assert ann.read_bytes() == before
 
 
 def test_camera_shots_redraw_the_scene_but_keep_the_class(repo):

@@ -19,7 +19,7 @@ import torch
 import yaml
 from fixtures import media as M
 from fixtures.bad_inputs import BAD_VIDEOS, _write_bad_videos, dkp, one_line_error
-from fixtures.interrupt import signal_when
+from fixtures.interrupt import outliving, signal_when
 
 from dkp.models import to_unit, unit
 from dkp.train import batches, loop
@@ -495,6 +495,45 @@ def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
         x, batches.draw_augment(np.random.default_rng(3), len(x), 2, True, True, True)
     )
     assert torch.equal(a, b)
+
+
+# A training process reading steps through two loader workers, killed while it waits on its
+# step: the workers have read ahead (prefetch) and wait for more.
+_LOADER_HELD = """
+import sys, time
+import numpy as np, torch
+from dkp.train import loader
+from dkp.train.data import VideoSet
+frames = [np.zeros((6, 8, 8, 3), dtype=np.uint8) for _ in range(40)]
+vs = VideoSet(ids=[f"v{k}" for k in range(40)], labels=np.zeros(40, dtype=int),
+              durations=np.full(40, 6.0), segments=[[[0, 99]]] * 40, frames=frames,
+              times=[np.arange(6, dtype=np.float64)] * 40)
+steps = loader.steps(vs, [{"x": [(k, 0), (k, 1)]} for k in range(40)], ("x",), 2, 2,
+                     torch.device("cpu"))
+next(steps)
+open(sys.argv[1], "w").close()
+time.sleep(600)
+"""
+
+
+def test_loader_workers_die_with_the_training_process(tmp_path):
+    """kill -9 of a process reading through loader workers, the workers held stopped: the kernel
+    ends them when it dies (stopped, they cannot end by themselves; torch's own watch looks for
+    the parent every 5 s, and only between steps)."""
+    import sys
+
+    ready = tmp_path / "reading"
+    rc, children, err = signal_when(
+        tmp_path,
+        [sys.executable, "-c", _LOADER_HELD, str(ready)],
+        signal.SIGKILL,
+        ready.exists,
+        120,
+        resume_children=False,
+    )
+    assert rc == -signal.SIGKILL, (rc, err[-2000:])
+    assert len(children) == 2, children
+    assert outliving(children) == [], "loader workers outlived the training process"
 
 
 @pytest.mark.slow

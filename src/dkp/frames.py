@@ -32,10 +32,9 @@ fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import multiprocessing
-import os
 import shutil
 import sys
 import time
@@ -52,6 +51,7 @@ from .errors import VideoError
 from .runtime import progress_disabled
 from .sampling import demand, nearest_indices, required_count
 from .video import CHUNK, captured_stderr, clean_reason, open_video, presentation_times, read_chunks
+from .workers import imap_bounded
 
 # ---- pure functions -------------------------------------------------------------------------
 
@@ -250,38 +250,13 @@ def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> dict[str, str]
     return decoders
 
 
-_STAGE_PID: int | None = None
-
-
-def _remember_stage(pid: int) -> None:
-    """Pool initializer: the pid of the stage that owns this worker."""
-    global _STAGE_PID
-    _STAGE_PID = pid
-
-
-def _process_for_stage(task: tuple) -> dict:
-    """process(task), unless the stage is gone: imap queues every task up front, so without this
-    check the workers of a killed stage would go on extracting a whole shard for nobody."""
-    if _STAGE_PID is not None and os.getppid() != _STAGE_PID:
-        os._exit(1)
-    return process(task)
-
-
 def _run_tasks(tasks: list[tuple], workers: int):
-    """Yield process(task) for every task, in order, over `workers` processes."""
+    """Yield (task, process(task)) for every task, over `workers` processes (in the order they
+    finish), which stop when the stage is killed (dkp.workers)."""
     if workers <= 1 or len(tasks) <= 1:
-        yield from map(process, tasks)
+        yield from ((task, process(task)) for task in tasks)
         return
-
-    pool = multiprocessing.get_context("spawn").Pool(
-        min(workers, len(tasks)), initializer=_remember_stage, initargs=(os.getpid(),)
-    )
-    try:
-        yield from pool.imap(_process_for_stage, tasks, chunksize=1)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    yield from imap_bounded(process, tasks, workers)
 
 
 def run(p: dict, args) -> None:
@@ -323,9 +298,10 @@ def run(p: dict, args) -> None:
     reused = sum(len(r) for r in rows.values())
 
     bar = tqdm(total=len(tasks), desc="frames", unit="video", disable=progress_disabled())
-    for task, row in zip(tasks, _run_tasks(tasks, f["workers"])):
-        rows[framestore.shard_of(task[0], f["shards"])].append(row)
-        bar.update()
+    with contextlib.closing(_run_tasks(tasks, f["workers"])) as results:
+        for task, row in results:
+            rows[framestore.shard_of(task[0], f["shards"])].append(row)
+            bar.update()
     bar.close()
 
     for i in shards:

@@ -8,12 +8,12 @@ the same wherever and whenever it is built.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 from pathlib import Path
 
 from ..errors import VideoError
 from ..video import open_video
+from ..workers import pool as workers_pool
 
 EXTENSIONS = (".mp4", ".mkv", ".webm")
 PREFIXES = ("v_", "")  # ActivityNet downloads are v_<id>.mp4; other mirrors drop the prefix
@@ -65,7 +65,7 @@ def probe_many(paths: list[str | None], workers: int) -> list[tuple[str, str]]:
     if workers <= 1 or len(paths) < POOL_MIN:
         return [probe(p) for p in paths]
 
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    with workers_pool(workers) as pool:
         return pool.map(probe, paths, chunksize=16)
 
 

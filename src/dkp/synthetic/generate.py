@@ -11,7 +11,6 @@ import contextlib
 import json
 import signal
 import threading
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from .. import atomic, runtime
 from ..errors import ParamError
+from ..workers import imap_bounded
 from . import annotations, render, writer
 from .spec import VideoSpec, make_specs
 
@@ -72,8 +72,8 @@ def _ignore_sigint() -> None:
 def _encode_all(specs: list[VideoSpec], folder: Path, workers: int) -> int:
     """Write every video into folder; longest first so the pool stays balanced. Returns total bytes.
 
-    Leaving the `with Pool` block for any reason (an error, an interrupt)
-    terminates the workers, so none outlives the stage.
+    Leaving the loop for any reason (an error, an interrupt) terminates the workers, and a
+    killed stage takes them with it (dkp.workers), so none outlives the stage.
     """
     todo = [
         (s, str(folder / f"v_{s.vid}.mp4"))
@@ -89,8 +89,9 @@ def _encode_all(specs: list[VideoSpec], folder: Path, workers: int) -> int:
                 total += size
                 bar.update()
             return total
-        with get_context("spawn").Pool(workers, initializer=_ignore_sigint) as pool:
-            for _, size in pool.imap_unordered(make_video, todo, chunksize=1):
+        runs = imap_bounded(make_video, todo, workers, initializer=_ignore_sigint)
+        with contextlib.closing(runs):  # the workers end before the caller cleans up
+            for _, (_, size) in runs:
                 total += size
                 bar.update()
     return total

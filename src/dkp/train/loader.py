@@ -19,6 +19,8 @@ process touches memory that is already mapped. On CUDA the ring is page-locked
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import weakref
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..workers import loader_worker_init
 from .data import VideoSet
 
 
@@ -113,6 +116,7 @@ class StepReader:
                 generator=torch.Generator().manual_seed(seed),
                 prefetch_factor=self.prefetch,
                 multiprocessing_context="fork",
+                worker_init_fn=functools.partial(loader_worker_init, os.getpid()),
             )
         )
         done: list = []  # per step, the event after its copy to the GPU (None on the CPU)
