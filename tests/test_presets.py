@@ -63,6 +63,21 @@ def _dkp(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["dkp", *args], cwd=workdir, capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture(scope="module")
+def imagenet_files(tmp_path_factory) -> dict:
+    """arch -> a .pth in torchvision's format for the presets' networks (width 1, 1000 classes)."""
+    import torch
+
+    from dkp.models import build_backbone
+
+    folder = tmp_path_factory.mktemp("weights")
+    out = {}
+    for arch in ("resnet50", "mobilenet_v2"):
+        out[arch] = folder / f"{arch}.pth"
+        torch.save(build_backbone({"arch": arch, "width": 1.0}, 1000).state_dict(), out[arch])
+    return out
+
+
 def test_presets_exist():
     assert {p.name for p in PRESETS} >= {"activitynet.yaml", "mini-kinetics.yaml"}
 
@@ -98,10 +113,12 @@ def test_preset_is_paper_scale_on_real_data(preset):
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
-def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path):
+def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path, imagenet_files):
     """Set the placeholders one at a time, in the order they are checked: each run before
-    the last names the next one still unset; with all set the file is valid."""
+    the last names the next one still unset; with all set (the weights: torchvision-format files
+    of the preset's networks) the file is valid."""
     p = _load(preset)
+    weights = {net: imagenet_files[p[net]["arch"]] for net in ("teacher", "student")}
     pending = [k for k in PATH_KEYS if str(_get(p, k) or "").startswith(PLACEHOLDER)]
     assert {"data.annotations", "data.videos", "teacher.pretrained", "student.pretrained"} <= set(
         pending
@@ -119,7 +136,12 @@ def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path
             f"found {_get(p, key)!r} (no such file or folder)\n"
         )
         target = tmp_path / f"set-{i}"
-        target.mkdir() if key in FOLDERS else target.write_text("")
+        if key in FOLDERS:
+            target.mkdir()
+        elif key.endswith(".pretrained"):  # read and matched against the network: real weights
+            target = weights[key.split(".")[0]]
+        else:
+            target.write_text("")
         _set(p, key, str(target))
 
 

@@ -47,6 +47,10 @@ STAGES = {
 PIPELINE = tuple(name for name in STAGES if name not in ("validate-params", "flops"))
 PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 TRAINING = ("train-teacher", "train-student")
+# the stages that read the `pretrained` files match them first (dkp.models.check_pretrained); so
+# do validate-params and synthesize, the first stage of both runners, so that a wrong file stops a
+# run before frame extraction
+CHECK_WEIGHTS = ("validate-params", "synthesize", *TRAINING)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage == "flops":
             params = None  # needs no params file
         else:
-            params = params_mod.load(args.params)
+            params = params_mod.load(args.params, check_weights=args.stage in CHECK_WEIGHTS)
         if args.stage in PER_SEED:
             params_mod.check_seed(params, args.seed)
         if args.stage in TRAINING:
