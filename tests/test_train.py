@@ -702,6 +702,62 @@ def test_student_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     assert set(ckpt["backbones"]) == {"student", "student_plain"}
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_teacher_on_two_slurm_nodes_of_localhost_matches_one_process(trained, tiny_data, tmp_path):
+    """Two `dkp train-teacher` processes given the variables srun gives the 2 tasks of a 2-node job
+    (node list `localhost`): each execs its node's torchrun agent (--nnodes 2, c10d rendezvous at
+    the first host, dkp.launch), one CPU rank a node over gloo. One checkpoint and one log, written
+    by rank 0, and per-epoch losses within the 2-rank test's tolerance of the one-process run."""
+    ref, _ = trained
+    work = workdir_with_data(tiny_data, tmp_path / "w")
+    port = _free_port()
+    procs = []
+    for node in (0, 1):
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "SLURM_JOB_ID": "4242",
+            "SLURM_JOB_NUM_NODES": "2",
+            "SLURM_NNODES": "2",
+            "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(node),
+            "SLURM_NODEID": str(node),
+            "SLURM_LOCALID": "0",
+            "SLURM_JOB_NODELIST": "localhost",
+            "MASTER_PORT": str(port),
+        }
+        procs.append(
+            subprocess.Popen(
+                train_cmd("train-teacher"),
+                cwd=work,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    stdout = "".join(out for out, _ in outs)
+    assert stdout.count("(2 ranks)") == 1, stdout  # rank 0 alone reports, and writes
+    log = pd.read_csv(work / f"results/train/seed-{SEED}/teacher.csv")
+    ref_log = pd.read_csv(ref / f"results/train/seed-{SEED}/teacher.csv")
+    assert list(log["epoch"]) == list(ref_log["epoch"])
+    np.testing.assert_allclose(log["loss"], ref_log["loss"], rtol=0.15)
+    from dkp import checkpoints
+
+    ckpt = checkpoints.read(work / f"models/seed-{SEED}/teacher.pt", "teacher")
+    assert set(ckpt["backbones"]) == {"teacher"}
+
+
 def test_train_bench_runs_every_phase_through_the_stages_own_code(tiny_data, tmp_path):
     """bench/train_bench.py drives the stages' own epoch and step functions: a change to their
     signatures breaks it here, not when the bench is next re-measured."""
