@@ -154,8 +154,13 @@ def dkp_step_frames(p: dict, longest: float, ranks: int = 1) -> int:
 
 
 def train_mem_mb(p: dict, stage: str, counts: dict, ranks: int = 1, cuda: bool = False) -> int:
-    """The memory (MB) one node of a training job needs: `ranks` processes on the node (one per
-    GPU, or the CPU ranks), rank 0 of them scoring the monitor frames.
+    """The memory (MB) one node of a training job asks for: train_mem_total with the margin."""
+    return _rounded(train_mem_total(p, stage, counts, ranks, cuda))
+
+
+def train_mem_total(p: dict, stage: str, counts: dict, ranks: int = 1, cuda: bool = False) -> float:
+    """The memory (MB) one node of a training job holds at most, by the model: `ranks` processes
+    on the node (one per GPU, or the CPU ranks), rank 0 of them scoring the monitor frames.
 
     counts: "train" / "monitor" videos, "frames" (extracted frames of both), "longest" (seconds).
     cuda: activations live on the GPUs, each rank holds a CUDA context on the host instead."""
@@ -163,12 +168,12 @@ def train_mem_mb(p: dict, stage: str, counts: dict, ranks: int = 1, cuda: bool =
     held = (counts["train"] + counts["monitor"]) * VIDEO_KB / 1024 + counts["frames"] * 8 / MB
     tcfg = p["train"]
     phases = []  # (network, a rank's frames a step, whether a frozen teacher runs too)
+    cfg = tcfg["teacher" if stage == "train-teacher" else "plain_student"]
+    step = min(cfg["batch_videos"], max(1, counts["train"])) * cfg["segments"]
     if stage == "train-teacher":
-        cfg = tcfg["teacher"]
-        phases.append((p["teacher"], -(-cfg["batch_videos"] * cfg["segments"] // ranks), False))
+        phases.append((p["teacher"], -(-step // ranks), False))
     else:
-        cfg = tcfg["plain_student"]
-        phases.append((p["student"], -(-cfg["batch_videos"] * cfg["segments"] // ranks), False))
+        phases.append((p["student"], -(-step // ranks), False))
         phases.append((p["student"], dkp_step_frames(p, counts["longest"], ranks), True))
     per_rank = 0.0
     for net, share, frozen in phases:
@@ -186,8 +191,7 @@ def train_mem_mb(p: dict, stage: str, counts: dict, ranks: int = 1, cuda: bool =
     nets = [p["teacher"]] if stage == "train-teacher" else [p["student"], p["teacher"]]
     val = sum(monitor * FEATURE_DIM[n["arch"]] * 4 * 3 / MB for n in nets)
     val += 256 * (_frame_mb(p) + (0 if cuda else _act_mb(nets[0], False)))
-    total = ranks * (base + held + per_rank) + val
-    return _rounded(total)
+    return ranks * (base + held + per_rank) + val
 
 
 def features_mem_mb(p: dict, counts: dict, cuda: bool = False) -> int:
