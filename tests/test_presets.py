@@ -186,7 +186,8 @@ def test_gpu_check_parses():
 @pytest.mark.slow
 def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
     """--dry-run: nothing installed, device cpu, one seed of the tiny pipeline, a step of each
-    network at 64 px from memory and through the loader."""
+    network at 64 px from memory and through the loader, a DKP-phase step and a DDP step on 2
+    processes."""
     env = dict(os.environ, PYTHON=sys.executable, WORK=str(tmp_path / "work"))
     r = subprocess.run(
         ["bash", str(GPU_CHECK), "--dry-run"],
@@ -194,7 +195,7 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
@@ -214,6 +215,10 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
         # each network fed from host memory and through the real loader's workers
         assert f"{net},    2 frames a step, memory (0 workers)" in out
         assert f"{net},    2 frames a step, loader (2 workers)" in out
-    assert out.count("images/s") == 4
+    assert out.count("images/s") == 5  # 4 single-process steps, the 2-process DDP step
+    # one DKP-phase step and one DDP step on 2 processes (gloo), with the stages' cuDNN settings
+    assert "  dkp phase: 1 video(s) x (n_s 4 + n_t 2) = 6 frames at 64 px: " in out
+    assert "  ddp: 2 processes x 2 of 4 frames at 64 px: " in out
+    assert out.count("cuDNN deterministic False, benchmark False") == 2  # the CPU's: unset
     assert not list((tmp_path / "work").glob("store-*")), "the loader's frame store was left"
     assert (tmp_path / "work" / "results" / "metrics.json").exists()

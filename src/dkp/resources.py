@@ -21,7 +21,7 @@ MB = 2**20
 # JPEG bytes per pixel of a 224-px frame at each quality (Pillow, 4:2:0, optimised Huffman tables),
 # over 120 windows of three natural photographs (bench/README.md, "Frame store"); in between,
 # linear in the quality. Real video frames, softer than photographs, come out smaller.
-JPEG_BYTES_224 = {75: 9_400, 85: 12_500, 90: 15_600, 95: 22_000}
+JPEG_BYTES_224 = {75: 9_200, 85: 12_300, 90: 15_300, 95: 21_700}
 JPEG_BYTES_PER_PIXEL = {q: b / 224**2 for q, b in JPEG_BYTES_224.items()}
 # Training activations a frame, MB, of each backbone at 224 px and width 1 (fp32 on the CPU,
 # forward and backward, measured as the peak's growth from 2 to 6 frames a step); they scale with
