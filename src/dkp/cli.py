@@ -109,16 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, _ = STAGES[args.stage]
     try:
+        if args.stage in PER_SEED:  # before torch is imported: which GPUs this job may use
+            line = gpus.setup(args.stage)
+            if line:
+                print(line, file=sys.stderr, flush=True)
         if args.stage == "flops":
             params = None  # needs no params file
         else:
             params = params_mod.load(args.params, check_weights=args.stage in CHECK_WEIGHTS)
         if args.stage in PER_SEED:
             params_mod.check_seed(params, args.seed)
-        if args.stage in PER_SEED:  # before torch starts: which GPUs this job may use
-            line = gpus.setup(args.stage)
-            if line:
-                print(line, file=sys.stderr, flush=True)
         if args.stage in TRAINING:  # torchrun's ranks, or Slurm's node tasks, each run this again
             cmd = launch.command(params, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
             if cmd is not None:
