@@ -25,6 +25,16 @@
 #    written to $WORK (page-cached: a local store). Prints images/s, the median time a step
 #    waited for its frames, and the GPU utilisation nvidia-smi reports during the timed steps.
 #
+# 4. One DKP-phase step (dkp.train.dkp_phase.dkp_step: the student and the DKP module trained, the
+#    teacher frozen) at the preset's largest step: one video of the longest reference video's
+#    largest n_s + n_t, or max_frames_per_step frames where that is more (dkp.resources). Prints the
+#    step time, the peak GPU memory and the host's peak resident memory.
+# 5. With 2 or more GPUs visible (and in the dry run, on 2 CPU processes over gloo): one teacher
+#    step of the preset's batch on 2 processes under torchrun, DDP as the stages run it
+#    (dkp.train.distributed): its time and peak GPU memory a process.
+# Every step runs with the stages' cuDNN settings (dkp.train.loop.make_deterministic:
+# deterministic, benchmark off), and the last two print them.
+#
 # Options: --steps N (timed steps per network; default 30, dry run 1), --batch N (frames a
 # step; default the preset's, dry run 2), --size N (input side; default the preset's 224,
 # dry run 64), --keep (keep the scratch folder). $WORK: a folder to use (kept); $PYTHON: the
@@ -160,7 +170,7 @@ import torch.nn.functional as F
 import yaml
 
 from dkp.models import autocast, build_backbone, prepare, unit
-from dkp.train import loader
+from dkp.train import loader, loop
 
 sys.path.insert(0, "bench")
 from loader_bench import make_store  # noqa: E402  (a bench script, not a package)
@@ -168,8 +178,7 @@ from loader_bench import make_store  # noqa: E402  (a bench script, not a packag
 preset, device, steps, warmup, batch, dry, size_arg, work = sys.argv[1:]
 p, device, steps, warmup = yaml.safe_load(open(preset)), torch.device(device), int(steps), int(warmup)
 cuda = device.type == "cuda"
-if cuda:
-    torch.backends.cudnn.benchmark = True  # fixed shapes: the stages' deterministic setting is off here
+loop.make_deterministic(device)  # the stages' own cuDNN settings: deterministic, no benchmarking
 
 
 def gpu_sampler():
@@ -260,5 +269,142 @@ for net_key, train_key in (("teacher", "teacher"), ("student", "plain_student"))
     for feed in ("memory", "loader"):
         run(net_key, train_key, feed)
 EOF
+# ---- 4. one DKP-phase step at the preset's largest step --------------------------------------
+say "DKP-phase step at the preset's largest step (device $DEVICE)"
+"$PY" - "$ROOT/configs/activitynet.yaml" "$DEVICE" "$DRY" <<'EOF'
+"""One dkp_step as the DKP phase runs it, at the preset's largest step."""
+import resource, sys, time
+
+import torch
+import yaml
+
+from dkp import configs as configs_mod
+from dkp import resources, sampling
+from dkp.checkpoints import dkp_config
+from dkp.models import build_backbone, prepare, preprocess, unit
+from dkp.models.dkp import DKP
+from dkp.train import loop
+from dkp.train.dkp_phase import StepInputs, dkp_step
+
+preset, device, dry = sys.argv[1:]
+p, device = yaml.safe_load(open(preset)), torch.device(device)
+cuda = device.type == "cuda"
+loop.make_deterministic(device)
+if dry == "1":  # the script's path on the CPU, not a measurement
+    B, ns, nt, size = 1, 4, 2, 64
+    for net in ("student", "teacher"):
+        p[net].update(input_size=size, width=0.25)
+else:
+    size = p["frames"]["crop"] or p["frames"]["size"]
+    longest = float(resources.reference_durations(p["data"]["source"]).max())
+    ns, nt = max(
+        (sampling.role_counts(c, longest) for c in configs_mod.build(p) if c.method in ("dkp", "dste")),
+        key=sum,
+    )
+    B = max(1, p["train"]["student"]["max_frames_per_step"] // (ns + nt))
+torch.manual_seed(0)
+student = build_backbone(p["student"], 200).to(device)
+teacher = build_backbone(p["teacher"], 200).to(device).eval().requires_grad_(False)
+dkp = DKP(student.feature_dim, teacher.feature_dim, 200, **dkp_config(p["dkp"])).to(device)
+dkp.init_heads(teacher.head, student.head)
+opt = torch.optim.SGD(list(student.parameters()) + list(dkp.parameters()), lr=0.01, momentum=0.9)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+cfg = p["train"]["student"]
+g = torch.Generator().manual_seed(0)
+fs = torch.randint(0, 256, (B * ns, size, size, 3), dtype=torch.uint8, generator=g).to(device)
+ft = torch.randint(0, 256, (B * nt, size, size, 3), dtype=torch.uint8, generator=g).to(device)
+x = unit(fs.permute(0, 3, 1, 2))
+xs = prepare(x, p["student"]["input_size"], p["student"]["normalize"])
+xt = prepare(x, p["teacher"]["input_size"], p["teacher"]["normalize"])
+gt = preprocess(ft, p["teacher"]["input_size"], p["teacher"]["normalize"])
+inputs = StepInputs(
+    xs=xs,
+    xt=xt,
+    gt=gt,
+    u=torch.rand(B, ns, device=device),
+    v=torch.rand(B, nt, device=device),
+    f_mask=torch.ones(B, ns, dtype=torch.bool, device=device),
+    g_mask=torch.ones(B, nt, dtype=torch.bool, device=device),
+    y=torch.randint(0, 200, (B,), device=device),
+)
+times = []
+for _ in range(2):  # the second step is timed
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    terms, _, _ = dkp_step((student, dkp, teacher), inputs, opt, sched, cfg, device)
+    if cuda:
+        torch.cuda.synchronize()
+    times.append(time.perf_counter() - t0)
+mem = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else ""
+host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(f"  dkp phase: {B} video(s) x (n_s {ns} + n_t {nt}) = {B * (ns + nt)} frames at {size} px: "
+      f"{1000 * times[-1]:.0f} ms a step (loss {terms['total']:.2f}){mem}, host peak {host:.1f} GiB; "
+      f"cuDNN deterministic {torch.backends.cudnn.deterministic}, "
+      f"benchmark {torch.backends.cudnn.benchmark}", flush=True)
+EOF
+
+# ---- 5. one DDP step on 2 processes ------------------------------------------------------------
+NGPU=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
+if [ "$DRY" = 1 ] || [ "$NGPU" -ge 2 ]; then
+  say "2-process DDP teacher step (device $DEVICE, $NGPU GPUs visible)"
+  cat > "$WORK/ddp_step.py" <<'EOF'
+"""One teacher step of the preset's batch on the torchrun ranks, DDP as the stages run it."""
+import resource, sys, time
+
+import numpy as np
+import torch
+import yaml
+
+from dkp.models import build_backbone, prepare, unit
+from dkp.train import distributed, loop
+from dkp.train.classifier import classifier_step
+
+preset, device, dry = sys.argv[1:]
+p = yaml.safe_load(open(preset))
+group, device = distributed.init(torch.device(device))
+cuda = device.type == "cuda"
+loop.make_deterministic(device)
+cfg, net = p["train"]["teacher"], p["teacher"]
+n = 4 if dry == "1" else cfg["batch_videos"] * cfg["segments"]
+size = 64 if dry == "1" else net["input_size"]
+if dry == "1":
+    net = {**net, "width": 0.25}
+torch.manual_seed(0)
+model = build_backbone(net, 200).to(device)
+ddp = distributed.wrap(model, group, device)
+opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+rng = np.random.default_rng(0)
+mine = group.share(n)
+frames = torch.from_numpy(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))[mine]
+labels = torch.from_numpy(rng.integers(0, 200, n))[mine].to(device)
+x = prepare(unit(frames.to(device).permute(0, 3, 1, 2)), size, net["normalize"])
+times = []
+for _ in range(3):  # the last two timed
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    classifier_step(ddp, x, labels, opt, sched, 0.0, device, group, n)
+    if cuda:
+        torch.cuda.synchronize()
+    times.append(time.perf_counter() - t0)
+mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
+host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+step, mem, host = (v / group.world for v in group.sum([max(times[1:]), mem, host]))
+if group.main:
+    gpu = f", peak GPU memory {mem:.1f} GiB a process" if cuda else ""
+    print(f"  ddp: {group.world} processes x {len(labels)} of {n} frames at {size} px: "
+          f"{1000 * step:.0f} ms a step ({n / step:.0f} images/s){gpu}, host peak {host:.1f} GiB "
+          f"a process; cuDNN deterministic {torch.backends.cudnn.deterministic}, "
+          f"benchmark {torch.backends.cudnn.benchmark}", flush=True)
+distributed.close(group)
+EOF
+  (cd "$WORK" && OMP_NUM_THREADS=1 "$PY" -m torch.distributed.run --standalone --nproc_per_node 2 \
+      ddp_step.py "$ROOT/configs/activitynet.yaml" "$DEVICE" "$DRY") || die "the 2-process DDP step"
+else
+  say "$NGPU GPU visible: the 2-process DDP step needs 2"
+fi
+
 ELAPSED=$(( $(date +%s) - START ))
 say "done in ${ELAPSED} s$([ "$ELAPSED" -gt 480 ] && echo ' (over the 8-minute budget)')"

@@ -268,6 +268,39 @@ def test_changed_settings_are_not_reused(workdir):
     assert frames.shape[1:] == (16, 16, 3)
 
 
+def test_jpeg_store_reads_like_the_npy_store(workdir):
+    """frames.format jpeg: the same videos, timestamps and shapes as the npy store; frames within
+    JPEG's error of the raw ones (each still decodes to its source frame); every read the npy
+    memory map offers (a frame, a slice, an index list, the whole) gives the same arrays; a rerun
+    reuses every video byte for byte, and switching the format back re-extracts."""
+    root, p, make = workdir
+    assert _frames() == 0
+    raw = {vid: [np.array(a) for a in framestore.load(p, vid)] for vid in VIDEOS}
+    p = make(format="jpeg", jpeg_quality=90)
+    assert _frames() == 0
+    jpeg_files = _snapshot(root)
+    assert not any(k.endswith(f"{v}.npy") for k in jpeg_files for v in VIDEOS)
+    assert json.loads((root / "data/frames/shard-0/settings.json").read_text())["format"] == "jpeg"
+    index = framestore.read_index(p).set_index("id")
+    for vid, (ref, ref_times) in raw.items():
+        frames, times = framestore.load(p, vid)
+        assert isinstance(frames, framestore.JpegFrames) and frames.shape == ref.shape
+        assert index.loc[vid, "n_frames"] == len(ref) and times.tolist() == ref_times.tolist()
+        whole = np.asarray(frames)
+        assert whole.dtype == np.uint8 and whole.shape == ref.shape
+        assert np.abs(whole.astype(int) - ref).mean() < 3, vid
+        assert [M.decode_index(f) for f in whole] == [M.decode_index(f) for f in ref], vid
+        assert np.array_equal(frames[-1], whole[-1]) and np.array_equal(frames[1:3], whole[1:3])
+        assert np.array_equal(frames[[2, 0]], whole[[2, 0]])
+        assert frames[5:5].shape == (0, *ref.shape[1:])
+    assert _frames() == 0
+    assert _snapshot(root) == jpeg_files  # every video reused
+    p = make(format="npy")
+    assert _frames() == 0
+    assert all(np.array_equal(framestore.load(p, v)[0], raw[v][0]) for v in VIDEOS)
+    assert not list((root / "data/frames").glob("shard-*/*.jpeg"))
+
+
 def test_data_report(workdir):
     root, p, _ = workdir
     (root / "videos" / "v_later_broken.mp4").write_bytes(b"")

@@ -224,3 +224,82 @@ def test_pretrained_with_the_wrong_width_is_one_line(tmp_path):
         load_pretrained(
             build_backbone({"arch": "resnet18", "width": 0.5}, 5), str(tmp_path / "junk.pth")
         )
+
+
+def _validate(workdir: Path, capsys) -> tuple[int, str]:
+    """`dkp validate-params` in `workdir` (dkp's command-line entry point, in this process)."""
+    import os
+
+    from dkp.cli import main
+
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        rc = main(["validate-params"])
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def test_validate_params_reads_the_weights_and_matches_their_keys(tiny_workdir, capsys):
+    """Real .pth files against the tiny teacher (ResNet-18 x0.25): an empty file, another
+    architecture's weights and a file missing one trunk tensor are each refused with one line;
+    a file whose only difference is the classifier (ImageNet's 1000 classes, or none) passes."""
+    import yaml
+
+    p = yaml.safe_load((tiny_workdir / "params.yaml").read_text())
+    teacher = {"arch": p["teacher"]["arch"], "width": p["teacher"]["width"]}
+    own = build_backbone(teacher, 1000).state_dict()
+    files = {
+        "empty.pth": None,
+        "mobilenet.pth": build_backbone({"arch": "mobilenet_v2", "width": 0.25}, 1000).state_dict(),
+        "one-missing.pth": {k: v for k, v in own.items() if k != "layer4.1.conv2.weight"},
+        "wider.pth": build_backbone({**teacher, "width": 0.5}, 1000).state_dict(),
+        "imagenet-head.pth": own,
+        "no-head.pth": {k: v for k, v in own.items() if not k.startswith("fc.")},
+    }
+    for name, state in files.items():
+        path = tiny_workdir / name
+        path.write_bytes(b"") if state is None else torch.save(state, path)
+    want = {
+        "empty.pth": "teacher.pretrained: 'empty.pth' is empty (0 bytes)",
+        "mobilenet.pth": "teacher.pretrained: 'mobilenet.pth' does not match teacher.arch/width: ",
+        "one-missing.pth": (
+            "teacher.pretrained: 'one-missing.pth' does not match teacher.arch/width: 1 missing "
+            "(e.g. 'layer4.1.conv2.weight') of"
+        ),
+        "wider.pth": (
+            "teacher.pretrained: 100 tensors differ in shape from teacher.arch/width, e.g. "
+            "conv1.weight: checkpoint (32, 3, 7, 7) vs ours (16, 3, 7, 7)"
+        ),
+    }
+    for name in files:
+        p["teacher"]["pretrained"] = name
+        (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+        rc, text = _validate(tiny_workdir, capsys)
+        if name in want:
+            assert rc == 2 and text.count("\n") == 1, (name, text)
+            assert text.startswith(f"dkp validate-params: invalid parameter: {want[name]}"), text
+            assert "Traceback" not in text
+        else:
+            assert (rc, text) == (0, "params.yaml: valid\n"), (name, text)
+
+
+def test_wrong_weights_stop_a_stage_before_it_writes(tiny_workdir):
+    """`dkp synthesize`, the first stage of both runners, matches the weights too: a file of
+    another architecture stops it before the data set is generated."""
+    import yaml
+
+    p = yaml.safe_load((tiny_workdir / "params.yaml").read_text())
+    r34 = build_backbone({"arch": "resnet34", "width": 0.25}, 10)
+    torch.save(r34.state_dict(), tiny_workdir / "r34.pth")
+    p["teacher"]["pretrained"] = "r34.pth"
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    res = subprocess.run(
+        ["dkp", "synthesize"], cwd=tiny_workdir, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "teacher.pretrained: 'r34.pth' does not match teacher.arch/width: " in res.stderr
+    assert "unexpected (e.g. 'layer1.2.conv1.weight')" in res.stderr
+    assert sorted(x.name for x in tiny_workdir.iterdir()) == ["params.yaml", "r34.pth"]

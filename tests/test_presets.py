@@ -66,6 +66,21 @@ def _dkp(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["dkp", *args], cwd=workdir, capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture(scope="module")
+def imagenet_files(tmp_path_factory) -> dict:
+    """arch -> a .pth in torchvision's format for the presets' networks (width 1, 1000 classes)."""
+    import torch
+
+    from dkp.models import build_backbone
+
+    folder = tmp_path_factory.mktemp("weights")
+    out = {}
+    for arch in ("resnet50", "mobilenet_v2"):
+        out[arch] = folder / f"{arch}.pth"
+        torch.save(build_backbone({"arch": arch, "width": 1.0}, 1000).state_dict(), out[arch])
+    return out
+
+
 def test_presets_exist():
     assert {p.name for p in PRESETS} >= {"activitynet.yaml", "mini-kinetics.yaml"}
 
@@ -101,10 +116,12 @@ def test_preset_is_paper_scale_on_real_data(preset):
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
-def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path):
+def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path, imagenet_files):
     """Set the placeholders one at a time, in the order they are checked: each run before
-    the last names the next one still unset; with all set the file is valid."""
+    the last names the next one still unset; with all set (the weights: torchvision-format files
+    of the preset's networks) the file is valid."""
     p = _load(preset)
+    weights = {net: imagenet_files[p[net]["arch"]] for net in ("teacher", "student")}
     pending = [k for k in PATH_KEYS if str(_get(p, k) or "").startswith(PLACEHOLDER)]
     assert {"data.annotations", "data.videos", "teacher.pretrained", "student.pretrained"} <= set(
         pending
@@ -122,7 +139,12 @@ def test_each_placeholder_stops_the_cli_with_one_line_naming_it(preset, tmp_path
             f"found {_get(p, key)!r} (no such file or folder)\n"
         )
         target = tmp_path / f"set-{i}"
-        target.mkdir() if key in FOLDERS else target.write_text("")
+        if key in FOLDERS:
+            target.mkdir()
+        elif key.endswith(".pretrained"):  # read and matched against the network: real weights
+            target = weights[key.split(".")[0]]
+        else:
+            target.write_text("")
         _set(p, key, str(target))
 
 
@@ -167,7 +189,8 @@ def test_gpu_check_parses():
 @pytest.mark.slow
 def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
     """--dry-run: nothing installed, device cpu, one seed of the tiny pipeline, a step of each
-    network at 64 px from memory and through the loader."""
+    network at 64 px from memory and through the loader, a DKP-phase step and a DDP step on 2
+    processes."""
     env = dict(os.environ, PYTHON=sys.executable, WORK=str(tmp_path / "work"))
     r = subprocess.run(
         ["bash", str(GPU_CHECK), "--dry-run"],
@@ -175,7 +198,7 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
@@ -195,7 +218,11 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
         # each network fed from host memory and through the real loader's workers
         assert f"{net},    2 frames a step, memory (0 workers)" in out
         assert f"{net},    2 frames a step, loader (2 workers)" in out
-    assert out.count("images/s") == 4
+    assert out.count("images/s") == 5  # 4 single-process steps, the 2-process DDP step
+    # one DKP-phase step and one DDP step on 2 processes (gloo), with the stages' cuDNN settings
+    assert "  dkp phase: 1 video(s) x (n_s 4 + n_t 2) = 6 frames at 64 px: " in out
+    assert "  ddp: 2 processes x 2 of 4 frames at 64 px: " in out
+    assert out.count("cuDNN deterministic False, benchmark False") == 2  # the CPU's: unset
     assert not list((tmp_path / "work").glob("store-*")), "the loader's frame store was left"
     assert (tmp_path / "work" / "results" / "metrics.json").exists()
 

@@ -18,7 +18,13 @@ from workflow_repos import REPO, dvc_reproduced, make_repo, sh
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SCRIPT = REPO / "tests" / "slurm_cluster.sh"
 # The test node has no GPU: the profile's GPU requests are overridden.
-CPU_ONLY = ["--set-resources", "train_teacher:gpu=0", "train_student:gpu=0", "features:gpu=0"]
+CPU_ONLY = [
+    "--set-resources",
+    "train_teacher:gpu=0",
+    "train_student:gpu=0",
+    "features:gpu=0",
+    "sweep:gpu=0",
+]
 
 
 @pytest.fixture(scope="module")

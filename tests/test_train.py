@@ -807,6 +807,133 @@ def test_student_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     assert set(ckpt["backbones"]) == {"student", "student_plain"}
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_teacher_on_two_slurm_nodes_of_localhost_matches_one_process(trained, tiny_data, tmp_path):
+    """Two `dkp train-teacher` processes given the variables srun gives the 2 tasks of a 2-node job
+    (node list `localhost`): each execs its node's torchrun agent (--nnodes 2, c10d rendezvous at
+    the first host, dkp.launch), one CPU rank a node over gloo. One checkpoint and one log, written
+    by rank 0, and per-epoch losses within the 2-rank test's tolerance of the one-process run."""
+    ref, _ = trained
+    work = workdir_with_data(tiny_data, tmp_path / "w")
+    port = _free_port()
+    procs = []
+    for node in (0, 1):
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "SLURM_JOB_ID": "4242",
+            "SLURM_JOB_NUM_NODES": "2",
+            "SLURM_NNODES": "2",
+            "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(node),
+            "SLURM_NODEID": str(node),
+            "SLURM_LOCALID": "0",
+            "SLURM_JOB_NODELIST": "localhost",
+            "MASTER_PORT": str(port),
+        }
+        procs.append(
+            subprocess.Popen(
+                train_cmd("train-teacher"),
+                cwd=work,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    stdout = "".join(out for out, _ in outs)
+    assert stdout.count("(2 ranks)") == 1, stdout  # rank 0 alone reports, and writes
+    log = pd.read_csv(work / f"results/train/seed-{SEED}/teacher.csv")
+    ref_log = pd.read_csv(ref / f"results/train/seed-{SEED}/teacher.csv")
+    assert list(log["epoch"]) == list(ref_log["epoch"])
+    np.testing.assert_allclose(log["loss"], ref_log["loss"], rtol=0.15)
+    from dkp import checkpoints
+
+    ckpt = checkpoints.read(work / f"models/seed-{SEED}/teacher.pt", "teacher")
+    assert set(ckpt["backbones"]) == {"teacher"}
+
+
+def _peak_mb(cmd: list[str], cwd: Path, env: dict | None = None) -> float:
+    """Run a command; the peak over its run of its process tree's memory (the sum of PSS: pages
+    shared between its processes counted once, as a cgroup counts them), sampled every 50 ms."""
+    import psutil
+
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    root, peak = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        total = 0
+        try:
+            for q in [root, *root.children(recursive=True)]:
+                total += q.memory_full_info().pss
+        except psutil.Error:
+            pass
+        peak = max(peak, total / 2**20)
+        time.sleep(0.05)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    return peak
+
+
+@pytest.mark.slow
+def test_memory_request_covers_the_measured_peak_extrapolated(tiny_data, tmp_path):
+    """dkp.resources' memory model against train-teacher's measured peak at two scales of the
+    tiny data (A: the tiny params; B: 4x the input side, 4x the frames a step, loader workers),
+    extrapolated linearly in the model's own total to the ActivityNet preset's sizes on the CPU:
+    the request there covers the extrapolated peak; and each measured peak is within its own
+    request. The GPU request swaps the activations for a CUDA context (not measurable here)."""
+    from dkp import resources
+
+    def scaled(name: str, edit) -> tuple[dict, Path]:
+        work = workdir_with_data(tiny_data, tmp_path / name)
+        p = yaml.safe_load((work / "params.yaml").read_text())
+        p["train"]["teacher"]["epochs"] = 1
+        edit(p)
+        (work / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+        return p, work
+
+    def bigger(p):
+        p["teacher"]["input_size"] *= 4
+        p["train"]["teacher"]["segments"] *= 4
+        p["train"]["loader"].update(workers=2, prefetch=2)
+
+    runs = {"A": scaled("a", lambda p: None), "B": scaled("b", bigger)}
+    manifest = pd.read_csv(tiny_data / "data/manifest.csv", dtype={"subset": str, "status": str})
+    counts = resources.manifest_counts(runs["A"][0], manifest)
+    peak, model = {}, {}
+    for name, (p, work) in runs.items():
+        peak[name] = _peak_mb(train_cmd("train-teacher"), work)
+        model[name] = resources.train_mem_total(p, "train-teacher", counts)
+        assert peak[name] <= resources.train_mem_mb(p, "train-teacher", counts), (name, peak)
+    assert model["B"] - model["A"] > 200  # the scales differ by far more than the sampling noise
+    slope = (peak["B"] - peak["A"]) / (model["B"] - model["A"])
+    preset = yaml.safe_load((Path(__file__).parents[1] / "configs/activitynet.yaml").read_text())
+    durations = resources.reference_durations("activitynet")
+    big = {
+        "train": 9649,
+        "monitor": 4728,
+        "frames": int(resources.frames_per_video(preset, durations).sum()),
+        "longest": float(durations.max()),
+    }
+    at_preset = peak["A"] + max(slope, 0.0) * (
+        resources.train_mem_total(preset, "train-teacher", big) - model["A"]
+    )
+    request = resources.train_mem_mb(preset, "train-teacher", big)
+    print(f"\n[memory] peaks {peak} MB, model {model} MB, slope {slope:.2f}; "
+          f"ActivityNet preset on the CPU: extrapolated {at_preset:.0f} MB, request {request} MB")
+    assert request >= at_preset
+
+
 def test_train_bench_runs_every_phase_through_the_stages_own_code(tiny_data, tmp_path):
     """bench/train_bench.py drives the stages' own epoch and step functions: a change to their
     signatures breaks it here, not when the bench is next re-measured."""

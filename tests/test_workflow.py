@@ -391,8 +391,23 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
     dvc_repo, dvc_s = dvc_reproduced(tmp_path_factory)
     smk = make_repo(tmp_path_factory.mktemp("snakemake-run"))
     start = time.monotonic()
-    sh(["snakemake", "--profile", "workflow/profiles/default", "--cores", "2"], smk, timeout=900)
+    # as on a machine of 2 GPUs (the CPU build of torch ignores them): each torch job takes one
+    gpu_env = {"CUDA_VISIBLE_DEVICES": "0,1", "DKP_GPU_LOCKS": str(smk.parent / "gpu-locks")}
+    sh(
+        ["snakemake", "--profile", "workflow/profiles/default", "--cores", "2"]
+        + ["--resources", "gpu=2"],
+        smk,
+        timeout=900,
+        extra_env=gpu_env,
+    )
     smk_s = time.monotonic() - start
+    torch_logs = [*(smk / "logs").glob("train_*/*.log"), *(smk / "logs").glob("features/*/*.log"),
+                  *(smk / "logs").glob("sweep/*/*.log")]
+    assert len(torch_logs) >= 4
+    for log in torch_logs:  # what each job saw, before torch started
+        seen = re.findall(r"^dkp [a-z-]+: GPU (\S+) of 0,1 \(CUDA_VISIBLE_DEVICES\)$",
+                          log.read_text(), flags=re.M)
+        assert len(seen) == 1 and seen[0] in ("0", "1"), (log, log.read_text()[:500])
     print(f"\n[timing] dvc repro {dvc_s:.1f} s, snakemake --cores 2 {smk_s:.1f} s (tiny params)")
     for rel in ("results/metrics.json", "results/curves.csv"):
         assert (smk / rel).read_bytes() == (dvc_repo / rel).read_bytes(), rel

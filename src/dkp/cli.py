@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 
+from . import gpus, launch
 from . import params as params_mod
 from .errors import DkpError, ParamError
 
@@ -47,6 +48,10 @@ STAGES = {
 PIPELINE = tuple(name for name in STAGES if name not in ("validate-params", "flops"))
 PER_SEED = ("train-teacher", "train-student", "features", "sweep")
 TRAINING = ("train-teacher", "train-student")
+# the stages that read the `pretrained` files match them first (dkp.models.check_pretrained); so
+# do validate-params and synthesize, the first stage of both runners, so that a wrong file stops a
+# run before frame extraction
+CHECK_WEIGHTS = ("validate-params", "synthesize", *TRAINING)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -100,44 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def launch_procs(p: dict) -> int:
-    """Processes a training stage runs on (dkp.train.distributed): DKP_TRAIN_PROCS when set, else
-    the GPUs Slurm gave the job (SLURM_GPUS_ON_NODE) unless run.device is cpu; 1 inside a torchrun
-    rank."""
-    if "WORLD_SIZE" in os.environ:
-        return 1
-    if os.environ.get("DKP_TRAIN_PROCS"):
-        return int(os.environ["DKP_TRAIN_PROCS"])
-    gpus = os.environ.get("SLURM_GPUS_ON_NODE", "")
-    return int(gpus) if gpus.isdigit() and p["run"]["device"] != "cpu" else 1
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, _ = STAGES[args.stage]
     try:
+        if args.stage in PER_SEED:  # before torch is imported: which GPUs this job may use
+            line = gpus.setup(args.stage)
+            if line:
+                print(line, file=sys.stderr, flush=True)
         if args.stage == "flops":
             params = None  # needs no params file
         else:
-            params = params_mod.load(args.params)
+            params = params_mod.load(args.params, check_weights=args.stage in CHECK_WEIGHTS)
         if args.stage in PER_SEED:
             params_mod.check_seed(params, args.seed)
-        if args.stage in TRAINING:
-            procs = launch_procs(params)
-            if (
-                procs > 1
-            ):  # once, from the outer process: torchrun starts the ranks, each runs this again
-                torchrun = [
-                    sys.executable,
-                    "-m",
-                    "torch.distributed.run",
-                    "--standalone",
-                    f"--nproc_per_node={procs}",
-                ]
-                os.execv(
-                    sys.executable,
-                    torchrun + [sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
-                )
+        if args.stage in TRAINING:  # torchrun's ranks, or Slurm's node tasks, each run this again
+            cmd = launch.command(params, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+            if cmd is not None:
+                os.execvp(cmd[0], cmd)
         if args.stage == "validate-params":
             print(f"{args.params}: valid")
             return 0

@@ -22,12 +22,14 @@ measurements). decord's own resize is not used: with get_batch it fails on some 
 sizes, the bug (padded rows, see unpad) that makes get_batch fail on videos 16, 24 or
 48 px wide; those are read with skip_frames + next instead.
 
-Layout and resume: data/frames/shard-<i>/<id>.npy and <id>.t.npy are written
-atomically, each shard's index.csv last. A rerun cleans stale temporaries,
-reuses every video whose two files exist (unless frames.fps/size/crop or what the sweep
-asks changed, recorded in the shard's settings.json), drops files of videos no longer in the
-manifest, and decodes the rest. A video that cannot be opened, has no frames or
-fails mid-decode is recorded `unreadable` with the reason; extraction goes on.
+Layout and resume: data/frames/shard-<i>/<id>.t.npy and the frames in frames.format
+(dkp.framestore: <id>.npy, or <id>.j.npy and <id>.jpeg at frames.jpeg_quality) are written
+atomically, the file that marks a video complete last, each shard's index.csv last of all. A
+rerun cleans stale temporaries, reuses every video whose files exist (unless the settings
+changed: frames.fps/size/crop, what the sweep asks, and format and quality for jpeg, recorded
+in the shard's settings.json), drops files of videos no longer in the manifest, and decodes the
+rest. A video that cannot be opened, has no frames or fails mid-decode is recorded `unreadable`
+with the reason; extraction goes on.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import framestore
-from .atomic import clean_stale_temps, save_npy, write_csv, write_json
-from .errors import VideoError
+from .atomic import atomic_path, clean_stale_temps, save_npy, write_csv, write_json
+from .errors import DkpError, VideoError
 from .runtime import progress_disabled
 from .sampling import demand, nearest_indices, required_count
 from .video import CHUNK, captured_stderr, clean_reason, open_video, presentation_times, read_chunks
@@ -155,7 +157,7 @@ def extract(path: str, fps: float, size: int, crop: int | None) -> tuple[np.ndar
 
 def process(task: tuple) -> dict:
     """Worker: extract one video into its shard folder; returns its index.csv row."""
-    vid, path, folder, fps, size, crop, demand = task
+    vid, path, folder, fps, size, crop, demand, fmt, quality = task
     try:
         frames, times, decoder = extract_video(path, fps, size, crop, demand)
     except VideoError as exc:
@@ -168,10 +170,22 @@ def process(task: tuple) -> dict:
             "width": 0,
             "decoder": "",
         }
-    folder = Path(folder)
-    save_npy(folder / f"{vid}.t.npy", times)
-    save_npy(folder / f"{vid}.npy", frames)  # last: its presence marks the video complete
+    store(Path(folder), vid, frames, times, fmt, quality)
     return row_for(vid, frames.shape, decoder)
+
+
+def store(folder: Path, vid: str, frames: np.ndarray, times: np.ndarray, fmt: str, quality: int):
+    """Write one video's timestamps and frames in `fmt` (dkp.framestore), each file atomically; the
+    file that marks the video complete (framestore.frame_files' first) last."""
+    save_npy(folder / f"{vid}.t.npy", times)
+    if fmt == "npy":
+        save_npy(folder / f"{vid}.npy", frames)
+        return
+    data, offsets = framestore.encode_jpeg(frames, quality)
+    jpeg, offsets_path = framestore.frame_files(folder, vid, "jpeg")
+    save_npy(offsets_path, offsets)
+    with atomic_path(jpeg) as tmp:
+        tmp.write_bytes(data)
 
 
 def row_for(vid: str, shape: tuple, decoder: str) -> dict:
@@ -186,25 +200,33 @@ def row_for(vid: str, shape: tuple, decoder: str) -> dict:
     }
 
 
-def reuse(folder: Path, vid: str, path: str, decoder: str | None) -> dict | None:
+def reuse(folder: Path, vid: str, path: str, decoder: str | None, fmt: str = "npy") -> dict | None:
     """The index row of a video a previous run completed, or None to decode it (again). `decoder`:
     the previous index's entry; without one (an interrupted run) the file is opened to choose
     again."""
-    fpath, tpath = folder / f"{vid}.npy", folder / f"{vid}.t.npy"
-    if not (fpath.exists() and tpath.exists()):
+    files = framestore.frame_files(folder, vid, fmt)
+    tpath = folder / f"{vid}.t.npy"
+    if not (all(f.exists() for f in files) and tpath.exists()):
         return None
     try:
-        frames, times = np.load(fpath, mmap_mode="r"), np.load(tpath, mmap_mode="r")
-    except (ValueError, OSError):
+        times = np.load(tpath, mmap_mode="r")
+        if fmt == "npy":
+            frames = np.load(files[0], mmap_mode="r")
+        else:
+            frames = framestore.JpegFrames(files[0], np.load(files[1]))
+            if frames.offsets[-1] != files[0].stat().st_size:
+                return None
+        shape = frames.shape
+    except (ValueError, OSError, DkpError):
         return None
-    if frames.dtype != np.uint8 or frames.ndim != 4 or times.shape != (len(frames),):
+    if frames.dtype != np.uint8 or len(shape) != 4 or times.shape != (shape[0],):
         return None
     if decoder not in ("decord", "pyav"):
         try:
             decoder = open_video(path)[0]
         except VideoError:
             return None  # decoded again, to record why it is unreadable now
-    return row_for(vid, frames.shape, decoder)
+    return row_for(vid, shape, decoder)
 
 
 # ---- the stage ----------------------------------------------------------------------------------
@@ -218,10 +240,6 @@ def extraction_demand(p: dict) -> tuple:
     from . import configs
 
     return demand(configs.build(p))
-
-
-def _file_id(name: str) -> str:
-    return name[: -len(".t.npy")] if name.endswith(".t.npy") else name[: -len(".npy")]
 
 
 def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> dict[str, str]:
@@ -243,8 +261,9 @@ def prepare_shard(folder: Path, settings: dict, ids: set[str]) -> dict[str, str]
         index.unlink()
     settings_path = folder / "settings.json"
     old = json.loads(settings_path.read_text()) if settings_path.exists() else None
-    for f in folder.glob("*.npy"):
-        if old != settings or _file_id(f.name) not in ids:
+    for f in folder.iterdir():
+        vid = framestore.file_id(f.name)
+        if vid is not None and not f.name.startswith(".") and (old != settings or vid not in ids):
             f.unlink()
     write_json(settings_path, settings)
     return decoders
@@ -263,12 +282,15 @@ def run(p: dict, args) -> None:
     start = time.perf_counter()
     f = p["frames"]
     demand = extraction_demand(p)
+    fmt, quality = f["format"], f["jpeg_quality"]
     settings = {
         "fps": f["fps"],
         "size": f["size"],
         "crop": f["crop"],
         "demand": [list(x) for x in demand],
     }
+    if fmt != "npy":
+        settings.update(format=fmt, jpeg_quality=quality)
     manifest = framestore.load_manifest(p)
     ok = manifest[manifest["status"] == "ok"].sort_values("id", kind="stable")
     shards = framestore.selected_shards(p, getattr(args, "shard", None))
@@ -290,11 +312,13 @@ def run(p: dict, args) -> None:
         folder = framestore.shard_dir(i)
         decoders = prepare_shard(folder, settings, {vid for vid, _ in by_shard[i]})
         for vid, path in by_shard[i]:
-            done = reuse(folder, vid, path, decoders.get(vid))
+            done = reuse(folder, vid, path, decoders.get(vid), fmt)
             if done is not None:
                 rows[i].append(done)
             else:
-                tasks.append((vid, path, str(folder), f["fps"], f["size"], f["crop"], demand))
+                tasks.append(
+                    (vid, path, str(folder), f["fps"], f["size"], f["crop"], demand, fmt, quality)
+                )
     reused = sum(len(r) for r in rows.values())
 
     bar = tqdm(total=len(tasks), desc="frames", unit="video", disable=progress_disabled())

@@ -15,7 +15,7 @@ import jsonschema
 import yaml
 
 from . import configs
-from .errors import ParamError
+from .errors import DkpError, ParamError
 
 # package data: found wherever dkp is installed
 SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
@@ -67,8 +67,10 @@ def _describe(error) -> str:
     return f"{key}: {error.message}"
 
 
-def validate(params: Any, check_paths: bool = True) -> dict:
-    """Validate a parameter mapping; return it unchanged or raise ParamError with one line."""
+def validate(params: Any, check_paths: bool = True, check_weights: bool = False) -> dict:
+    """Validate a parameter mapping; return it unchanged or raise ParamError with one line.
+    check_weights (with check_paths): also read each `pretrained` file and match its keys and
+    shapes against its network (dkp.models.check_pretrained; needs torch, a second or two)."""
     if not isinstance(params, dict):
         raise ParamError(
             f"<top level>: expected a mapping of parameter groups, found {type(params).__name__}"
@@ -88,7 +90,24 @@ def validate(params: Any, check_paths: bool = True) -> dict:
         best = max(same, key=lambda e: len(e.absolute_path)) if same else first
         raise ParamError(_describe(best))
     _check_semantics(params, check_paths)
+    if check_paths and check_weights:
+        _check_weights(params)
     return params
+
+
+def _check_weights(p: dict) -> None:
+    """Every `pretrained` file read and matched against its network, so a truncated download or
+    the weights of another architecture stop the run here, not at training after the frames."""
+    from . import models  # torch: only when asked
+
+    for net in ("teacher", "student"):
+        if p[net]["pretrained"]:
+            try:
+                models.check_pretrained(p[net], net)
+            except ParamError:
+                raise
+            except DkpError as exc:
+                raise ParamError(str(exc)) from None
 
 
 def _check_semantics(p: dict, check_paths: bool) -> None:
@@ -159,8 +178,10 @@ def check_seed(p: dict, seed: int) -> int:
     return seed
 
 
-def load(path: str | os.PathLike = "params.yaml", check_paths: bool = True) -> dict:
-    """Read and validate a params file; ParamError on any problem."""
+def load(
+    path: str | os.PathLike = "params.yaml", check_paths: bool = True, check_weights: bool = False
+) -> dict:
+    """Read and validate a params file; ParamError on any problem (check_weights: validate)."""
     path = Path(path)
     if not path.exists():
         raise ParamError(f"params file {str(path)!r} not found")
@@ -171,4 +192,4 @@ def load(path: str | os.PathLike = "params.yaml", check_paths: bool = True) -> d
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return validate(params, check_paths=check_paths)
+    return validate(params, check_paths=check_paths, check_weights=check_weights)

@@ -6,6 +6,9 @@
 # code and keys for every seed, and the seed itself is in each job's outputs and command.
 import glob
 import json
+import math
+import os
+import re
 from pathlib import Path
 
 import yaml
@@ -13,7 +16,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 import dkp.configs
+import dkp.gpus
 import dkp.params
+import dkp.resources
 from dkp.errors import ParamError
 
 # dkp stages read params.yaml itself; a --config override would silently not reach them.
@@ -83,3 +88,71 @@ def raw_data():
 def videos():
     """Where the frames stage reads the videos from (see raw_data)."""
     return SYNTHETIC if config["data"]["source"] == "synthetic" else config["data"]["videos"]
+
+
+# ---- resources of the torch jobs ---------------------------------------------------------------
+# Each torch rule asks for GPUs (`gpu`), threads and memory that follow its ranks and the data.
+# `--set-resources RULE:gpu=N` (or, for several nodes, RULE:nodes=M RULE:gres=gpu:N, N a node)
+# changes the GPUs, and threads and mem_mb follow; `--set-resources RULE:mem_mb=...` replaces the
+# computed memory. Snakemake's default-resources never reach these rules: they set their own.
+TORCH_RULES = {"train_teacher": "train-teacher", "train_student": "train-student",
+               "features": "features", "sweep": "sweep"}
+DEFAULT_GPUS = {"train_teacher": 1, "train_student": 1, "features": 1, "sweep": 1}
+
+
+def _override(rule, name):
+    """A resource given to `rule` by --set-resources (command line or profile), else None."""
+    value = workflow.resource_settings.overwrite_resources.get(rule, {}).get(name)
+    return getattr(value, "value", value)
+
+
+def nodes(rule):
+    return int(_override(rule, "nodes") or 1)
+
+
+def gpus_per_node(rule):
+    """GPUs a node of the job gets: `gres` gpu:N (per node), else `gpu` (the job's) over its nodes."""
+    gres = re.fullmatch(r"gpu(?::[^:]+)?:(\d+)", str(_override(rule, "gres") or ""))
+    if gres:
+        return int(gres.group(1))
+    gpu = _override(rule, "gpu")
+    return math.ceil(int(gpu) / nodes(rule)) if gpu is not None else DEFAULT_GPUS[rule]
+
+
+def gpu_resource(rule):
+    """The rule's `gpu` resource: none where gres already asks for the GPUs."""
+    gpu = _override(rule, "gpu")
+    if gpu is not None:
+        return int(gpu)
+    return 0 if _override(rule, "gres") else DEFAULT_GPUS[rule]
+
+
+def on_gpus(rule):
+    """Whether the job's networks run on GPUs: it has some, run.device allows them, and a local
+    run's machine has them (a cluster's compute nodes are not the submit node)."""
+    return (gpus_per_node(rule) > 0 and config["run"]["device"] != "cpu"
+            and (not workflow.local_exec or bool(dkp.gpus.machine_gpus())))
+
+
+def ranks(rule):
+    """Training processes on a node: one per GPU, else one."""
+    return gpus_per_node(rule) if on_gpus(rule) and rule.startswith("train") else 1
+
+
+def torch_threads(rule):
+    """CPU cores a node of the job uses: each rank's run.threads, and its loader workers."""
+    workers = config["train"]["loader"]["workers"] if rule.startswith("train") else 0
+    return ranks(rule) * (config["run"]["threads"] + workers)
+
+
+def mem_mb(rule):
+    """mem_mb from params.yaml and data/manifest.csv (dkp.resources.rule_mem_mb), a node's worth;
+    evaluated when the job is ready, once `dkp data` has written the manifest."""
+    def compute(wildcards, input):
+        return dkp.resources.rule_mem_mb(config, TORCH_RULES[rule], input.manifest, ranks(rule), on_gpus(rule))
+    return compute
+
+
+# Local runs: each torch job takes its rule's number of GPUs of the machine before torch starts
+# (dkp.gpus); `--resources gpu=N` (the machine's N GPUs) keeps them from waiting for one another.
+os.environ[dkp.gpus.ENV] = json.dumps({TORCH_RULES[r]: gpus_per_node(r) for r in TORCH_RULES})

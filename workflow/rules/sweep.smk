@@ -19,9 +19,10 @@ rule features:
         shards=len(SHARDS),
     log:
         "logs/features/seed-{seed}/shard-{shard}.log",
-    threads: config["run"]["threads"]
+    threads: torch_threads("features")
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb("features"),
+        gpu=gpu_resource("features"),
         runtime=240,
     conda:
         "../envs/dkp.yaml"
@@ -45,9 +46,10 @@ rule sweep:
         tracked=tracked("sweep"),
     log:
         "logs/sweep/seed-{seed}/{group}.log",
-    threads: config["run"]["threads"]
+    threads: torch_threads("sweep")
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb("sweep"),
+        gpu=gpu_resource("sweep"),
         runtime=120,
     conda:
         "../envs/dkp.yaml"

@@ -1,6 +1,6 @@
 # Training: the teacher on few frames, then the student with DKP and the ensemble gate,
 # one job per seed of run.seeds (seed N's student learns from seed N's teacher).
-# GPUs are requested by the Slurm profile (set-resources), not here.
+# Threads, memory and GPUs follow the ranks and the data (common.smk, "resources of the torch jobs").
 
 
 rule train_teacher:
@@ -16,9 +16,10 @@ rule train_teacher:
         tracked=tracked("train-teacher"),
     log:
         "logs/train_teacher/seed-{seed}.log",
-    threads: config["run"]["threads"]
+    threads: torch_threads("train_teacher")
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb("train_teacher"),
+        gpu=gpu_resource("train_teacher"),
         runtime=480,
     conda:
         "../envs/dkp.yaml"
@@ -40,9 +41,10 @@ rule train_student:
         tracked=tracked("train-student"),
     log:
         "logs/train_student/seed-{seed}.log",
-    threads: config["run"]["threads"]
+    threads: torch_threads("train_student")
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb("train_student"),
+        gpu=gpu_resource("train_student"),
         runtime=480,
     conda:
         "../envs/dkp.yaml"

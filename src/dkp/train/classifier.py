@@ -17,22 +17,23 @@ from .. import runtime
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, unit
 from . import batches, distributed, loader, loop
 from .context import TrainContext
-from .data import VideoSet
+from .data import PairFrames, VideoSet
 from .distributed import SINGLE, Group
 
 LOG_COLUMNS = ["epoch", "loss", "lr", "train_acc", "val_acc", "seconds"]
 
 
-def validation_frames(val: VideoSet, per_video: int) -> tuple[np.ndarray, np.ndarray, list]:
+def validation_frames(val: VideoSet, per_video: int) -> tuple[PairFrames, np.ndarray, list]:
     """Fixed validation frames: up to per_video frames evenly spread inside each video's
-    labelled activity. Returns (uint8 frames, labels, (video, frame) pairs)."""
+    labelled activity. Returns (the frames, read from the store when scored: PairFrames, labels,
+    (video, frame) pairs)."""
     pairs = [
         (i, int(j))
         for i in range(len(val))
         for j in batches.even_indices(val.activity(i), per_video)
     ]
     labels = np.array([val.labels[i] for i, _ in pairs], dtype=np.int64)
-    return val.gather(pairs), labels, pairs
+    return PairFrames(val, pairs), labels, pairs
 
 
 def validated(epoch: int, epochs: int, every: int) -> bool:

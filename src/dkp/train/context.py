@@ -9,18 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import VideoSet
+from .data import PairFrames, VideoSet
 from .distributed import SINGLE, Group
 
 
 @dataclass(frozen=True)
 class TrainContext:
-    """train: the training videos; val_frames (N, H, W, 3) uint8 and val_labels (N,): the fixed
-    frames the per-epoch log scores (classifier.validation_frames); folder: the stage's resume
+    """train: the training videos; val_frames (N, H, W, 3) uint8, read when sliced (PairFrames), and
+    val_labels (N,): the fixed frames the per-epoch log scores (classifier.validation_frames);
+    folder: the stage's resume
     folder (resume.resume_dir), one subfolder per phase tag; group: the ranks of a torchrun."""
 
     train: VideoSet
-    val_frames: np.ndarray
+    val_frames: PairFrames
     val_labels: np.ndarray
     device: torch.device
     folder: Path

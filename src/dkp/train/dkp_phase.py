@@ -17,7 +17,7 @@ from ..models import autocast, embed_frames, prepare, preprocess, unit
 from ..models.dkp import dkp_losses
 from . import batches, distributed, loader, loop
 from .context import TrainContext
-from .data import VideoSet
+from .data import PairFrames, VideoSet
 from .distributed import SINGLE, Group
 
 TERMS = ["ce_s", "ce_p", "feat", "kd", "ce_kd", "kd_kd"]
@@ -295,7 +295,7 @@ def dkp_validation(
         sampling.config_indices(config, "t", val.times[i], float(val.durations[i]))
         for i in range(len(val))
     ]
-    t_frames = val.gather([(i, int(j)) for i in range(len(val)) for j in t_idx[i]])
+    t_frames = PairFrames(val, [(i, int(j)) for i in range(len(val)) for j in t_idx[i]])
     t_table = embed_frames(
         teacher, t_frames, t_entry["input_size"], t_entry["normalize"], device
     ).numpy()
