@@ -34,14 +34,16 @@ def test_frames_per_video_feed_every_configuration_its_distinct_frames():
     built = configs_mod.build(p)
     for length in (1.6, 7.8, 29.9, 95.0, 96.4, 118.0, 236.9, 755.1):
         n_req = max(max(sampling.role_counts(c, length)) for c in built)
-        assert resources.required_counts(p, length)[0] == n_req
-        assert resources.frames_per_video(p, length)[0] == max(int(np.ceil(length)), n_req)
-    assert resources.required_counts(p, 60.0)[0] == 96  # adaptive: ratio 8 x n_t 12
-    assert resources.required_counts(p, 755.1)[0] == 8 * 76  # fixed: 8 x round(755.1 / 10)
+        at_fps = max(1, int(np.ceil(round(length - 0.5, 9))))
+        assert resources.frames_per_video(p, length)[0] == max(at_fps, n_req)
+    assert resources.frames_per_video(p, 60.0)[0] == 96  # adaptive: ratio 8 x n_t 12
+    assert resources.frames_per_video(p, 755.1)[0] == 755  # 1 fps: more than 8 x round(75.5) = 608
 
 
-@pytest.mark.parametrize("name, source, limit_gb", [("activitynet", "activitynet", 60),
-                                                    ("mini-kinetics", "kinetics", 100)])
+@pytest.mark.parametrize(
+    "name, source, limit_gb",
+    [("activitynet", "activitynet", 60), ("mini-kinetics", "kinetics", 100)],
+)
 def test_preset_frame_stores_fit(name, source, limit_gb):
     """At the presets (JPEG), the store of the reference data sets fits its budget; raw frames
     would not."""
@@ -66,8 +68,12 @@ def test_default_params_keep_the_raw_store():
 def test_memory_grows_with_ranks_frames_and_gpus():
     p = _preset("activitynet")
     durations = resources.reference_durations("activitynet")
-    counts = {"train": 9649, "monitor": 4728, "longest": float(durations.max()),
-              "frames": int(resources.frames_per_video(p, durations).sum())}
+    counts = {
+        "train": 9649,
+        "monitor": 4728,
+        "longest": float(durations.max()),
+        "frames": int(resources.frames_per_video(p, durations).sum()),
+    }
     for stage in ("train-teacher", "train-student"):
         one, four = (resources.train_mem_mb(p, stage, counts, r, cuda=True) for r in (1, 4))
         assert 3 * one < four < 5 * one  # a node's memory follows its ranks
@@ -111,8 +117,12 @@ def test_local_jobs_take_distinct_gpus_and_wait_for_a_free_one(tmp_path):
     0 and GPU 1, the third waits until one of them ends and gets its GPU; a job whose rule asks
     for none sees no GPU; outside Snakemake (no DKP_JOB_GPUS) nothing changes."""
     spec = json.dumps({"train-teacher": 1, "features": 1, "sweep": 0})
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0,1", gpus.ENV: spec,
-           gpus.LOCKS_ENV: str(tmp_path / "locks")}
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "0,1",
+        gpus.ENV: spec,
+        gpus.LOCKS_ENV: str(tmp_path / "locks"),
+    }
     env.pop("SLURM_JOB_ID", None)
     first = _job("train-teacher", 3.0, env)
     assert json.loads(first.stdout.readline())["visible"] == "0"
@@ -156,19 +166,38 @@ def test_launch_commands_from_the_environment():
     cpu = {**p, "run": {**p["run"], "device": "cpu"}}
     assert launch.command(cpu, ARGV, {"CUDA_VISIBLE_DEVICES": "0,1"}) is None
     # a Slurm job of 2 nodes x 4 GPUs: its one process starts a task per node ...
-    job = {"SLURM_JOB_ID": "123456", "SLURM_JOB_NUM_NODES": "2", "SLURM_PROCID": "0",
-           "SLURM_NTASKS": "1", "SLURM_NNODES": "1", "SLURM_GPUS_ON_NODE": "4",
-           "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    job = {
+        "SLURM_JOB_ID": "123456",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_PROCID": "0",
+        "SLURM_NTASKS": "1",
+        "SLURM_NNODES": "1",
+        "SLURM_GPUS_ON_NODE": "4",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+    }
     srun = launch.command(p, ARGV, job)
-    assert srun[:6] == ["srun", "--overlap", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
-                        "--kill-on-bad-exit=1"]
-    assert srun[-len(ARGV):] == ARGV and f"--export=ALL,{launch.MARK}=1" in srun
+    assert srun[:6] == [
+        "srun",
+        "--overlap",
+        "--nodes=2",
+        "--ntasks=2",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=1",
+    ]
+    assert srun[-len(ARGV) :] == ARGV and f"--export=ALL,{launch.MARK}=1" in srun
     # ... and each task is its node's torchrun agent
     task = {**job, "SLURM_NTASKS": "2", "SLURM_NNODES": "2", "SLURM_PROCID": "1", launch.MARK: "1"}
     agent = launch.command(p, ARGV, task)
-    assert agent[1:] == ["-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=4",
-                         "--rdzv_backend=c10d", f"--rdzv_endpoint=gpu07:{29500 + 3456}",
-                         "--rdzv_id=dkp-123456", *ARGV]
+    assert agent[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc_per_node=4",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint=gpu07:{29500 + 3456}",
+        "--rdzv_id=dkp-123456",
+        *ARGV,
+    ]
     # marked, the one process of a multi-node job runs as one node rather than srun again
     assert launch.command(p, ARGV, {**job, launch.MARK: "1"})[3] == "--standalone"
 
@@ -184,9 +213,21 @@ def test_snakemake_threads_and_gpus_follow_set_resources(tmp_path):
 
     repo = make_repo(tmp_path / "repo")
     env = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
-    out = sh(["snakemake", "-n", "--profile", "workflow/profiles/default", "--cores", "64",
-              "--set-resources", "train_teacher:gpu=4", "features:gpu=0"], repo,
-             extra_env=env).stdout
+    out = sh(
+        [
+            "snakemake",
+            "-n",
+            "--profile",
+            "workflow/profiles/default",
+            "--cores",
+            "64",
+            "--set-resources",
+            "train_teacher:gpu=4",
+            "features:gpu=0",
+        ],
+        repo,
+        extra_env=env,
+    ).stdout
     jobs = {}
     for block in out.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0]

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from dkp import configs, frames, sampling
+from dkp import configs, frames, resources, sampling
 from dkp import params as params_mod
-from dkp.synthetic import spec
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
@@ -232,18 +231,6 @@ def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
 NATIVE_FPS = 25.0  # the lower of the real datasets' usual 25-30 fps
 
 
-def _reference_durations(preset: dict, n: int = 1000) -> np.ndarray:
-    """Video lengths of the preset's dataset, from the reference statistics: ActivityNet v1.3's
-    duration quantiles (src/dkp/synthetic/activitynet_v13_stats.json); Mini-Kinetics' clips are
-    10 s (all 80,000 training and 5,000 validation clips of the reference list)."""
-    if preset["data"]["source"] == "kinetics":
-        return np.full(n, 10.0)
-    ref = spec.reference()
-    return spec.quantile_function(
-        spec.stratified_uniform(np.random.default_rng(0), n), *spec.duration_quantiles(ref)
-    )
-
-
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_every_configuration_is_fed_as_named_at_the_presets(preset):
     """With the preset's extraction (frames.per_video_count: sweep) of real video at 25 fps, every
@@ -253,7 +240,8 @@ def test_every_configuration_is_fed_as_named_at_the_presets(preset):
     cfgs = [c for c in configs.build(p) if c.figure in ("s1", "s2") or c.method == "teacher"]
     demand = frames.extraction_demand(p)
     shares = {}
-    for d in _reference_durations(p):
+    durations = resources.reference_durations(p["data"]["source"])
+    for d in durations[:: max(1, len(durations) // 1000)]:  # 1,000 evenly over the quantiles
         native = np.arange(max(1, int(d * NATIVE_FPS))) / NATIVE_FPS
         kept = frames.kept_indices(native, d, p["frames"]["fps"], demand)
         stored = native[kept]

@@ -929,8 +929,10 @@ def test_memory_request_covers_the_measured_peak_extrapolated(tiny_data, tmp_pat
         resources.train_mem_total(preset, "train-teacher", big) - model["A"]
     )
     request = resources.train_mem_mb(preset, "train-teacher", big)
-    print(f"\n[memory] peaks {peak} MB, model {model} MB, slope {slope:.2f}; "
-          f"ActivityNet preset on the CPU: extrapolated {at_preset:.0f} MB, request {request} MB")
+    print(
+        f"\n[memory] peaks {peak} MB, model {model} MB, slope {slope:.2f}; "
+        f"ActivityNet preset on the CPU: extrapolated {at_preset:.0f} MB, request {request} MB"
+    )
     assert request >= at_preset
 
 

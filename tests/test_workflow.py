@@ -401,12 +401,16 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
         extra_env=gpu_env,
     )
     smk_s = time.monotonic() - start
-    torch_logs = [*(smk / "logs").glob("train_*/*.log"), *(smk / "logs").glob("features/*/*.log"),
-                  *(smk / "logs").glob("sweep/*/*.log")]
+    torch_logs = [
+        *(smk / "logs").glob("train_*/*.log"),
+        *(smk / "logs").glob("features/*/*.log"),
+        *(smk / "logs").glob("sweep/*/*.log"),
+    ]
     assert len(torch_logs) >= 4
     for log in torch_logs:  # what each job saw, before torch started
-        seen = re.findall(r"^dkp [a-z-]+: GPU (\S+) of 0,1 \(CUDA_VISIBLE_DEVICES\)$",
-                          log.read_text(), flags=re.M)
+        seen = re.findall(
+            r"^dkp [a-z-]+: GPU (\S+) of 0,1 \(CUDA_VISIBLE_DEVICES\)$", log.read_text(), flags=re.M
+        )
         assert len(seen) == 1 and seen[0] in ("0", "1"), (log, log.read_text()[:500])
     print(f"\n[timing] dvc repro {dvc_s:.1f} s, snakemake --cores 2 {smk_s:.1f} s (tiny params)")
     for rel in ("results/metrics.json", "results/curves.csv"):

@@ -149,70 +149,79 @@ def fed_as_named(preds: list[Predictions]) -> float:
     return float(np.mean(np.concatenate(exact)))
 
 
+def frame_columns(ps: list[Predictions]) -> dict:
+    """curves.csv's frame counts of one configuration over the seeds' predictions: mean counts fed
+    and asked for, distinct shares, the share of videos fed as named."""
+    return {
+        "n_s": float(np.mean([q.ns.mean() for q in ps])),
+        "n_t": float(np.mean([q.nt.mean() for q in ps])),
+        "n_s_nominal": float(np.mean([q.ns_nominal.mean() for q in ps])),
+        "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
+        "distinct_s": distinct_share([q.ns for q in ps], [q.ns_nominal for q in ps]),
+        "distinct_t": distinct_share([q.nt for q in ps], [q.nt_nominal for q in ps]),
+        "fed_as_named": fed_as_named(ps),
+    }
+
+
+def score_seeds(ps: list[Predictions], draws: stats.Resamples) -> tuple[np.ndarray, np.ndarray]:
+    """One configuration over the seeds: (3, S) mAP, official mAP and top-1 (percent), and
+    (2, S, B) replicates of mAP and top-1 on the shared video resamples."""
+    point, reps = np.zeros((3, len(ps))), np.zeros((2, len(ps), len(draws.weights)))
+    weights = draws.weights.astype(np.float64)
+    for s, pred in enumerate(ps):
+        point[0, s] = 100 * metrics.mean_ap(pred.scores, pred.labels).value
+        point[1, s] = 100 * metrics.mean_ap_official(pred.scores, pred.labels).value
+        point[2, s] = 100 * metrics.top1(pred.scores, pred.labels)
+        reps[0, s] = 100 * draws.mean_ap(pred.scores)
+        correct = (pred.scores.argmax(axis=1) == pred.labels).astype(np.float64)
+        reps[1, s] = 100 * (weights @ correct) / len(correct)
+    return point, reps
+
+
 def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
-    """(curves table, bootstrap arrays, per-configuration summary) over every seed."""
+    """(curves table, bootstrap arrays) over every seed (dkp.stats: videos and seeds)."""
     n_boot, boot_seed, level = bootstrap_params(p)
-    seeds = list(preds)
+    seeds, cfgs = list(preds), configs_mod.build(p)
     ref = next(iter(preds[seeds[0]].values()))
-    labels, n_videos, n_classes = ref.labels, len(ref.video_ids), ref.scores.shape[1]
-    draws = stats.Resamples.draw(labels, n_classes, n_boot, boot_seed)
-    cfgs = configs_mod.build(p)
-    point = np.zeros((3, len(seeds), len(cfgs)))  # mAP, mAP_official, top1 per seed (percent)
-    per_seed = np.zeros((len(seeds), n_boot, len(cfgs)))
-    top1_per_seed = np.zeros((len(seeds), n_boot, len(cfgs)))
-    for k, c in enumerate(cfgs):
-        for s, seed in enumerate(seeds):
-            pred = preds[seed][c.name]
-            point[0, s, k] = 100 * metrics.mean_ap(pred.scores, pred.labels).value
-            point[1, s, k] = 100 * metrics.mean_ap_official(pred.scores, pred.labels).value
-            point[2, s, k] = 100 * metrics.top1(pred.scores, pred.labels)
-            per_seed[s, :, k] = 100 * draws.mean_ap(pred.scores)
-            correct = (pred.scores.argmax(axis=1) == labels).astype(np.float64)
-            top1_per_seed[s, :, k] = 100 * (draws.weights.astype(np.float64) @ correct) / n_videos
+    draws = stats.Resamples.draw(ref.labels, ref.scores.shape[1], n_boot, boot_seed)
+    scored = [score_seeds([preds[seed][c.name] for seed in seeds], draws) for c in cfgs]
+    point = np.stack([pt for pt, _ in scored], axis=-1)  # (3, S, K)
+    reps = np.stack([r for _, r in scored], axis=-1)  # (2, S, B, K)
     # each seed's AP replicates centred on its point (stats.centred); top-1 is a plain mean of
     # the weights and needs no centring
-    per_seed = np.stack([stats.centred(per_seed[s], point[0, s]) for s in range(len(seeds))])
+    per_seed = np.stack([stats.centred(reps[0, s], point[0, s]) for s in range(len(seeds))])
     mult = stats.seed_multipliers(len(seeds), n_boot, boot_seed)
     video_reps = per_seed.mean(axis=0)
-    reps = stats.with_seed_part(video_reps, point[0], mult)
-    top1_reps = stats.with_seed_part(top1_per_seed.mean(axis=0), point[2], mult)
-    lo, hi = stats.interval(reps, level)
-    t_lo, t_hi = stats.interval(top1_reps, level)
-    rows = []
-    for k, c in enumerate(cfgs):
-        ps = [preds[seed][c.name] for seed in seeds]
-        rows.append(
-            {
-                "name": c.name,
-                "group": c.group,
-                "figure": c.figure,
-                "method": c.method,
-                "strategy": c.strategy,
-                "ratio": c.ratio,
-                "n_s": float(np.mean([q.ns.mean() for q in ps])),
-                "n_t": float(np.mean([q.nt.mean() for q in ps])),
-                "n_s_nominal": float(np.mean([q.ns_nominal.mean() for q in ps])),
-                "n_t_nominal": float(np.mean([q.nt_nominal.mean() for q in ps])),
-                "distinct_s": distinct_share([q.ns for q in ps], [q.ns_nominal for q in ps]),
-                "distinct_t": distinct_share([q.nt for q in ps], [q.nt_nominal for q in ps]),
-                "fed_as_named": fed_as_named(ps),
-                "r_s": c.rs,
-                "r_t": c.rt,
-                "gflops": float(np.mean([q.gflops.mean() for q in ps])),
-                "mAP": float(point[0, :, k].mean()),
-                "mAP_lo": float(lo[k]),
-                "mAP_hi": float(hi[k]),
-                "mAP_seed_min": float(point[0, :, k].min()),
-                "mAP_seed_max": float(point[0, :, k].max()),
-                "seeds": len(seeds),
-                "mAP_official": float(point[1, :, k].mean()),
-                "top1": float(point[2, :, k].mean()),
-                "top1_lo": float(t_lo[k]),
-                "top1_hi": float(t_hi[k]),
-                "videos_evaluated": n_videos,
-                "videos_skipped": skipped,
-            }
-        )
+    map_reps = stats.with_seed_part(video_reps, point[0], mult)
+    lo, hi = stats.interval(map_reps, level)
+    t_lo, t_hi = stats.interval(stats.with_seed_part(reps[1].mean(axis=0), point[2], mult), level)
+    rows = [
+        {
+            "name": c.name,
+            "group": c.group,
+            "figure": c.figure,
+            "method": c.method,
+            "strategy": c.strategy,
+            "ratio": c.ratio,
+            **frame_columns([preds[seed][c.name] for seed in seeds]),
+            "r_s": c.rs,
+            "r_t": c.rt,
+            "gflops": float(np.mean([preds[seed][c.name].gflops.mean() for seed in seeds])),
+            "mAP": float(point[0, :, k].mean()),
+            "mAP_lo": float(lo[k]),
+            "mAP_hi": float(hi[k]),
+            "mAP_seed_min": float(point[0, :, k].min()),
+            "mAP_seed_max": float(point[0, :, k].max()),
+            "seeds": len(seeds),
+            "mAP_official": float(point[1, :, k].mean()),
+            "top1": float(point[2, :, k].mean()),
+            "top1_lo": float(t_lo[k]),
+            "top1_hi": float(t_hi[k]),
+            "videos_evaluated": len(ref.video_ids),
+            "videos_skipped": skipped,
+        }
+        for k, c in enumerate(cfgs)
+    ]
     table = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     arrays = {
         "names": np.array([c.name for c in cfgs], dtype=str),
@@ -220,7 +229,7 @@ def score_all(p: dict, preds: dict[int, dict[str, Predictions]], skipped: int):
         "gflops": table["gflops"].to_numpy(np.float64),
         "seeds": np.array(seeds, dtype=np.int64),
         "map_seeds": point[0],
-        "map_replicates": reps,
+        "map_replicates": map_reps,
         "map_video_replicates": video_reps,
         "weights": draws.weights.astype(np.uint16),
         "seed_multipliers": mult,

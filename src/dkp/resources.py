@@ -46,27 +46,16 @@ SAFETY = 1.25  # on top of the sum: allocator slack, the sampling of the measure
 # ---- the frame store on disk ------------------------------------------------------------------
 
 
-def required_counts(p: dict, durations) -> np.ndarray:
-    """n_req(L) of each length: the largest nominal n_s or n_t any configuration of the sweep asks
-    of a video of length L (adaptive: its n; fixed: ratio x max(1, round(L / r_t)))."""
-    durations = np.atleast_1d(np.asarray(durations, dtype=float))
-    out = np.ones(len(durations), dtype=np.int64)
-    for c in configs_mod.build(p):
-        if c.strategy == "fixed":
-            nt = np.maximum(1, np.floor(np.maximum(durations, 0.0) / c.rt + 0.5)).astype(np.int64)
-            ns = np.round(c.ratio * nt).astype(np.int64) if c.ratio is not None else 0
-            out = np.maximum(out, np.maximum(ns, nt))
-        else:
-            out = np.maximum(out, max(int(c.ns or 0), int(c.nt or 0)))
-    return out
-
-
 def frames_per_video(p: dict, durations) -> np.ndarray:
-    """m_v = max(ceil(frames.fps x L), n_req(L)) of each length: the frames extracted from a video,
-    enough for every configuration to be fed the distinct frames it names."""
-    durations = np.atleast_1d(np.asarray(durations, dtype=float))
-    at_fps = np.ceil(np.round(p["frames"]["fps"] * durations, 9)).astype(np.int64)
-    return np.maximum(np.maximum(at_fps, required_counts(p, durations)), 1)
+    """The frames `dkp frames` keeps of videos of these lengths (dkp.frames.frame_count with the
+    sweep's demand): enough for every configuration to be fed the distinct frames it names. The
+    stage keeps every k-th decoded frame, so it may keep a few more than this count."""
+    from .frames import extraction_demand, frame_count
+
+    demand, fps = extraction_demand(p), p["frames"]["fps"]
+    return np.array(
+        [frame_count(float(d), fps, demand) for d in np.atleast_1d(durations)], dtype=np.int64
+    )
 
 
 def frame_side(p: dict) -> int:

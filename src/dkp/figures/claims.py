@@ -162,9 +162,27 @@ def claim_ratio(d: Draws, low_fraction: float) -> Verdict:
     )
 
 
+def _pairs_apart(d: Draws, cs: list[Curve], threshold: float, margin: float):
+    """(pairs of S-1 curves whose mean difference above the threshold lies beyond the margin, in
+    every seed, at the level split over the pairs; that level). A max over noisy points is
+    biased upward, so the spread's interval cannot show "not similar"; a pair apart by more than
+    the margin on average can, whatever the noise (Bonferroni over the pairs)."""
+    pairs = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1 :]]
+    pair_level = 1.0 - (1.0 - d.level) / len(pairs)
+    layout = d.layout._replace(level=pair_level, n_videos=0)
+    apart = []
+    for a, b in pairs:
+        r = diff(a, b, lo=threshold)
+        up = decide(f"{a.name} minus {b.name}", r.mean, layout, bound=margin)
+        down = decide(f"{a.name} minus {b.name}", r.mean, layout, bound=-margin, side=-1)
+        apart += [f for f in (up, down) if f.status == HOLDS]
+    return apart, pair_level
+
+
 def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -> Verdict:
     """Claim 3 (equivalence): the largest spread of the S-1 curves above the threshold, against the
-    margin."""
+    margin: holds when its interval lies below the margin, fails when a pair is apart
+    (_pairs_apart)."""
     _, curves = _s1_curves(d)
     if len(curves) < 2:
         return _untestable(3, "S-1 needs at least two curves.")
@@ -179,23 +197,14 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
     threshold = c_min + similar_from_fraction * (c_max - c_min)
     measured = similar_from(cs, margin)
     x, sp = spread(cs, lo=threshold)
-    worst = sp.max(axis=1)
     e = decide(
-        f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs", worst, d.layout, bound=margin, side=-1
+        f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs",
+        sp.max(axis=1),
+        d.layout,
+        bound=margin,
+        side=-1,
     )
-    # A max over noisy points is biased upward, so its interval cannot show "not similar". That
-    # needs a pair of curves whose mean difference over the region lies beyond the margin, with the
-    # level split over the pairs (Bonferroni): then the spread exceeds the margin somewhere,
-    # whatever the noise.
-    pairs = [(a, b) for i, a in enumerate(cs) for b in cs[i + 1 :]]
-    pair_level = 1.0 - (1.0 - d.level) / len(pairs)
-    pair_layout = d.layout._replace(level=pair_level, n_videos=0)
-    apart = []
-    for a, b in pairs:
-        r = diff(a, b, lo=threshold)
-        up = decide(f"{a.name} minus {b.name}", r.mean, pair_layout, bound=margin)
-        down = decide(f"{a.name} minus {b.name}", r.mean, pair_layout, bound=-margin, side=-1)
-        apart += [f for f in (up, down) if f.status == HOLDS]
+    apart, pair_level = _pairs_apart(d, cs, threshold, margin)
     status = HOLDS if e.status == HOLDS else FAILS if apart else INCONCLUSIVE
     e = (
         replace(e, status=status)
@@ -209,29 +218,23 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
         "only if some pair of curves differs on average over the region by more than the margin "
         f"({100 * pair_level:.2f} % interval, every seed)."
     )
-    found = (
-        f" The seed-mean spread stays within the margin from {measured:.3g} GFLOPs on."
-        if measured is not None
-        else (
-            " The seed-mean spread does not stay within the margin up to the end of the shared "
-            "range."
-        )
-    )
     shown = "".join(f" {f.label}: {fmt_effect(f)}." for f in apart)
     if status == INCONCLUSIVE and e.lo > margin:
         shown += (
             " The spread's interval lies above the margin, but a maximum over noisy curves is "
             "biased upward, so it cannot show a difference by itself; no pair of curves is apart "
-            "by more than "
-            f'the margin at the {100 * pair_level:.2f} % level in every seed, which "fails" needs.'
+            f"by more than the margin at the {100 * pair_level:.2f} % level in every seed, which "
+            '"fails" needs.'
         )
+    found = (
+        f" The seed-mean spread stays within the margin from {measured:.3g} GFLOPs on."
+        if measured is not None
+        else " The seed-mean spread does not stay within the margin up to the end of the shared "
+        "range."
+    )
+    numbers = {"threshold": threshold, "margin": margin, "measured_threshold": measured}
+    numbers["max_spread_above"] = e.as_dict()
     evidence = f"{rule} {describe([e], d.n_videos)}{shown}{found}"
-    numbers = {
-        "threshold": threshold,
-        "margin": margin,
-        "measured_threshold": measured,
-        "max_spread_above": e.as_dict(),
-    }
     return Verdict(3, CLAIMS[3], e.status, evidence, numbers, (e,))
 
 

@@ -77,6 +77,33 @@ def pad_batch(rows: list[np.ndarray], table: np.ndarray, pos: list[np.ndarray]):
     return torch.from_numpy(feats), torch.from_numpy(where), torch.from_numpy(mask)
 
 
+def dkp_terms(nets: tuple, inputs: StepInputs, cfg: dict, device) -> tuple[dict, int, int]:
+    """The loss terms of one step's videos (dkp.models.dkp.dkp_losses), the student frames DSTE
+    gets right, and the student frames."""
+    student, dkp, teacher = nets
+    f_mask, g_mask = inputs.f_mask, inputs.g_mask
+    with torch.no_grad(), autocast(device):  # the frozen teacher
+        target = scatter(teacher.embed(inputs.xt).float(), f_mask)
+        g = scatter(teacher.embed(inputs.gt).float(), g_mask)
+    with autocast(device):
+        f = student.embed(inputs.xs)
+        kd_logits = scatter(student.classify(f), f_mask)
+        out = dkp(scatter(f, f_mask), inputs.u, g, inputs.v, f_mask, g_mask)
+    terms = dkp_losses(
+        out,
+        kd_logits,
+        inputs.y,
+        target,
+        dkp.teacher_head(target),
+        f_mask,
+        cfg["lambda_feat"],
+        cfg["lambda_kd"],
+        cfg["tau"],
+    )
+    hits = int(((out["p"].argmax(-1) == inputs.y[:, None]) & f_mask).sum())
+    return terms, hits, int(f_mask.sum())
+
+
 def dkp_step(
     nets: tuple,
     inputs: StepInputs | None,
@@ -94,40 +121,21 @@ def dkp_step(
     With several ranks the inputs are this rank's `share` of the step's videos, its loss and
     returned terms are weighted by that share, and the gradients are summed over the ranks
     (dkp.train.distributed), so the terms sum to the step's over the ranks."""
-    student, dkp, teacher = nets
     params = [q for g in opt.param_groups for q in g["params"]]
     terms, hits, frames = dict.fromkeys(["total", *TERMS], 0.0), 0, 0
-    size = "" if inputs is None else f" at n_s <= {inputs.u.shape[1]}, n_t <= {inputs.v.shape[1]}"
     if inputs is not None:
-        f_mask, g_mask = inputs.f_mask, inputs.g_mask
-        with torch.no_grad(), autocast(device):  # the frozen teacher
-            target = scatter(teacher.embed(inputs.xt).float(), f_mask)
-            g = scatter(teacher.embed(inputs.gt).float(), g_mask)
-        with autocast(device):
-            f = student.embed(inputs.xs)
-            kd_logits = scatter(student.classify(f), f_mask)
-            out = dkp(scatter(f, f_mask), inputs.u, g, inputs.v, f_mask, g_mask)
-        terms = dkp_losses(
-            out,
-            kd_logits,
-            inputs.y,
-            target,
-            dkp.teacher_head(target),
-            f_mask,
-            cfg["lambda_feat"],
-            cfg["lambda_kd"],
-            cfg["tau"],
-        )
+        terms, hits, frames = dkp_terms(nets, inputs, cfg, device)
         if group.world > 1:
             terms = {k: t * share for k, t in terms.items()}
-        hits = int(((out["p"].argmax(-1) == inputs.y[:, None]) & f_mask).sum())
-        frames = int(f_mask.sum())
     finite = inputs is None or bool(torch.isfinite(terms["total"]))
     opt.zero_grad(set_to_none=True)
     if finite and inputs is not None:
         terms["total"].backward()
     (bad,) = distributed.sum_gradients(params, group, [float(not finite)])
     if bad:
+        size = (
+            "" if inputs is None else f" at n_s <= {inputs.u.shape[1]}, n_t <= {inputs.v.shape[1]}"
+        )
         raise DkpError(
             f"train-student: the DKP loss became non-finite{size}; the phase diverged (lower "
             "train.student.lr)"
@@ -136,11 +144,8 @@ def dkp_step(
         torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
     opt.step()
     sched.step()
-    return (
-        {k: float(t.detach()) if torch.is_tensor(t) else t for k, t in terms.items()},
-        hits,
-        frames,
-    )
+    floats = {k: float(t.detach()) if torch.is_tensor(t) else t for k, t in terms.items()}
+    return floats, hits, frames
 
 
 def plan_epoch(
@@ -187,6 +192,43 @@ def plan_epoch(
     return out
 
 
+PER_VIDEO = ("y", "u", "v", "f_mask", "g_mask")  # a row per video in a planned step
+RAGGED = {"xs": "f_mask", "gt": "g_mask"}  # frames per video, as many as the mask's True values
+
+
+def step_inputs(step: dict, net: dict, t_entry: dict, device) -> StepInputs:
+    """A step the loader read as network inputs: the student frames augmented once, then brought
+    to both networks' inputs (the teacher's targets see the student's very augmentation), the
+    teacher frames un-augmented, as at test time."""
+    x = step["xs"].to(device, non_blocking=True)
+    x = unit(batches.apply_augment(x.permute(0, 3, 1, 2), step["aug"]))
+    t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
+    return StepInputs(
+        xs=prepare(x, net["input_size"], net["normalize"]),
+        xt=prepare(x, t_size, t_norm),
+        gt=preprocess(step["gt"].to(device, non_blocking=True), t_size, t_norm),
+        **{k: torch.from_numpy(step[k]).to(device) for k in PER_VIDEO},
+    )
+
+
+class _Tally:
+    """An epoch's loss terms, DSTE hits and student frames, summed over steps and ranks."""
+
+    def __init__(self):
+        self.sums, self.hits, self.seen = dict.fromkeys(["total", *TERMS], 0.0), 0, 0
+
+    def add(self, terms: dict, hits: int, frames: int) -> None:
+        for k in self.sums:
+            self.sums[k] += terms[k]
+        self.hits, self.seen = self.hits + hits, self.seen + frames
+
+    def row(self, group: Group, steps: int) -> dict:
+        *totals, hits, seen = group.sum([*self.sums.values(), self.hits, self.seen])
+        row = {k: t / steps for k, t in zip(self.sums, totals)}
+        row["loss"] = row.pop("total")
+        return {**row, "train_acc": hits / seen}
+
+
 def train_dkp(
     p: dict,
     nets: tuple,
@@ -201,30 +243,23 @@ def train_dkp(
     ctx.group: the ranks of a torchrun, each training on its share of every step's videos
     (dkp.train.distributed.share_videos); rank 0 alone scores the validation frames (val_eval,
     from dkp_validation)."""
-    student, dkp, teacher = nets
+    student, dkp, _ = nets
     train, device, group = ctx.train, ctx.device, ctx.group
-    cfg, aug, net, lcfg = (
-        p["train"]["student"],
-        p["train"]["augment"],
-        p["student"],
-        p["train"]["loader"],
-    )
+    cfg, aug, lcfg = p["train"]["student"], p["train"]["augment"], p["train"]["loader"]
     steps = -(-len(train) // cfg["batch_videos"])
     opt = loop.optimizer(list(student.parameters()) + list(dkp.parameters()), cfg, "sgd")
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
-    t_size, t_norm = t_entry["input_size"], t_entry["normalize"]
-    reader = loader.StepReader(train, ("xs", "gt"), lcfg["workers"], lcfg["prefetch"], device)
-    per_video = ("y", "u", "v", "f_mask", "g_mask")
+    reader = loader.StepReader(train, tuple(RAGGED), lcfg["workers"], lcfg["prefetch"], device)
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
         student.train()
         dkp.train()
-        sums, hits, seen = dict.fromkeys(["total", *TERMS], 0.0), 0, 0
         plan = [
-            distributed.share_videos(s, group, per_video, {"xs": "f_mask", "gt": "g_mask"})
+            distributed.share_videos(s, group, PER_VIDEO, RAGGED)
             for s in plan_epoch(rng, train, pairs, cfg, aug)
         ]
         read = iter(reader([s for s in plan if len(s["y"])]))  # a rank may get no video
+        tally = _Tally()
         bar = tqdm(
             plan,
             desc=f"dkp {e + 1}/{cfg['epochs']}",
@@ -237,44 +272,18 @@ def train_dkp(
                 dkp_step(nets, None, opt, sched, cfg, device, group, 0.0)
                 continue
             step = next(read)
-            x = step["xs"].to(device, non_blocking=True)
-            x = unit(batches.apply_augment(x.permute(0, 3, 1, 2), step["aug"]))
-            y_frames = step["gt"].to(device, non_blocking=True)
-            on = {k: torch.from_numpy(step[k]).to(device) for k in per_video}
-            inputs = StepInputs(
-                xs=prepare(x, net["input_size"], net["normalize"]),
-                xt=prepare(x, t_size, t_norm),
-                gt=preprocess(y_frames, t_size, t_norm),
-                **on,
-            )
-            terms, hit, frames = dkp_step(
-                nets, inputs, opt, sched, cfg, device, group, step["share"]
-            )
-            for k in sums:
-                sums[k] += terms[k]
-            hits += hit
-            seen += frames
-            bar.set_postfix(loss=f"{sums['total'] / n_batches:.3f}")
-        *totals, hits, seen = group.sum([*sums.values(), hits, seen])
-        row = {k: t / len(plan) for k, t in zip(sums, totals)}
-        row["loss"] = row.pop("total")
+            inputs = step_inputs(step, p["student"], t_entry, device)
+            tally.add(*dkp_step(nets, inputs, opt, sched, cfg, device, group, step["share"]))
+            bar.set_postfix(loss=f"{tally.sums['total'] / n_batches:.3f}")
         return {
             "phase": "dkp",
-            **row,
+            **tally.row(group, len(plan)),
             "lr": opt.param_groups[0]["lr"],
-            "train_acc": hits / seen,
             **(val_eval() if group.main else {}),
         }
 
-    return loop.run_phase(
-        ctx.folder,
-        "dkp",
-        cfg["epochs"],
-        seed,
-        {"student": student, "dkp": dkp, "opt": opt, "sched": sched},
-        epoch,
-        group,
-    )
+    state = {"student": student, "dkp": dkp, "opt": opt, "sched": sched}
+    return loop.run_phase(ctx.folder, "dkp", cfg["epochs"], seed, state, epoch, group)
 
 
 def dkp_validation(
