@@ -37,78 +37,46 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+def _adaptive(name, group, figure, method, ratio=None, ns=None, nt=None) -> Config:
+    return Config(name, group, figure, method, "adaptive", ratio, ns, nt, None, None)
+
+
 def build(p: dict) -> list[Config]:
     """All configurations, in a fixed order (figure, group, then cost)."""
-    s = p["sweep"]
+    s1, s2, b = p["sweep"]["s1"], p["sweep"]["s2"], p["sweep"]["baselines"]
     out: list[Config] = []
-    for ratio in s["s1"]["ratios"]:
+    for ratio in s1["ratios"]:
         g = f"dste_adaptive-{ratio}"
         out += [
-            Config(f"{g}_nt{nt}", g, "s1", "dste", "adaptive", ratio, ratio * nt, nt, None, None)
-            for nt in s["s1"]["adaptive_nt"]
+            _adaptive(f"{g}_nt{nt}", g, "s1", "dste", ratio, ratio * nt, nt)
+            for nt in s1["adaptive_nt"]
         ]
-    for ratio in s["s1"]["ratios"]:
+    for ratio in s1["ratios"]:
         g = f"dste_fixed-{ratio}"
         out += [
             Config(f"{g}_rt{_num(rt)}", g, "s1", "dste", "fixed", ratio, None, None, rt / ratio, rt)
-            for rt in sorted(s["s1"]["fixed_rt"], reverse=True)
+            for rt in sorted(s1["fixed_rt"], reverse=True)
         ]
     out += [
-        Config(f"dste_nt5_ns{ns}", "dste_nt5", "s2", "dste", "adaptive", ns / 5, ns, 5, None, None)
-        for ns in s["s2"]["nt5_ns"]
+        _adaptive(f"dste_nt5_ns{ns}", "dste_nt5", "s2", "dste", ns / 5, ns, 5)
+        for ns in s2["nt5_ns"]
     ]
     out += [
-        Config(
-            f"dste_ns20_nt{nt}", "dste_ns20", "s2", "dste", "adaptive", 20 / nt, 20, nt, None, None
-        )
-        for nt in s["s2"]["ns20_nt"]
+        _adaptive(f"dste_ns20_nt{nt}", "dste_ns20", "s2", "dste", 20 / nt, 20, nt)
+        for nt in s2["ns20_nt"]
     ]
-    b = s["baselines"]
     out += [
-        Config(
-            f"teacher_nt{nt}",
-            "teacher",
-            "baseline",
-            "teacher",
-            "adaptive",
-            None,
-            None,
-            nt,
-            None,
-            None,
-        )
+        _adaptive(f"teacher_nt{nt}", "teacher", "baseline", "teacher", nt=nt)
         for nt in b["teacher_nt"]
     ]
     for method in ("student", "student-kd"):
         out += [
-            Config(
-                f"{method}_ns{ns}",
-                method,
-                "baseline",
-                method,
-                "adaptive",
-                None,
-                ns,
-                None,
-                None,
-                None,
-            )
+            _adaptive(f"{method}_ns{ns}", method, "baseline", method, ns=ns)
             for ns in b["student_ns"]
         ]
+    g = "dkp_adaptive-4"
     out += [
-        Config(
-            f"dkp_adaptive-4_nt{nt}",
-            "dkp_adaptive-4",
-            "baseline",
-            "dkp",
-            "adaptive",
-            4,
-            4 * nt,
-            nt,
-            None,
-            None,
-        )
-        for nt in b["dkp_noens_nt"]
+        _adaptive(f"{g}_nt{nt}", g, "baseline", "dkp", 4, 4 * nt, nt) for nt in b["dkp_noens_nt"]
     ]
     names = [c.name for c in out]
     dup = sorted({n for n in names if names.count(n) > 1})
