@@ -118,6 +118,9 @@ def bad_inputs_pipeline(tmp_path_factory):
     for phase in ("teacher", "student", "plain_student"):  # exactness needs no accuracy
         p["train"][phase]["epochs"] = 1
     p["run"]["seeds"] = [0]  # one seed: these tests are about bad inputs, not seeds
+    # frames.fps alone: the expected frame counts of the bad and short videos below are 1 fps's
+    # (the sweep's per-video counts are test_frames' and test_workflow's)
+    p["frames"]["per_video_count"] = "fps"
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     # every stage through dkp's command-line entry point, in one process so torch is imported once
     runner = (

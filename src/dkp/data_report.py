@@ -19,6 +19,42 @@ from .ingest.manifest import CAPPED
 REPORT = Path("results/data_report.json")
 
 
+def _subset_counts(s, skipped, name: str) -> dict:
+    """Videos of one subset by what became of them (s: manifest rows joined with the frame
+    index's x_status)."""
+    ingested = s["status"].eq("ok")
+    return {
+        "videos": int(len(s)),
+        "ok": int((ingested & s["x_status"].eq("ok")).sum()),
+        "missing": int(s["status"].eq("missing").sum()),
+        "unreadable_ingest": int(s["status"].eq("unreadable").sum()),
+        "unreadable_extraction": int((ingested & s["x_status"].eq("unreadable")).sum()),
+        "not_extracted": int((ingested & s["x_status"].isna()).sum()),
+        "frames_extracted": int(s.loc[s["x_status"].eq("ok"), "n_frames"].sum()),
+        "multi_label": int((s["n_labels"] > 1).sum()),
+        "capped": int((skipped["subset"].eq(name) & skipped["reason"].eq(CAPPED)).sum()),
+    }
+
+
+def _skipped_list(manifest, skipped, frames) -> list[dict]:
+    """Every video left out, with the stage and the reason, sorted."""
+
+    def entry(row, stage: str, reason: str) -> dict:
+        return {"id": row.id, "subset": row.subset, "stage": stage, "reason": reason}
+
+    listed = [
+        entry(r, "ingest", r.reason + (f": {r.detail}" if r.detail else ""))
+        for r in skipped[skipped["reason"] != CAPPED].itertuples()
+    ]
+    listed += [
+        entry(r, "ingest", f"{r.status}: {r.reason}")
+        for r in manifest[manifest["status"] != "ok"].itertuples()
+    ]
+    failed = frames[frames["status"].eq("ok") & frames["x_status"].eq("unreadable")]
+    listed += [entry(r, "frames", f"unreadable: {r.x_reason}") for r in failed.itertuples()]
+    return sorted(listed, key=lambda r: (r["subset"], r["id"], r["stage"], r["reason"]))
+
+
 def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
     """The report from the three tables (pure: no file access)."""
     frames = manifest[["id", "subset", "status", "n_labels"]].merge(
@@ -28,66 +64,21 @@ def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
         on="id",
         how="left",
     )
-    subsets = {}
-    for name in sorted(set(manifest["subset"])):
-        s = frames[frames["subset"] == name]
-        subsets[name] = {
-            "videos": int(len(s)),
-            "ok": int((s["status"].eq("ok") & s["x_status"].eq("ok")).sum()),
-            "missing": int(s["status"].eq("missing").sum()),
-            "unreadable_ingest": int(s["status"].eq("unreadable").sum()),
-            "unreadable_extraction": int(
-                (s["status"].eq("ok") & s["x_status"].eq("unreadable")).sum()
-            ),
-            "not_extracted": int((s["status"].eq("ok") & s["x_status"].isna()).sum()),
-            "frames_extracted": int(s.loc[s["x_status"].eq("ok"), "n_frames"].sum()),
-            "multi_label": int((s["n_labels"] > 1).sum()),
-            "capped": int((skipped["subset"].eq(name) & skipped["reason"].eq(CAPPED)).sum()),
-        }
-    listed = []
-    for row in skipped[skipped["reason"] != CAPPED].itertuples():
-        listed.append(
-            {
-                "id": row.id,
-                "subset": row.subset,
-                "stage": "ingest",
-                "reason": row.reason + (f": {row.detail}" if row.detail else ""),
-            }
-        )
-    for row in manifest[manifest["status"] != "ok"].itertuples():
-        listed.append(
-            {
-                "id": row.id,
-                "subset": row.subset,
-                "stage": "ingest",
-                "reason": f"{row.status}: {row.reason}",
-            }
-        )
-    for row in frames[frames["status"].eq("ok") & frames["x_status"].eq("unreadable")].itertuples():
-        listed.append(
-            {
-                "id": row.id,
-                "subset": row.subset,
-                "stage": "frames",
-                "reason": f"unreadable: {row.x_reason}",
-            }
-        )
-    listed.sort(key=lambda r: (r["subset"], r["id"], r["stage"], r["reason"]))
+    subsets = {
+        name: _subset_counts(frames[frames["subset"] == name], skipped, name)
+        for name in sorted(set(manifest["subset"]))
+    }
     dropped = skipped["reason"].value_counts()
+    f = p["frames"]
     return {
         "source": p["data"]["source"],
         "annotations": p["data"]["annotations"],
         "classes": len(classes),
-        "frames": {
-            "fps": p["frames"]["fps"],
-            "size": p["frames"]["size"],
-            "crop": p["frames"]["crop"],
-            "shards": p["frames"]["shards"],
-        },
+        "frames": {k: f[k] for k in ("fps", "size", "crop", "shards")},
         "subsets": subsets,
         "multi_label_videos": int((manifest["n_labels"] > 1).sum()),
         "dropped_rows": {str(k): int(v) for k, v in sorted(dropped.items())},
-        "skipped": listed,
+        "skipped": _skipped_list(manifest, skipped, frames),
     }
 
 
