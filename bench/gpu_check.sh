@@ -5,7 +5,8 @@
 #   bash bench/gpu_check.sh --wheels DIR      # offline: pip installs from the wheels in DIR only
 #       (for a python that has a CUDA torch: decord, av, jsonschema, jsonschema-specifications,
 #       referencing, rpds-py, setuptools; `pip download --no-deps --only-binary=:all:` them)
-#   bash bench/gpu_check.sh --dry-run         # CPU only, nothing installed: the same steps, a few frames
+#   bash bench/gpu_check.sh --dry-run         # CPU only, nothing installed: the same steps, small
+#       (one seed, one epoch, a few frames)
 #
 # 1. .venv: created if missing. Where the interpreter ($PYTHON, default python3) already has a
 #    CUDA torch, a .pth file lets .venv see its packages (no download); otherwise torch is
@@ -133,8 +134,11 @@ import sys, yaml
 src, dst, device, dry = sys.argv[1:]
 p = yaml.safe_load(open(src))
 p["run"]["device"] = device
-if dry == "1":
-    p["run"]["seeds"] = p["run"]["seeds"][:1]  # one seed: the dry run checks the steps, not the spread
+p["run"]["precision"] = "auto"  # bf16 autocast on the GPU, as a real run (the tests' params say fp32)
+if dry == "1":  # the dry run checks the steps, not the spread nor the training
+    p["run"]["seeds"] = p["run"]["seeds"][:1]
+    for phase in ("teacher", "student", "plain_student"):
+        p["train"][phase]["epochs"] = 1
 yaml.safe_dump(p, open(dst, "w"), sort_keys=False)
 EOF
 SEEDS=$("$PY" -c 'import sys, yaml; print(" ".join(map(str, yaml.safe_load(open(sys.argv[1]))["run"]["seeds"])))' "$WORK/params.yaml")

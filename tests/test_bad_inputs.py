@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from fixtures.bad_inputs import BAD_ROWS, BAD_VIDEOS, SHORT, SHORT_SECONDS, dkp
 from fixtures.interrupt import _hidden, _kill_9_when, _tree
+from fixtures.rounding import gamma
 
 from dkp.predictions import read as read_predictions
 
@@ -137,9 +138,12 @@ def test_short_video_is_fed_its_distinct_frames_through_the_sweep(pipeline):
     for c in configs.build(p):
         pred = read_predictions(root / "results/predictions/seed-0" / c.group / f"{c.name}.npz")
         v = pred.video_ids.tolist().index(SHORT)
-        assert np.isfinite(pred.scores[v]).all() and pred.scores[v].sum() == pytest.approx(
-            1.0, abs=1e-4
-        ), c.name
+        assert np.isfinite(pred.scores[v]).all(), c.name
+        # a video score averages float32 probability rows (each mixing <= 2 softmax rows of C,
+        # softmax_sum_tol) over its fed frames; summed here in float64
+        n_classes, frames = pred.scores.shape[1], int(pred.ns[v] + pred.nt[v])
+        total = float(pred.scores[v].astype(np.float64).sum())
+        assert abs(total - 1.0) <= gamma(2 * n_classes + 4 + frames + 1), (c.name, total)
         duration = SHORT_SECONDS
         for fed, nominal in ((pred.ns[v], pred.ns_nominal[v]), (pred.nt[v], pred.nt_nominal[v])):
             if nominal:

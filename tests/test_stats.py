@@ -22,7 +22,9 @@ def test_resample_weights_are_counts_and_fixed_by_the_seed():
     assert w.shape == (300, 50) and (w.sum(axis=1) == 50).all() and (w >= 0).all()
     assert np.array_equal(w, stats.resample_weights(50, 300, seed=3))
     assert not np.array_equal(w, stats.resample_weights(50, 300, seed=4))
-    assert abs(w.mean() - 1.0) < 1e-12 and 0.3 < (w == 0).mean() < 0.42  # ~1/e of videos left out
+    # integer counts: their float64 mean is 1 up to one division's rounding (1e-12 far above);
+    # ~1/e of the videos left out
+    assert abs(w.mean() - 1.0) < 1e-12 and 0.3 < (w == 0).mean() < 0.42
 
 
 def _copies_in_turn(scores, labels, weights):
@@ -74,6 +76,7 @@ def test_weighted_ap_with_ties_between_videos_follows_the_definition():
 def test_interval_and_videos_needed():
     reps = np.arange(1, 1001, dtype=float)[:, None]
     lo, hi = stats.interval(reps, 0.95)
+    # float64 linear interpolation between two integers: within 1e-13 (approx: 1e-6 relative)
     assert lo[0] == pytest.approx(25.975) and hi[0] == pytest.approx(975.025)
     # half-width 2 at 240 videos, effect 1: the width must halve, so 4x the videos
     assert stats.videos_to_exclude(240, 1.0, 2.0) == 960
@@ -227,6 +230,7 @@ def test_evaluate_writes_intervals_and_draws(evaluated):
     assert (table["seeds"] == 2).all() and (table["videos_evaluated"] == N_VIDEOS).all()
     assert (table["videos_skipped"] == 1).all()
     with_s = table[table["n_s_nominal"] > 8]  # the writer fed one student frame fewer than asked
+    # curves.csv holds 6 significant digits (%.6g): shares within 5e-7, mAP (0-100) within 5e-5
     assert np.allclose(
         with_s["distinct_s"], (with_s["n_s_nominal"] - 1) / with_s["n_s_nominal"], atol=1e-5
     )
@@ -237,6 +241,7 @@ def test_evaluate_writes_intervals_and_draws(evaluated):
         assert np.allclose(z["map_seeds"].mean(axis=0), table["mAP"], atol=1e-3)
         gain = z["s3_gain"]
         assert gain.shape == (2, N_VIDEOS) and np.isnan(gain[:, 1::2]).all()
+        # float64 differences of the writer's scores: 1-ulp level, allclose's rtol 1e-5 far above
         assert np.allclose(gain[0, ::2], 0.1) and np.allclose(gain[1, ::2], 0.105)
     m = json.loads((root / layout.METRICS).read_text())
     op = m["operating_points"][p["evaluate"]["operating_points"][0]]

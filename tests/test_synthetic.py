@@ -291,6 +291,8 @@ def test_annotation_document_is_activitynet_v13(repo):
         assert set(e) == {"subset", "duration", "resolution", "url", "annotations"}
         assert e["resolution"] == f"{syn['size']}x{syn['size']}" and e["url"].endswith(s.vid)
         assert all(a["label"] == s.label for a in e["annotations"])
+        # frame counts / fps (2: multiples of 0.5 s, exact in the JSON's 3 decimals); the float64
+        # sum and ratio round at 1e-15
         assert (
             abs(
                 sum(b - a for a, b in (x["segment"] for x in e["annotations"])) / e["duration"]
@@ -316,7 +318,8 @@ def test_reference_statistics_ship_with_the_package_and_name_their_source():
         b["frac_of_videos"] * spec.segment_count_probs(ref, name)[1][0]
         for name, b in ref["by_duration_bin"].items()
     )
-    # bin shares give back the overall one
+    # bin shares give back the overall one, up to the reference file's rounded fractions (4
+    # decimals): a tolerance on the data, not on float rounding
     assert abs(weighted - ref["frac_videos_with_1_segment"]) < 0.005
 
 
@@ -457,6 +460,8 @@ def test_videos_decode_with_the_annotated_duration_and_size(two_runs):
     doc = json.loads((a / p["data"]["annotations"]).read_text())
     for vid, e in doc["database"].items():
         vr = decord.VideoReader(str(a / p["data"]["videos"] / f"v_{vid}.mp4"))
+        # the container's frame rate is the rational fps exactly: its float64 reading within
+        # 1e-15; the duration within one frame of the annotated one (+1e-6 for its rounding)
         assert abs(vr.get_avg_fps() - syn["fps"]) < 1e-6
         assert abs(len(vr) / vr.get_avg_fps() - e["duration"]) <= 1 / syn["fps"] + 1e-6
         assert vr[0].shape == (syn["size"], syn["size"], 3)

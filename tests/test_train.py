@@ -20,6 +20,7 @@ import yaml
 from fixtures import media as M
 from fixtures.bad_inputs import BAD_VIDEOS, _write_bad_videos, dkp, one_line_error
 from fixtures.interrupt import outliving, signal_when
+from fixtures.rounding import U32, gamma
 
 from dkp.models import to_unit, unit
 from dkp.train import batches, loop
@@ -110,6 +111,7 @@ def test_warmup_then_cosine_to_zero():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    # float64 schedule arithmetic on a few numbers: within 1e-15, pytest.approx's 1e-6 far above
     assert lrs[:5] == sorted(lrs[:5]) and lrs[4] == pytest.approx(1.0)
     assert lrs[4:] == sorted(lrs[4:], reverse=True) and lrs[-1] < 0.01
 
@@ -127,7 +129,8 @@ def test_activity_frames_and_positions():
     assert list(vs.activity(0)) == [2, 3, 7]
     assert list(vs.activity(1)) == [0, 1, 2, 3]  # no frame inside: every frame
     assert list(vs.offsets) == [0, 10, 14] and vs.n_frames(1) == 4
-    np.testing.assert_allclose(vs.positions(1, np.array([0, 3])), [0.125, 0.875])
+    # exact: 0.5 / 4 and 3.5 / 4 are binary fractions
+    np.testing.assert_array_equal(vs.positions(1, np.array([0, 3])), [0.125, 0.875])
 
 
 def _toy_phase(folder: Path, epochs: int) -> tuple[dict, list]:
@@ -279,7 +282,10 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
         out = pred.predict(
             "dste", s=(feats["student"][None], u, mask), t=(feats["teacher"][None], u, mask)
         )
-        torch.testing.assert_close(out["video"].sum(-1), torch.ones(1))
+        n_classes = out["video"].shape[-1]  # rows of softmax probabilities over 4 + 4 frames
+        torch.testing.assert_close(
+            out["video"].sum(-1), torch.ones(1), atol=gamma(2 * n_classes + 4 + 8 + 1), rtol=0
+        )
         assert pred.cost().gflops("dste", 20, 5) > pred.cost().gflops("student", 20, 5)
     finally:
         os.chdir(cwd)
@@ -420,12 +426,19 @@ def test_dkp_step_clips_the_global_gradient_norm(clip):
     )
     before = torch.cat([q.detach().flatten().clone() for q in params])
     terms, _, _ = dkp_step((student, dkp, teacher), inputs, opt, sched, cfg, torch.device("cpu"))
-    moved = float((torch.cat([q.detach().flatten() for q in params]) - before).norm())
+    after = torch.cat([q.detach().flatten() for q in params])
+    moved = float((after.double() - before.double()).norm())  # float64: the step as taken
     assert np.isfinite(terms["total"])
     if clip is None:
         assert moved > 1e-2
     else:
-        assert moved <= lr * clip * (1 + 1e-4)
+        # clip_grad_norm_'s float32 norm: per tensor (<= n_max squares), then over the tensors;
+        # the scaled gradient and the update each round once (the update relative to the
+        # parameter, not to the step)
+        n_max = max(q.numel() for q in params)
+        norm_err = 0.5 * (gamma(n_max) + gamma(len(params))) + 2 * U32
+        bound = lr * clip * (1 + norm_err) + U32 * float(after.double().norm())
+        assert moved <= bound, (moved, bound)
 
 
 def test_loader_gives_the_same_steps_whatever_the_number_of_workers():
@@ -738,12 +751,24 @@ def test_dkp_step_on_three_gloo_ranks_equals_one_process(tmp_path):
         proc.join(120)
     assert [proc.exitcode for proc in procs] == [0, 0, 0]
     got = [torch.load(o) for o in outs]
+    # The ranks' share-weighted losses and gradients, summed, against one process: the same
+    # float32 chain over subsets of the videos, added in another order. The step moves each
+    # parameter by lr x gradient; 1e-6 + 1e-5|p| on the parameters and 1e-5 on the terms,
+    # measured at most 1.2e-7 on the parameters (AVX2, AVX-512, SSE4.1 kernels).
     for rank in got:
         for q, ref in zip(rank["params"], params):
             torch.testing.assert_close(q, ref.detach(), rtol=1e-5, atol=1e-6)
     for k, v in ref_terms.items():
         assert sum(r["terms"][k] for r in got) == pytest.approx(v, rel=1e-5)
     assert sum(r["hits"] for r in got) == ref_hits and got[1]["hits"] == 0
+
+
+# Per-epoch losses of 2 ranks against one process, both fp32 (params-tiny.yaml). Not rounding:
+# each rank normalises its half of a step with its own BatchNorm statistics, over m = 16 frames
+# (the 8 training videos halved, x 4 segments) instead of 32, so a rank's batch mean lies about
+# 1/sqrt(16) = 0.25 of a standard deviation from the step's; the mean cross-entropy over the
+# step moves by a fraction of that, and 0.15 of the loss holds it.
+BN_RANKS_RTOL = 0.15
 
 
 def on_two_ranks(work: Path, stage: str) -> None:
@@ -776,7 +801,7 @@ def test_teacher_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     log = pd.read_csv(work / f"results/train/seed-{SEED}/teacher.csv")
     ref_log = pd.read_csv(ref / f"results/train/seed-{SEED}/teacher.csv")
     assert list(log["epoch"]) == list(ref_log["epoch"])
-    np.testing.assert_allclose(log["loss"], ref_log["loss"], rtol=0.15)  # measured: at most 0.067
+    np.testing.assert_allclose(log["loss"], ref_log["loss"], rtol=BN_RANKS_RTOL)
     from dkp import checkpoints
 
     ckpt = checkpoints.read(work / f"models/seed-{SEED}/teacher.pt", "teacher")
@@ -798,7 +823,7 @@ def test_student_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     ref_log = pd.read_csv(ref / f"results/train/seed-{SEED}/student.csv")
     assert list(log["phase"]) == list(ref_log["phase"])
     assert list(log["epoch"]) == list(ref_log["epoch"])
-    np.testing.assert_allclose(log["loss"], ref_log["loss"], rtol=0.15)  # measured: at most 0.042
+    np.testing.assert_allclose(log["loss"], ref_log["loss"], rtol=BN_RANKS_RTOL)
     dkp_rows = log[log["phase"] == "dkp"]
     assert dkp_rows["val_acc"].notna().iloc[-1] and dkp_rows["val_acc_kd"].notna().iloc[-1]
     from dkp import checkpoints

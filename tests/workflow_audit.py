@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 ROOT_NAMES = {"p", "params"}
 PROJECT_PATH = re.compile(r"^(data|models|results)(/[^\s,:;]*)?$")
-# Run by the CLI before every stage, or helpers every module uses: they shape no stage's output.
-CORE = {"dkp", "dkp.cli", "dkp.params", "dkp.errors", "dkp.atomic"}
+# Run by the CLI before every stage, helpers every module uses, or process plumbing (dkp.workers:
+# which worker runs a task, and that workers stop with their stage): they shape no stage's output.
+CORE = {"dkp", "dkp.cli", "dkp.params", "dkp.errors", "dkp.atomic", "dkp.workers"}
 # Keys a stage reads that cannot change its output, with the reason (not listed in dvc.yaml).
 NOT_TRACKED = {
     "frames.workers": (
