@@ -278,31 +278,39 @@ def _run_tasks(tasks: list[tuple], workers: int):
     yield from imap_bounded(process, tasks, workers)
 
 
-def run(p: dict, args) -> None:
-    start = time.perf_counter()
+def shard_settings(p: dict) -> dict:
+    """What a shard's files were made with (settings.json): a change re-extracts the shard."""
     f = p["frames"]
-    demand = extraction_demand(p)
-    fmt, quality = f["format"], f["jpeg_quality"]
     settings = {
         "fps": f["fps"],
         "size": f["size"],
         "crop": f["crop"],
-        "demand": [list(x) for x in demand],
+        "demand": [list(x) for x in extraction_demand(p)],
     }
-    if fmt != "npy":
-        settings.update(format=fmt, jpeg_quality=quality)
+    if f["format"] != "npy":
+        settings.update(format=f["format"], jpeg_quality=f["jpeg_quality"])
+    return settings
+
+
+def _videos_by_shard(p: dict, shards: list[int]) -> dict[int, list[tuple[str, str]]]:
+    """(id, path) of the manifest's ok videos in each selected shard, sorted by id."""
     manifest = framestore.load_manifest(p)
     ok = manifest[manifest["status"] == "ok"].sort_values("id", kind="stable")
-    shards = framestore.selected_shards(p, getattr(args, "shard", None))
     by_shard = {i: [] for i in shards}
     for vid, path in zip(ok["id"], ok["path"]):
-        i = framestore.shard_of(vid, f["shards"])
+        i = framestore.shard_of(vid, p["frames"]["shards"])
         if i in by_shard:
             by_shard[i].append((vid, path))
+    return by_shard
 
-    if (
-        len(shards) == f["shards"]
-    ):  # a full run also drops shards of an earlier, larger frames.shards
+
+def run(p: dict, args) -> None:
+    start = time.perf_counter()
+    f = p["frames"]
+    demand, fmt, quality = extraction_demand(p), f["format"], f["jpeg_quality"]
+    shards = framestore.selected_shards(p, getattr(args, "shard", None))
+    by_shard = _videos_by_shard(p, shards)
+    if len(shards) == f["shards"]:  # a full run also drops shards of an earlier, larger count
         for old in framestore.FRAMES.glob("shard-*"):
             if old.is_dir() and old.name.removeprefix("shard-") not in {str(i) for i in shards}:
                 shutil.rmtree(old)
@@ -310,7 +318,7 @@ def run(p: dict, args) -> None:
     tasks = []
     for i in shards:
         folder = framestore.shard_dir(i)
-        decoders = prepare_shard(folder, settings, {vid for vid, _ in by_shard[i]})
+        decoders = prepare_shard(folder, shard_settings(p), {vid for vid, _ in by_shard[i]})
         for vid, path in by_shard[i]:
             done = reuse(folder, vid, path, decoders.get(vid), fmt)
             if done is not None:
@@ -335,11 +343,10 @@ def run(p: dict, args) -> None:
         write_csv(framestore.shard_dir(i) / "index.csv", table)  # last: the shard is complete
 
     total = pd.DataFrame([r for i in shards for r in rows[i]], columns=framestore.INDEX_COLUMNS)
-    bad = int((total["status"] != "ok").sum())
-    pyav = int((total["decoder"] == "pyav").sum())
     print(
-        f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, {bad} unreadable, "
-        f"{pyav} by PyAV), {int(total['n_frames'].sum())} frames in "
-        f"{time.perf_counter() - start:.1f}s",
+        f"dkp frames: shards {shards}: {len(total)} videos ({reused} reused, "
+        f"{int((total['status'] != 'ok').sum())} unreadable, "
+        f"{int((total['decoder'] == 'pyav').sum())} by PyAV), {int(total['n_frames'].sum())} "
+        f"frames in {time.perf_counter() - start:.1f}s",
         file=sys.stderr,
     )

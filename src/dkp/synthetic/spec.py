@@ -233,29 +233,10 @@ def make_shots(
         starts.append(k)
 
 
-def make_specs(
-    syn: dict,
-    train_subset: str = "training",
-    val_subset: str = "validation",
-    tune_subset: str | None = None,
-) -> list[VideoSpec]:
-    """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic.
-
-    tune_subset: the labelled split for choosing hyperparameters (tune_per_class videos a
-    class), or None for none.
-
-    Durations are stratified over the whole set, segment counts and coverages over the
-    videos of each duration bin, so the set's quantiles sit close to the reference's.
-    """
-    ref = reference()
-    rng = np.random.default_rng([syn["seed"], 0x5EC])
-    n_classes, fps, scale = syn["num_classes"], float(syn["fps"]), float(syn["time_scale"])
-    subsets = [train_subset] * syn["train_per_class"] + [val_subset] * syn["val_per_class"]
-    if tune_subset:
-        subsets += [tune_subset] * syn["tune_per_class"]
-    rows = [(c, s) for c in range(n_classes) for s in subsets]
-    n = len(rows)
-    ids = make_ids(rng, n)
+def _temporal_layout(ref: dict, rng: np.random.Generator, n: int):
+    """(reference-length seconds, segment counts, labelled coverages) of n videos: durations
+    stratified over the whole set, segment counts and coverages over each duration bin's videos,
+    so the set's quantiles sit close to the reference's."""
     ref_seconds = quantile_function(stratified_uniform(rng, n), *duration_quantiles(ref))
     bins = bin_index(ref, ref_seconds)
     n_segments, coverage = np.ones(n, dtype=int), np.zeros(n)
@@ -270,6 +251,29 @@ def make_specs(
         coverage[members] = quantile_function(
             stratified_uniform(rng, members.size), *coverage_quantiles(ref, name)
         )
+    return ref_seconds, n_segments, coverage
+
+
+def make_specs(
+    syn: dict,
+    train_subset: str = "training",
+    val_subset: str = "validation",
+    tune_subset: str | None = None,
+) -> list[VideoSpec]:
+    """All video specs for `data.synthetic` parameters, sorted by id. Pure and deterministic.
+
+    tune_subset: the labelled split for choosing hyperparameters (tune_per_class videos a
+    class), or None for none. The temporal layout: _temporal_layout.
+    """
+    ref = reference()
+    rng = np.random.default_rng([syn["seed"], 0x5EC])
+    n_classes, fps, scale = syn["num_classes"], float(syn["fps"]), float(syn["time_scale"])
+    subsets = [train_subset] * syn["train_per_class"] + [val_subset] * syn["val_per_class"]
+    if tune_subset:
+        subsets += [tune_subset] * syn["tune_per_class"]
+    rows = [(c, s) for c in range(n_classes) for s in subsets]
+    ids = make_ids(rng, len(rows))
+    ref_seconds, n_segments, coverage = _temporal_layout(ref, rng, len(rows))
     shot_lo, shot_hi = (x * scale for x in syn["shot_seconds"])
     specs = []
     for i, ((c, subset), vid) in enumerate(zip(rows, ids)):
