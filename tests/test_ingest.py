@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fixtures import media as M
 
-from dkp import cli, framestore, video
+from dkp import cli, framestore, layout, video
 from dkp.ingest import videos
 
 LEAVES = ["Run", "Jump", "Swim", "Archery"]  # taxonomy file order; sorted order differs
@@ -158,21 +158,20 @@ def test_rows_sorted_and_rerun_byte_identical(anet_run, monkeypatch):
         ids = list(m.index[m["subset"] == s])
         assert ids == sorted(ids)
     first = {
-        f: (framestore.DATA / f).read_bytes()
-        for f in ("manifest.csv", "classes.txt", "skipped.csv")
+        f: (layout.DATA / f).read_bytes() for f in ("manifest.csv", "classes.txt", "skipped.csv")
     }
     assert cli.main(["data", "--params", "params.yaml"]) == 0
-    assert {f: (framestore.DATA / f).read_bytes() for f in first} == first
+    assert {f: (layout.DATA / f).read_bytes() for f in first} == first
 
 
 def test_parallel_probe_gives_the_same_manifest(anet_run, monkeypatch):
     """Probing in frames.workers processes (used from videos.POOL_MIN files on) changes nothing."""
     p, _, _ = anet_run
     assert p["frames"]["workers"] == 2
-    serial = framestore.MANIFEST.read_bytes()
+    serial = layout.MANIFEST.read_bytes()
     monkeypatch.setattr(videos, "POOL_MIN", 1)
     assert cli.main(["data", "--params", "params.yaml"]) == 0
-    assert framestore.MANIFEST.read_bytes() == serial
+    assert layout.MANIFEST.read_bytes() == serial
 
 
 def test_class_order_sorted_and_cap(anet_dir, tiny_params, tmp_path, monkeypatch):

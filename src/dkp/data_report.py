@@ -10,13 +10,10 @@ are counted, not listed). Sorted keys and lists, so reruns are byte-identical.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from . import framestore
+from . import framestore, layout
 from .atomic import write_json
 from .ingest.manifest import CAPPED
-
-REPORT = Path("results/data_report.json")
 
 
 def _subset_counts(s, skipped, name: str) -> dict:
@@ -69,12 +66,16 @@ def build(p: dict, classes: list[str], manifest, skipped, index) -> dict:
         for name in sorted(set(manifest["subset"]))
     }
     dropped = skipped["reason"].value_counts()
-    f = p["frames"]
     return {
         "source": p["data"]["source"],
         "annotations": p["data"]["annotations"],
         "classes": len(classes),
-        "frames": {k: f[k] for k in ("fps", "size", "crop", "shards")},
+        "frames": {
+            "fps": p["frames"]["fps"],
+            "size": p["frames"]["size"],
+            "crop": p["frames"]["crop"],
+            "shards": p["frames"]["shards"],
+        },
         "subsets": subsets,
         "multi_label_videos": int((manifest["n_labels"] > 1).sum()),
         "dropped_rows": {str(k): int(v) for k, v in sorted(dropped.items())},
@@ -91,11 +92,12 @@ def run(p: dict, args) -> None:
         framestore.load_skipped(p),
         framestore.read_index(p),
     )
-    write_json(REPORT, report)
+    write_json(layout.DATA_REPORT, report)
     parts = ", ".join(
         f"{k}: {v['ok']}/{v['videos']} ok, {v['frames_extracted']} frames"
         for k, v in report["subsets"].items()
     )
     print(
-        f"dkp data-report: {parts}; {len(report['skipped'])} skipped -> {REPORT}", file=sys.stderr
+        f"dkp data-report: {parts}; {len(report['skipped'])} skipped -> {layout.DATA_REPORT}",
+        file=sys.stderr,
     )

@@ -159,7 +159,7 @@ def build_shards(
     )
     for i in shards:
         part = videos[of == i].reset_index(drop=True)
-        folder = Path(root) / f"shard-{i}"
+        folder = Path(root) / layout.shard_name(i)
         dims = build_cache(p, part, predictor, folder, progress=progress)
         print(
             f"features: shard {i}: {len(part)} videos, {int(part['n_frames'].sum())} frames, "
@@ -228,7 +228,7 @@ class FeatureCache:
 
     def __init__(self, folder: str | Path, shards: int):
         self.folder = Path(folder)
-        self.shards = [_Shard(self.folder / f"shard-{i}") for i in range(shards)]
+        self.shards = [_Shard(self.folder / layout.shard_name(i)) for i in range(shards)]
         filled = [s for s in self.shards if len(s.index)]
         self.dims = filled[0].dims if filled else {}
         if any(s.dims != self.dims for s in filled):

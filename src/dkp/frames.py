@@ -47,7 +47,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from . import framestore
+from . import framestore, layout
 from .atomic import atomic_path, clean_stale_temps, save_npy, write_csv, write_json
 from .errors import DkpError, VideoError
 from .runtime import progress_disabled
@@ -311,7 +311,7 @@ def run(p: dict, args) -> None:
     shards = framestore.selected_shards(p, getattr(args, "shard", None))
     by_shard = _videos_by_shard(p, shards)
     if len(shards) == f["shards"]:  # a full run also drops shards of an earlier, larger count
-        for old in framestore.FRAMES.glob("shard-*"):
+        for old in layout.FRAMES.glob("shard-*"):
             if old.is_dir() and old.name.removeprefix("shard-") not in {str(i) for i in shards}:
                 shutil.rmtree(old)
     rows: dict[int, list[dict]] = {i: [] for i in shards}

@@ -25,13 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import layout
 from .errors import DkpError
-
-DATA = Path("data")
-MANIFEST = DATA / "manifest.csv"
-CLASSES = DATA / "classes.txt"
-SKIPPED = DATA / "skipped.csv"
-FRAMES = DATA / "frames"
+from .layout import CLASSES, MANIFEST, SKIPPED
 
 MANIFEST_COLUMNS = [
     "id",
@@ -75,7 +71,7 @@ def shard_of(video_id: str, shards: int) -> int:
 
 
 def shard_dir(i: int) -> Path:
-    return FRAMES / f"shard-{i}"
+    return layout.frames_shard_dir(i)
 
 
 def selected_shards(p: dict, shard: tuple[int, int] | None) -> list[int]:

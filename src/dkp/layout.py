@@ -25,6 +25,7 @@ BOOTSTRAP = RESULTS / "bootstrap.npz"
 ANET = RESULTS / "anet"
 FIGURES = RESULTS / "figures"
 REPORT = RESULTS / "README.md"
+CLAIMS = RESULTS / "claims.json"
 TRAIN_CACHE = Path(".dkp-cache") / "train"
 
 
@@ -49,9 +50,18 @@ def features_dir(seed: int) -> Path:
     return DATA / "features" / seed_dir(seed)
 
 
+def shard_name(shard: int) -> str:
+    """The folder of a shard, in the frame store and in each seed's feature cache."""
+    return f"shard-{int(shard)}"
+
+
+def frames_shard_dir(shard: int) -> Path:
+    return FRAMES / shard_name(shard)
+
+
 def features_shard_dir(seed: int, shard: int) -> Path:
     """The features of the videos whose frames are in frame shard `shard`."""
-    return features_dir(seed) / f"shard-{int(shard)}"
+    return features_dir(seed) / shard_name(shard)
 
 
 def predictions_dir(seed: int) -> Path:

@@ -80,10 +80,6 @@ def read(path: str | Path) -> Predictions:
         raise DkpError(f"{path}: unreadable prediction file ({exc})") from None
 
 
-def path_for(root: str | Path, group: str, name: str) -> Path:
-    return Path(root) / group / f"{name}.npz"
-
-
 def s3_video_gains(videos: list[dict]) -> dict[str, float]:
     """From the S-3 frames file's rows: per video id, mean DSTE minus mean Student ground-truth
     probability over its frames (videos without frames left out)."""

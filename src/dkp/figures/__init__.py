@@ -17,7 +17,7 @@ CURVES = layout.CURVES
 BOOTSTRAP = layout.BOOTSTRAP
 FIGURES = layout.FIGURES
 REPORT = layout.REPORT
-CLAIMS = layout.RESULTS / "claims.json"
+CLAIMS = layout.CLAIMS
 
 
 def _classes(p: dict) -> list[str]:

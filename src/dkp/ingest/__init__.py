@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import framestore
+from .. import layout
 from ..atomic import write_csv, write_text
 from ..errors import DkpError
 from . import activitynet, kinetics, videos
@@ -57,15 +57,15 @@ def run(p: dict, args) -> None:
     probes = videos.probe_many(paths, p["frames"]["workers"])
     table = m.manifest_frame(parsed, [videos.relpath(x) for x in paths], probes)
 
-    write_csv(framestore.SKIPPED, m.skipped_frame(parsed.skips))
-    write_text(framestore.CLASSES, "".join(f"{c}\n" for c in parsed.classes))
-    write_csv(framestore.MANIFEST, table)  # last: its presence means the stage completed
+    write_csv(layout.SKIPPED, m.skipped_frame(parsed.skips))
+    write_text(layout.CLASSES, "".join(f"{c}\n" for c in parsed.classes))
+    write_csv(layout.MANIFEST, table)  # last: its presence means the stage completed
 
     counts = table["status"].value_counts()
     print(
         f"dkp data: {len(table)} videos ({counts.get('ok', 0)} ok, {counts.get('missing', 0)} "
         f"missing, {counts.get('unreadable', 0)} unreadable), {len(parsed.classes)} classes, "
-        f"{len(parsed.skips)} annotation rows skipped -> {framestore.MANIFEST} in "
+        f"{len(parsed.skips)} annotation rows skipped -> {layout.MANIFEST} in "
         f"{time.perf_counter() - start:.1f}s",
         file=sys.stderr,
     )

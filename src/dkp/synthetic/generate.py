@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import atomic, runtime
+from .. import atomic, layout, runtime
 from ..errors import ParamError
 from ..workers import imap_bounded
 from . import annotations, render, writer
 from .spec import VideoSpec, make_specs
 
-ROOT = Path("data/synthetic")
+ROOT = layout.SYNTHETIC
 MARKER = "SOURCE.txt"
 
 

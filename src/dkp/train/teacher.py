@@ -23,7 +23,7 @@ SEED_OFFSET = (
 
 def input_files(p: dict) -> list[Path]:
     """The data files whose content a training stage depends on (hashed into the resume key)."""
-    return [framestore.MANIFEST, framestore.CLASSES] + [
+    return [layout.MANIFEST, layout.CLASSES] + [
         framestore.shard_dir(i) / "index.csv" for i in range(p["frames"]["shards"])
     ]
 
