@@ -13,6 +13,7 @@ the project root:
 
     python bench/kd_trial.py --seeds 0 1 --tau 1 2 4 --lambda-kd 0 0.5 1 --targets cached
     python bench/kd_trial.py --seeds 0 1 --tau 4 --lambda-kd 1 --targets cached online
+    python bench/kd_trial.py --table runs.jsonl     # the Markdown table of runs written by --json
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import itertools
 import json
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +45,34 @@ def since(t0) -> tuple[float, float]:
     return round(wall - t0[0], 1), round(cpu - t0[1], 1)
 
 
+def table(path: str) -> str:
+    """Markdown: one row per (targets, tau, lambda_kd), tuning accuracy per seed and their mean,
+    median CPU seconds of the phase (targets excluded) and of the cached targets."""
+    runs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    seeds = sorted({r["seed"] for r in runs})
+    keys = sorted({(r["targets"], r["tau"], r["lambda_kd"]) for r in runs})
+    head = ["targets", "tau", "lambda_kd", *[f"seed {s}" for s in seeds], "mean"]
+    head += ["CPU s", "+ targets"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in keys:
+        got = {r["seed"]: r for r in runs if (r["targets"], r["tau"], r["lambda_kd"]) == k}
+        accs = [got[s]["tune_acc"] if s in got else None for s in seeds]
+        done = [a for a in accs if a is not None]
+        cpu = statistics.median(r["phase_cpu_s"] for r in got.values())
+        tgt = [r["targets_wall_cpu_s"][1] for r in got.values() if r["targets_wall_cpu_s"]]
+        out.append(
+            "| "
+            + " | ".join(
+                [k[0], f"{k[1]:g}", f"{k[2]:g}"]
+                + [f"{a:.3f}" if a is not None else "" for a in accs]
+                + [f"{statistics.fmean(done):.3f}", f"{cpu:.0f}"]
+                + [f"{statistics.median(tgt):.0f}" if tgt else "-"]
+            )
+            + " |"
+        )
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
@@ -51,7 +81,11 @@ def main() -> int:
     ap.add_argument("--lambda-kd", type=float, nargs="+", default=[1.0])
     ap.add_argument("--targets", nargs="+", default=["cached"], choices=["cached", "online"])
     ap.add_argument("--json", default=None, help="append one JSON line per run to this file")
+    ap.add_argument("--table", default=None, help="print the Markdown table of a --json file")
     args = ap.parse_args()
+    if args.table:
+        print(table(args.table))
+        return 0
     p = params.load(args.params)
     if not p["data"]["tune_subset"]:
         raise SystemExit("kd_trial: data.tune_subset is null: choices need a split never reported")
