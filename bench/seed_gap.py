@@ -5,10 +5,10 @@
 Run from a project root. The pipeline trains once per seed of run.seeds (train-teacher@N,
 train-student@N); the final rows of each seed's per-epoch logs, results/train/seed-N/
 {teacher,student}.csv, give the validation frame accuracy inside the labelled activity of
-the teacher, of the Student baseline (phase "plain") and of DSTE (phase "dkp"). With
---train, a seed whose logs are missing is trained first (`dkp train-teacher --seed N`,
-then `dkp train-student --seed N`; needs `dkp frames` to have run). One JSON line per seed,
-then one with the means over seeds.
+the teacher, of the Student baseline (phase "plain"), of Student+KD (phase "kd") and of DSTE
+(phase "dkp"). With --train, a seed whose logs are missing is trained first (`dkp
+train-teacher --seed N`, then `dkp train-student --seed N`; needs `dkp frames` to have run).
+One JSON line per seed, then one with the means over seeds.
 """  # noqa: E501 (first line is the argparse description)
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def seed_row(seed: int) -> dict:
         "teacher_train": float(t["train_acc"]),
         "student_val": float(s["val_acc"]),
         "student_train": float(s["train_acc"]),
+        "student_kd_val": float(rows["kd"]["val_acc"]) if "kd" in rows else None,
         "dste_val": float(d["val_acc"]),
         "gap": round(float(t["val_acc"]) - float(s["val_acc"]), 4),
     }

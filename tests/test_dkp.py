@@ -205,6 +205,12 @@ def tiny_predictor(seed=0) -> Predictor:
             "input_size": 24,
             "normalize": "per_image",
         },
+        "student_kd": {
+            "arch": "mobilenet_v2",
+            "width": 0.25,
+            "input_size": 24,
+            "normalize": "per_image",
+        },
     }
     nets = {n: build_backbone(e, C).eval() for n, e in entries.items()}
     dkp = DKP(
@@ -247,7 +253,10 @@ def test_predict_on_embedded_features_equals_the_full_networks():
             .classify(direct("student_plain", fs))
             .softmax(-1)
             .mean(1),
-            "student-kd": pred.backbones["student"].classify(f).softmax(-1).mean(1),
+            "student-kd": pred.backbones["student_kd"]
+            .classify(direct("student_kd", fs))
+            .softmax(-1)
+            .mean(1),
         }
     for method, expected in full.items():
         roles = pred.roles(method)
@@ -355,7 +364,7 @@ def test_roles_cover_every_method_and_name_cached_backbones():
     for method in METHODS:
         assert set(pred.roles(method).values()) <= set(pred.backbone_names)
     assert pred.roles("student") == {"s": "student_plain"}
-    assert pred.roles("student-kd") == {"s": "student"}
+    assert pred.roles("student-kd") == {"s": "student_kd"}
     assert pred.roles("teacher") == {"t": "teacher"}
 
 

@@ -358,37 +358,195 @@ def test_strip_frames_line_up_with_time_bins():
     assert all(edges[k] <= times[i] <= edges[k + 1] for k, i in enumerate(idx))
 
 
-def test_s2_point_labels_do_not_overlap(tiny_workdir, monkeypatch):
-    """Dense S-2 (the default sweep lists): the placed labels' boxes are pairwise disjoint."""
-    import matplotlib.pyplot as plt
-    from matplotlib.text import Annotation
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _curve_rows(source: str, tmp_path: Path) -> pd.DataFrame:
+    """The committed run's curves.csv, or one constructed for every configuration of params.yaml;
+    both have the S-2 point 20/5 on two curves, as the default sweep does."""
+    if source == "committed":
+        return curves.load(ROOT / "results" / "curves.csv")
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    curves_table(p).to_csv(tmp_path / "curves.csv", index=False)
+    return curves.load(tmp_path / "curves.csv")
+
+
+def _display_boxes(fig):
+    """What the drawn figure shows, in display space: curve markers (boxes), samples along
+    every curve line and error bar, the legend's box, the point labels' boxes and the axes'."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.text import Annotation, Text
     from matplotlib.transforms import Bbox
 
-    p = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))
-    rows = curves_table(p)
-    captured = []
-    real_save = curves.output.save
+    ax = fig.axes[0]
+    r = fig.canvas.get_renderer()
+    markers, samples = [], []
+    for line in ax.lines:
+        xy = ax.transData.transform(line.get_xydata())
+        if line.get_label().startswith("_"):  # error-bar caps
+            samples.append(xy)
+            continue
+        half = 0.5 * line.get_markersize() * fig.dpi / 72
+        markers += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy]
+        for a, b in zip(xy[:-1], xy[1:]):
+            samples.append(a + np.linspace(0, 1, 200)[:, None] * (b - a))
+    for coll in ax.collections:
+        if isinstance(coll, LineCollection):
+            for seg in coll.get_segments():
+                a, b = ax.transData.transform(seg[0]), ax.transData.transform(seg[-1])
+                samples.append(a + np.linspace(0, 1, 200)[:, None] * (b - a))
+    texts = [t for t in ax.texts if isinstance(t, Annotation)]
+    for t in texts:
+        t.get_window_extent(r)  # positions the text at its offset
+    return {  # a label's box is its text's, without its leader line
+        "markers": markers,
+        "samples": np.concatenate(samples),
+        "legend": ax.get_legend().get_window_extent(r),
+        "labels": [(t, Text.get_window_extent(t, r)) for t in texts],
+        "axes": ax.get_window_extent(r),
+    }
 
-    def keep_boxes(fig, stem, dpi):
-        r = fig.canvas.get_renderer()
-        captured.extend(
-            t.get_window_extent(r) for t in fig.axes[0].texts if isinstance(t, Annotation)
-        )
-        return real_save(fig, stem, dpi)
 
-    monkeypatch.setattr(curves.output, "save", keep_boxes)
-    curves.render_s2(rows, tiny_workdir / "s2", 100)
-    n = sum(len(p["sweep"]["s2"][k]) for k in ("nt5_ns", "ns20_nt")) + len(
-        p["sweep"]["baselines"]["teacher_nt"]
+def _overlap(a, b) -> float:
+    from matplotlib.transforms import Bbox
+
+    inter = Bbox.intersection(a, b)
+    return 0.0 if inter is None else inter.width * inter.height
+
+
+def _assert_legend_clear(seen: dict) -> None:
+    """The rendered legend's box holds no marker, no sample of a curve line and no error bar."""
+    legend = seen["legend"]
+    assert not legend.count_contains(seen["samples"])
+    assert not any(_overlap(legend, m) > 0 for m in seen["markers"])
+
+
+@pytest.mark.parametrize("source", ["committed", "constructed"])
+def test_s1_legend_covers_no_data(source, tmp_path):
+    import matplotlib.pyplot as plt
+
+    rows = _curve_rows(source, tmp_path)
+    with curves.output.style():
+        fig = curves.figure_s1(rows)
+        seen = _display_boxes(fig)
+    try:
+        _assert_legend_clear(seen)
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("source", ["committed", "constructed"])
+def test_s2_labels_and_legend_cover_nothing(source, tmp_path):
+    """Every S-2 point is labelled once (a point shared by two curves once, not twice); the
+    labels' rendered boxes stay inside the axes, clear of each other, of every marker and of the
+    legend; the legend covers no data."""
+    import matplotlib.pyplot as plt
+
+    rows = _curve_rows(source, tmp_path)
+    with curves.output.style():
+        fig = curves.figure_s2(rows)
+        seen = _display_boxes(fig)
+    try:
+        _assert_legend_clear(seen)
+        shown = rows[rows["group"].isin(list(curves.S2_STYLE))]
+        anchors = {
+            (round(r.gflops, 9), round(r.mAP, 9), curves.point_label(r)) for r in shown.itertuples()
+        }
+        labels = seen["labels"]
+        got = [(round(t.xy[0], 9), round(t.xy[1], 9), t.get_text()) for t, _ in labels]
+        assert sorted(got) == sorted(anchors)  # one label per distinct point: no duplicates
+        assert len(anchors) < len(shown)  # 20/5 is on nt-5 and on ns-20
+        boxes = [b for _, b in labels]
+        for i, a in enumerate(boxes):
+            assert _overlap(a, seen["axes"]) == pytest.approx(a.width * a.height), got[i]
+            assert _overlap(a, seen["legend"]) == 0, got[i]
+            hit = [j for j, m in enumerate(seen["markers"]) if _overlap(a, m) > 0]
+            assert not hit, (got[i], hit)
+            for j in range(i + 1, len(boxes)):
+                assert _overlap(a, boxes[j]) == 0, (got[i], got[j])
+    finally:
+        plt.close(fig)
+
+
+def test_captions_say_what_the_bars_are(figures_run):
+    root, _, _ = figures_run
+    text = (root / "results/README.md").read_text()
+    rows = pd.read_csv(root / "results/curves.csv")
+    n, seeds = int(rows["videos_evaluated"].max()), int(rows["seeds"].max())
+    want = (
+        f"95 % intervals over {n} validation videos and {seeds} seeds (bootstrap over videos and "
+        "seeds)"
     )
-    assert len(captured) == n
-    for i, a in enumerate(captured):
-        for b in captured[i + 1 :]:
-            assert (
-                Bbox.intersection(a, b) is None
-                or Bbox.intersection(a, b).width * Bbox.intersection(a, b).height < 1.0
-            )
-    plt.close("all")
+    for fig in ("S-1", "S-2"):
+        caption = next(line for line in text.splitlines() if line.startswith(f"Figure {fig}:"))
+        assert want in caption and "video-bootstrap" not in caption, caption
+    caption = next(line for line in text.splitlines() if line.startswith("Figure S-3:"))
+    assert s3.RULE in caption
+
+
+def _gain_video(vid: str, label_index: int, gain: float) -> dict:
+    times = np.arange(0.5, 10.0, 1.0)
+    return {
+        "id": vid,
+        "label": f"class-{label_index}",
+        "label_index": label_index,
+        "times": times.tolist(),
+        "student": [0.25] * times.size,
+        "dste": [0.25 + gain] * times.size,
+    }
+
+
+def test_s3_rule_median_video_of_the_top_and_the_median_class():
+    # class mean gains 0.30, 0.20, 0.10, 0.05, -0.25: ranks 0-4, median rank (5 - 1) // 2 = 2
+    gains = {
+        0: [0.50, 0.10, 0.30],
+        1: [0.20, 0.20],
+        2: [-0.10, 0.00, 0.40, 0.10],
+        3: [0.05],
+        4: [-0.30, -0.20],
+    }
+    videos = [_gain_video(f"v{c}{k}", c, g) for c, gs in gains.items() for k, g in enumerate(gs)]
+    chosen = s3.select(videos, None)
+    # class 0's median video (0.30), not its largest gain (0.50); class 2's lower median (0.00)
+    assert [v["id"] for v in chosen] == ["v02", "v21"]
+    assert "ranked 1 of 5" in chosen[0]["reason"] and "ranked 3 of 5" in chosen[1]["reason"]
+    # the two largest gains, both of class 0 and 2, are what the rule does not pick
+    assert {v["label_index"] for v in chosen} == {0, 2}
+    # two classes: the second is the other class; one class: one video
+    two = [v for v in videos if v["label_index"] in (3, 4)]
+    assert [v["id"] for v in s3.select(two, None)] == ["v30", "v40"]
+    assert [v["id"] for v in s3.select(videos[:3], None)] == ["v02"]
+    # explicit ids keep working, in their order
+    assert [v["id"] for v in s3.select(videos, ["v41", "v00"])] == ["v41", "v00"]
+
+
+def test_s3_texts_do_not_overlap(figures_run):
+    """Titles, legends and axis labels (with the rule's note) of the rendered S-3 keep clear of
+    one another."""
+    import matplotlib.pyplot as plt
+
+    root, p, videos = figures_run
+    chosen = s3.select(videos, None)
+    loaded = [s3._load_frames(p, v["id"]) for v in chosen]
+    with curves.output.style():
+        fig = s3.figure(p, chosen, loaded, [])
+        r = fig.canvas.get_renderer()
+        fig.draw_without_rendering()
+        boxes = []
+        for ax in fig.axes:
+            for t in (ax.title, ax._left_title, ax.xaxis.label, ax.yaxis.label):
+                if t.get_text():
+                    boxes.append((t.get_text(), t.get_window_extent(r)))
+            if ax.get_legend():
+                boxes.append(("legend", ax.get_legend().get_window_extent(r)))
+    try:
+        assert any("ranked 1 of" in name for name, _ in boxes)
+        for i, (na, a) in enumerate(boxes):
+            assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1, na
+            for nb, b in boxes[i + 1 :]:
+                assert _overlap(a, b) == 0, (na, nb)
+    finally:
+        plt.close(fig)
 
 
 def test_report_table_formats_fixed_rows(tiny_params):

@@ -22,6 +22,7 @@ from fixtures.bad_inputs import BAD_VIDEOS, _write_bad_videos, dkp, one_line_err
 from fixtures.interrupt import outliving, signal_when
 from fixtures.rounding import U32, gamma
 
+from dkp.errors import DkpError
 from dkp.models import to_unit, unit
 from dkp.train import batches, loop
 from dkp.train.data import VideoSet
@@ -240,7 +241,15 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
         tiny_params["train"]["plain_student"]["epochs"],
         tiny_params["train"]["student"]["epochs"],
     )
-    assert list(student_log["phase"]) == ["plain"] * n_plain + ["dkp"] * n_dkp
+    assert list(student_log["phase"]) == ["plain"] * n_plain + ["kd"] * n_plain + ["dkp"] * n_dkp
+    assert list(student_log["epoch"]) == list(range(1, 2 * n_plain + n_dkp + 1))
+    kd_rows = student_log[student_log["phase"] == "kd"]
+    assert kd_rows[["loss", "ce_kd", "kd_kd", "val_acc"]].notna().all().all()
+    np.testing.assert_allclose(
+        kd_rows["loss"],
+        kd_rows["ce_kd"] + tiny_params["train"]["student_kd"]["lambda_kd"] * kd_rows["kd_kd"],
+        rtol=1e-5,
+    )
     assert (
         student_log.loc[student_log["phase"] == "dkp", ["ce_s", "ce_p", "feat", "kd", "val_acc"]]
         .notna()
@@ -252,7 +261,7 @@ def test_both_stages_run_in_seconds_and_write_their_outputs(trained, tiny_params
     os.chdir(work)
     try:
         s = checkpoints.read(layout.student_checkpoint(SEED), "student")
-        assert set(s["backbones"]) == {"student", "student_plain"}
+        assert set(s["backbones"]) == {"student", "student_plain", "student_kd"}
         # DKP trained on the sweep's DKP/DSTE pairs, their counts over the training videos
         from dkp import framestore, sampling
         from dkp.train.student import dkp_pairs
@@ -312,6 +321,7 @@ def test_kill_9_then_resume_ends_bit_identical(trained, tiny_data, tmp_path):
     assert not (work / models / "teacher.pt").exists()
     assert dkp_cmd(work, "train-teacher", "--seed", str(SEED)).returncode == 0
     _kill_after(work, "train-student", ".dkp-cache/train/student/*/plain.pt")
+    _kill_after(work, "train-student", ".dkp-cache/train/student/*/kd.pt")
     _kill_after(work, "train-student", ".dkp-cache/train/student/*/dkp.pt")
     assert not (work / models / "student.pt").exists()
     res = dkp_cmd(work, "train-student", "--seed", str(SEED))
@@ -329,6 +339,97 @@ def test_kill_9_then_resume_ends_bit_identical(trained, tiny_data, tmp_path):
     log = pd.read_csv(work / "results/train" / f"seed-{SEED}" / "student.csv")
     ref_log = pd.read_csv(ref / "results/train" / f"seed-{SEED}" / "student.csv")
     pd.testing.assert_frame_equal(log.drop(columns="seconds"), ref_log.drop(columns="seconds"))
+
+
+@pytest.fixture
+def stage_runtime():
+    """Lets a test set the process up as a stage does (runtime.setup: threads, precision, the
+    vector-math warm-up), then restores the thread count and precision of the test process."""
+    from dkp import runtime
+
+    threads, precision = torch.get_num_threads(), runtime._precision
+    yield
+    torch.set_num_threads(threads)
+    runtime.set_precision(precision)
+
+
+def _kd_setup(work: Path):
+    """The params, frozen teacher, its entry and a TrainContext of the tiny run in `work`, as
+    train-student builds them (runtime.setup included: numerics depend on it; the resume folder a
+    fresh one under work)."""
+    from dkp import checkpoints, framestore, params, runtime
+    from dkp.train import classifier
+    from dkp.train.context import TrainContext
+    from dkp.train.data import load_subset, monitor_subset
+
+    p = params.load(work / "params.yaml")
+    runtime.setup(p, SEED)
+    classes = framestore.load_classes(p)
+    t_entry = checkpoints.read(work / f"models/seed-{SEED}/teacher.pt", "teacher")["backbones"][
+        "teacher"
+    ]
+    teacher = checkpoints.load_backbone(t_entry, len(classes)).requires_grad_(False)
+    train = load_subset(p, p["data"]["train_subset"], len(classes))
+    monitor = load_subset(p, monitor_subset(p), len(classes))
+    frames, labels, _ = classifier.validation_frames(monitor, p["train"]["val_frames_per_video"])
+    folder = work / "kd-resume"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    ctx = TrainContext(train, frames, labels, torch.device("cpu"), folder)
+    return p, teacher, t_entry, ctx, len(classes)
+
+
+@pytest.mark.slow
+def test_student_kd_differs_from_the_student_baseline_by_the_distillation_term_alone(
+    trained, monkeypatch, stage_runtime
+):
+    """With lambda_kd 0 the Student+KD phase trains the very network of the plain phase, bit for
+    bit (same seed, recipe, epochs, frames and augmentations); with the run's lambda_kd it does
+    not, and its distillation term is positive."""
+    from dkp import checkpoints
+    from dkp.train import kd, student
+
+    work, _ = trained
+    monkeypatch.chdir(work)
+    p, teacher, t_entry, ctx, n = _kd_setup(work)
+    plain = checkpoints.read(work / f"models/seed-{SEED}/student.pt", "student")["backbones"]
+    seed = SEED + student.SEED_OFFSET["kd"]
+    p["train"]["student_kd"]["lambda_kd"] = 0.0
+    net, rows = kd.fit(p, teacher, t_entry, ctx, seed, n)
+    ref = plain["student_plain"]["state_dict"]
+    assert all(torch.equal(net.state_dict()[k], ref[k]) for k in ref)
+    assert all(r["kd_kd"] > 0 for r in rows)  # computed, weighted 0
+    got = plain["student_kd"]["state_dict"]  # the stage's, with the tiny params' lambda_kd
+    assert not all(torch.equal(got[k], ref[k]) for k in ref)
+
+
+@pytest.mark.slow
+def test_cached_and_online_teacher_targets_agree_on_unaugmented_frames(
+    trained, monkeypatch, stage_runtime
+):
+    """The two sources of soft targets are one function of a frame: the cached table's rows equal
+    the online teacher's logits of the same frames, un-augmented."""
+    from dkp.train import kd
+
+    work, _ = trained
+    monkeypatch.chdir(work)
+    p, teacher, t_entry, ctx, _ = _kd_setup(work)
+    train = ctx.train
+    cached = kd.cached(teacher.eval(), t_entry, train, True, ctx.device, ctx.group)
+    online = kd.online(teacher, t_entry, ctx.device)
+    rows = kd.candidate_rows(train, True)[::7]
+    video = np.searchsorted(train.offsets, rows, side="right") - 1
+    x = torch.from_numpy(train.gather(zip(video, rows - train.offsets[video]))).permute(0, 3, 1, 2)
+    a, b = cached(rows, x), online(rows, x)
+    assert a.shape == (len(rows), teacher.head.out_features)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # a frame the phase cannot draw has no target: an error, not another frame's
+    inside = np.zeros(train.n_frames_total, bool)
+    inside[kd.candidate_rows(train, True)] = True
+    outside = np.flatnonzero(~inside)[:1]
+    assert len(outside) == 1
+    with pytest.raises(DkpError, match="outside the cached candidate frames"):
+        cached(outside, x[:1])
 
 
 @pytest.mark.slow
@@ -829,7 +930,7 @@ def test_student_on_two_gloo_ranks_matches_one_process(trained, tiny_data, tmp_p
     from dkp import checkpoints
 
     ckpt = checkpoints.read(work / f"models/seed-{SEED}/student.pt", "student")
-    assert set(ckpt["backbones"]) == {"student", "student_plain"}
+    assert set(ckpt["backbones"]) == {"student", "student_plain", "student_kd"}
 
 
 def _free_port() -> int:

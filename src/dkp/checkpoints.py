@@ -4,8 +4,9 @@ modules.
 A checkpoint is a dict:
   format: FORMAT; kind: "teacher" | "student"; classes: [names], num_classes;
   backbones: {name: {arch, width, input_size, normalize, state_dict}}
-      teacher.pt: "teacher";  student.pt: "student" (trained with DKP + KD) and
-      "student_plain" (CE only, never saw the teacher: the Student baseline);
+      teacher.pt: "teacher";  student.pt: "student" (trained with DKP + KD),
+      "student_plain" (CE only, never saw the teacher: the Student baseline) and
+      "student_kd" (CE + KD from the teacher: the Student+KD baseline);
   dkp (student.pt only): {heads, dim, pos_encoding, pos_scale, dropout, teacher_frame_weight,
       ds, dt, state_dict}; teacher_sha256 (student.pt only): digest of the teacher.pt it used.
 Tensors are on the CPU; files are written atomically and byte-identical for identical content.

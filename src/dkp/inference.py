@@ -13,7 +13,7 @@ frame and `predict_terms` once per sampling configuration.
 Methods (dkp.configs.METHODS) and the backbones whose features they read:
   teacher     t: teacher         mean over teacher frames of softmax(C_t(g_j))
   student     s: student_plain   the Student baseline (CE only, never saw the teacher)
-  student-kd  s: student         the DKP-trained student's own classifier C_s (CE + KD), no teacher
+  student-kd  s: student_kd      the Student+KD baseline (CE + KD, its own training), no teacher
   dkp         s: student, t: teacher   DKP without the ensemble: mean of softmax(s_i), s_i =
                                        C_s'(f_i, z_i)
   dste        s: student, t: teacher   the full method: p_i with the teacher's own frames (method.md
@@ -36,7 +36,7 @@ ROLES = {
     "dkp": {"s": "student", "t": "teacher"},
     "teacher": {"t": "teacher"},
     "student": {"s": "student_plain"},
-    "student-kd": {"s": "student"},
+    "student-kd": {"s": "student_kd"},
 }
 # the kind of per-frame terms each method reads from its roles: dste and dkp share theirs
 TERMS = {

@@ -1,5 +1,5 @@
-"""Figures S-1 and S-2: seed-mean mAP against GFLOPs per video, with the video-bootstrap intervals
-(error bars), from results/curves.csv."""
+"""Figures S-1 and S-2: seed-mean mAP against GFLOPs per video, with the intervals of the bootstrap
+over videos and seeds (error bars), from results/curves.csv."""
 
 from __future__ import annotations
 
@@ -168,6 +168,19 @@ def _freeze_layout(fig) -> None:
     fig.set_layout_engine("none")
 
 
+def _relayout(fig) -> None:
+    """Lay the figure out again (a legend moved outside the axes needs room), then freeze it."""
+    fig.set_layout_engine("constrained")
+    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03)
+    _freeze_layout(fig)
+
+
+def _data_polylines(pts: pd.DataFrame) -> list:
+    """A curve's line and its bars, as (xs, ys) polylines: what legends and labels must not hide."""
+    g, m = pts["gflops"].to_numpy(float), pts["mAP"].to_numpy(float)
+    return [(g, m)] + [([r.gflops, r.gflops], [r.mAP_lo, r.mAP_hi]) for r in pts.itertuples()]
+
+
 def _pad_limits(ax, xs, ys, frac=(0.06, 0.1)) -> None:
     """Room around the data for the markers and their labels."""
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
@@ -178,38 +191,74 @@ def _pad_limits(ax, xs, ys, frac=(0.06, 0.1)) -> None:
 
 
 def render_s1(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
-    """Adaptive-r and Fixed-r DSTE curves; one marker per curve; dashed = fixed sampling."""
+    """Figure S-1 written as <stem>.png and .pdf."""
+    with output.style():
+        return output.save(figure_s1(rows), stem, dpi)
+
+
+def figure_s1(rows: pd.DataFrame):
+    """Adaptive-r and Fixed-r DSTE curves; one marker per curve; dashed = fixed sampling. Returns
+    the laid-out figure (call inside output.style())."""
     groups = _s1_groups(rows)
     if not groups:
         raise DkpError("results/curves.csv has no S-1 rows (figure == 's1')")
-    with output.style():
-        fig, ax = _axes(output.COLUMN_WIDTH, HEIGHT)
-        for i, g in enumerate(groups):
-            pts = _points(rows, g)
-            fixed = pts["strategy"].iloc[0] == "fixed"
-            ax.plot(
-                pts["gflops"],
-                pts["mAP"],
-                marker=_S1_MARKERS[i % len(_S1_MARKERS)],
-                color=f"C{i}",
-                linestyle="--" if fixed else "-",
-                label=s1_label(g),
-                markerfacecolor="white" if fixed else None,
-                zorder=2,
-            )
-            _errorbar(ax, pts, f"C{i}")
-        s1 = rows[rows["group"].isin(groups)]
-        _mark_short(ax, s1)
-        _pad_limits(ax, s1["gflops"], pd.concat([s1["mAP_lo"], s1["mAP_hi"]]), frac=(0.04, 0.08))
-        ax.legend(loc="best", title=_bars_title(rows), title_fontsize=5.5)
-        _freeze_layout(fig)
-        return output.save(fig, stem, dpi)
+    fig, ax = _axes(output.COLUMN_WIDTH, HEIGHT)
+    lines, xy = [], []
+    for i, g in enumerate(groups):
+        pts = _points(rows, g)
+        lines += _data_polylines(pts)
+        xy += list(zip(pts["gflops"], pts["mAP"]))
+        fixed = pts["strategy"].iloc[0] == "fixed"
+        ax.plot(
+            pts["gflops"],
+            pts["mAP"],
+            marker=_S1_MARKERS[i % len(_S1_MARKERS)],
+            color=f"C{i}",
+            linestyle="--" if fixed else "-",
+            label=s1_label(g),
+            markerfacecolor="white" if fixed else None,
+            zorder=2,
+        )
+        _errorbar(ax, pts, f"C{i}")
+    s1 = rows[rows["group"].isin(groups)]
+    _mark_short(ax, s1)
+    _pad_limits(ax, s1["gflops"], pd.concat([s1["mAP_lo"], s1["mAP_hi"]]), frac=(0.04, 0.08))
+    _freeze_layout(fig)
+    labels.place_legend(
+        ax,
+        lines,
+        xy,
+        output.STYLE["lines.markersize"],
+        lambda: _relayout(fig),
+        title=_bars_title(rows),
+        title_fontsize=5.5,
+        ncol_outside=2,
+    )
+    return fig
+
+
+def _count(rows: pd.DataFrame, col: str) -> str:
+    lo, hi = int(rows[col].min()), int(rows[col].max())
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def bars_text(rows: pd.DataFrame) -> str:
+    """What the error bars are, with the numbers of videos and seeds read from curves.csv."""
+    seeds = _count(rows, "seeds")
+    return (
+        f"95 % intervals over {_count(rows, 'videos_evaluated')} validation videos and {seeds} "
+        f"seed{'s' if seeds != '1' else ''} (bootstrap over videos and seeds)"
+    )
 
 
 def _bars_title(rows: pd.DataFrame) -> str:
-    """What the bars are, as the legend's title: seeds averaged, video bootstrap."""
-    seeds = int(rows["seeds"].max())
-    return f"mean of {seeds} seed{'s' if seeds != 1 else ''}, bars: 95% interval"
+    """What the points and bars are, as the legend's title."""
+    seeds = _count(rows, "seeds")
+    return (
+        f"mean of {seeds} seed{'s' if seeds != '1' else ''}; bars: 95 % intervals over\n"
+        f"{_count(rows, 'videos_evaluated')} videos and {seeds} seed{'s' if seeds != '1' else ''}"
+        " (bootstrap over both)"
+    )
 
 
 def point_label(row) -> str:
@@ -223,39 +272,48 @@ def point_label(row) -> str:
 
 
 def render_s2(rows: pd.DataFrame, stem: str | Path, dpi: int) -> list[Path]:
-    """nt-5, ns-20 and Teacher alone; each point labelled n_s/n_t, labels placed so none overlap."""
+    """Figure S-2 written as <stem>.png and .pdf."""
     with output.style():
-        fig, ax = _axes(output.COLUMN_WIDTH, HEIGHT)
-        points, lines = [], []
-        for g, (name, marker, color) in S2_STYLE.items():
-            pts = _points(rows, g)
-            if pts.empty:
-                continue
-            ax.plot(pts["gflops"], pts["mAP"], marker=marker, color=color, label=name, zorder=2)
-            _errorbar(ax, pts, color)
-            lines.append((pts["gflops"].to_numpy(float), pts["mAP"].to_numpy(float)))
-            # labels avoid bars
-            lines += [([r.gflops, r.gflops], [r.mAP_lo, r.mAP_hi]) for r in pts.itertuples()]
-            points += [
-                (float(r.gflops), float(r.mAP), point_label(r), color) for r in pts.itertuples()
-            ]
-        if not points:
-            raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
-        shown = rows[rows["group"].isin(list(S2_STYLE))]
-        _mark_short(ax, shown)
-        _pad_limits(
-            ax,
-            [x for x, *_ in points],
-            pd.concat([shown["mAP_lo"], shown["mAP_hi"]]),
-            frac=(0.08, 0.14),
-        )
-        legend = ax.legend(
-            loc="best", title="labels: $n_s/n_t$\n" + _bars_title(rows), title_fontsize=5.5
-        )
-        _freeze_layout(fig)
-        renderer = fig.canvas.get_renderer()
-        avoid = [legend.get_window_extent(renderer).padded(2)]
-        labels.place(
-            ax, points, lines, fontsize=5.5, marker_pt=output.STYLE["lines.markersize"], avoid=avoid
-        )
-        return output.save(fig, stem, dpi)
+        return output.save(figure_s2(rows), stem, dpi)
+
+
+def figure_s2(rows: pd.DataFrame):
+    """nt-5, ns-20 and Teacher alone; each point labelled n_s/n_t (labels.place). Returns the
+    laid-out figure (call inside output.style())."""
+    fig, ax = _axes(output.COLUMN_WIDTH, HEIGHT)
+    points, lines = [], []
+    for g, (name, marker, color) in S2_STYLE.items():
+        pts = _points(rows, g)
+        if pts.empty:
+            continue
+        ax.plot(pts["gflops"], pts["mAP"], marker=marker, color=color, label=name, zorder=2)
+        _errorbar(ax, pts, color)
+        lines += _data_polylines(pts)
+        points += [(float(r.gflops), float(r.mAP), point_label(r), color) for r in pts.itertuples()]
+    if not points:
+        raise DkpError("results/curves.csv has none of the S-2 curves " + ", ".join(S2_STYLE))
+    shown = rows[rows["group"].isin(list(S2_STYLE))]
+    _mark_short(ax, shown)
+    _pad_limits(
+        ax,
+        [x for x, *_ in points],
+        pd.concat([shown["mAP_lo"], shown["mAP_hi"]]),
+        frac=(0.08, 0.14),
+    )
+    _freeze_layout(fig)
+    legend = labels.place_legend(
+        ax,
+        lines,
+        [(x, y) for x, y, *_ in points],
+        output.STYLE["lines.markersize"],
+        lambda: _relayout(fig),
+        title="labels: $n_s/n_t$; " + _bars_title(rows),
+        title_fontsize=5.5,
+        ncol_outside=3,
+    )
+    renderer = fig.canvas.get_renderer()
+    avoid = [legend.get_window_extent(renderer).padded(2)]
+    labels.place(
+        ax, points, lines, fontsize=5.5, marker_pt=output.STYLE["lines.markersize"], avoid=avoid
+    )
+    return fig

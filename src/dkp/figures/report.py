@@ -11,6 +11,8 @@ import pandas as pd
 from ..atomic import write_text
 from ..errors import DkpError
 from ..tables import FED_AS_NAMED, OPERATING_POINT_SCORES
+from .curves import bars_text
+from .s3 import rule_text as s3_rule
 from .verdicts import Draws, Verdict, fmt_effect
 
 NA = "not available"
@@ -342,18 +344,18 @@ def render(
         "![Figure S-1](figures/s1.png)",
         "",
         "Figure S-1: seed-mean mAP against GFLOPs of DSTE under adaptive and fixed sampling, ratio "
-        "n_s/n_t; bars: 95 % video-bootstrap intervals (`figures/s1.pdf`).",
+        f"n_s/n_t; bars: {bars_text(rows)} (`figures/s1.pdf`).",
         "",
         "![Figure S-2](figures/s2.png)",
         "",
         "Figure S-2: nt-5, ns-20 and Teacher alone; points labelled with the nominal n_s/n_t; "
-        "bars: 95 % video-bootstrap intervals (`figures/s2.pdf`).",
+        f"bars: {bars_text(rows)} (`figures/s2.pdf`).",
         "",
         "![Figure S-3](figures/s3.png)",
         "",
         f"Figure S-3: videos {', '.join(f'`{i}`' for i in s3_ids)}: input frames and the per-frame "
         "probability of the ground-truth class from Student and DSTE; labelled activity shaded "
-        "(`figures/s3.pdf`).",
+        f"(`figures/s3.pdf`). Chosen {s3_rule(p)}.",
         "",
         "## Every configuration",
         "",

@@ -46,8 +46,31 @@ def load_videos(path: str | Path) -> list[dict]:
     return sorted(videos, key=lambda v: str(v["id"]))
 
 
-def select(videos: list[dict], ids: list[str] | None, n: int = 2) -> list[dict]:
-    """The explicit ids (figures.s3_videos), or the n videos where DSTE gains most over Student."""
+RULE = (
+    "the classes ranked by the mean over their videos of the DSTE gain (a video's mean DSTE minus "
+    "mean Student probability of the ground-truth class); (a) the top class, (b) the median-ranked "
+    "class (rank floor((K - 1) / 2) of K from the top, at least 1); in each class the video at the "
+    "lower median of its videos' gains"
+)
+
+
+def rule_text(p: dict) -> str:
+    """How the S-3 videos were chosen, for the caption."""
+    if p["figures"]["s3_videos"]:
+        return "by hand in `figures.s3_videos`"
+    return f"by the rule of docs/method.md 11 on seed {p['run']['seeds'][0]}'s predictions: {RULE}"
+
+
+def _class_key(video: dict):
+    idx = video.get("label_index")
+    return idx if isinstance(idx, int) else str(video.get("label", ""))
+
+
+def select(videos: list[dict], ids: list[str] | None) -> list[dict]:
+    """The explicit ids (figures.s3_videos), or one typical video of each of two classes (RULE):
+    the class where DSTE gains most over Student on average and the median-ranked class, each
+    represented by its video at the lower median gain. Ties break by class and video id. Each
+    returned record is a copy with "reason", a short note of why it was chosen."""
     by_id = {str(v["id"]): v for v in videos}
     if ids:
         unknown = [i for i in ids if i not in by_id]
@@ -56,10 +79,28 @@ def select(videos: list[dict], ids: list[str] | None, n: int = 2) -> list[dict]:
                 f"figures.s3_videos: {unknown} not among the {len(by_id)} videos of the S-3 "
                 f"predictions (e.g. {sorted(by_id)[:3]})"
             )
-        return [by_id[i] for i in ids]
+        return [{**by_id[i], "reason": "chosen in figures.s3_videos"} for i in ids]
     gains = s3_video_gains(videos)
-    ranked = sorted(gains, key=lambda k: (-gains[k], k))  # ties broken by id: deterministic
-    return [by_id[k] for k in ranked[:n]]
+    members: dict = {}
+    for k in sorted(gains):
+        members.setdefault(_class_key(by_id[k]), []).append(k)
+    if not members:
+        return []
+    mean = {c: float(np.mean([gains[k] for k in ks])) for c, ks in members.items()}
+    ranked = sorted(mean, key=lambda c: (-mean[c], str(c)))
+    picks = [0] if len(ranked) == 1 else [0, max(1, (len(ranked) - 1) // 2)]
+    out = []
+    for r in picks:
+        ks = sorted(members[ranked[r]], key=lambda k: (gains[k], k))
+        k = ks[(len(ks) - 1) // 2]
+        out.append(
+            {
+                **by_id[k],
+                "reason": f"class ranked {r + 1} of {len(ranked)} by mean DSTE gain "
+                f"({mean[ranked[r]]:+.3f}), its median video (gain {gains[k]:+.3f})",
+            }
+        )
+    return out
 
 
 def class_name(video: dict, classes: list[str]) -> str:
@@ -106,83 +147,85 @@ def _strip_height(frames: np.ndarray, k: int) -> float:
 
 
 def render(p: dict, chosen: list[dict], classes: list[str], stem: str | Path) -> list[Path]:
-    """One panel per chosen video: frame strip on top, probabilities below; '(a) <class name>'
-    titles."""
-    import matplotlib.pyplot as plt
-
+    """Figure S-3 written as <stem>.png and .pdf."""
     if not chosen:
         raise DkpError("Figure S-3: the S-3 predictions hold no video with frames")
-    k = p["figures"]["strip_frames"]
     loaded = [_load_frames(p, str(v["id"])) for v in chosen]
+    with output.style():
+        return output.save(figure(p, chosen, loaded, classes), stem, p["figures"]["dpi"])
+
+
+def figure(p: dict, chosen: list[dict], loaded: list, classes: list[str]):
+    """One panel per chosen video (loaded: its (frames, times)): frame strip on top,
+    probabilities below; '(a) <class name>' titles. Call inside output.style()."""
+    import matplotlib.pyplot as plt
+
+    k = p["figures"]["strip_frames"]
     heights = [_TITLE + _strip_height(f, k) + _GAP + _PLOT + _XLAB for f, _ in loaded]
     width, total = output.FULL_WIDTH, sum(heights)
     aw = (width - _LEFT - _RIGHT) / width
-    with output.style():
-        fig = plt.figure(figsize=(width, total))
-        top = total
-        for i, (video, (frames, ftimes)) in enumerate(zip(chosen, loaded)):
-            sh = _strip_height(frames, k)
-            times = np.asarray(video["times"], float)
-            duration = float(
-                video.get("duration") or max(times.max(initial=0), ftimes.max(initial=0))
-            )
-            y_strip = top - _TITLE - sh
-            ax_s = fig.add_axes((_LEFT / width, y_strip / total, aw, sh / total))
-            idx, edges = strip_indices(ftimes, duration, k)
-            ax_s.imshow(
-                np.concatenate([frames[j] for j in idx], axis=1),
-                extent=(0, duration, 0, 1),
-                aspect="auto",
-                interpolation="antialiased",
-            )
-            for e in edges[1:-1]:  # thin gaps between thumbnails
-                ax_s.axvline(e, color="white", linewidth=1.2)
-            ax_s.set_xlim(0, duration)
-            ax_s.set_axis_off()
-            ax_s.set_title(
-                f"({PANEL_LETTERS[i]}) {class_name(video, classes)}", fontsize=8, pad=3, loc="left"
-            )
-            y_plot = y_strip - _GAP - _PLOT
-            ax = fig.add_axes((_LEFT / width, y_plot / total, aw, _PLOT / total))
-            for j, (s, e) in enumerate(video.get("segments") or []):
-                ax.axvspan(
-                    s, e, color="0.85", zorder=0, label="labelled activity" if j == 0 else None
-                )
-            ax.plot(
-                times,
-                video["student"],
-                color="C1",
-                marker="o",
-                markersize=2.2,
-                linewidth=1.0,
-                label="Student",
-            )
-            ax.plot(
-                times,
-                video["dste"],
-                color="C0",
-                marker="s",
-                markersize=2.2,
-                linewidth=1.0,
-                label="DSTE",
-            )
-            ax.set_xlim(0, duration)
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_xlabel(f"time (s) in video {video['id']}")
-            ax.set_ylabel("p(ground-truth class)")
-            ax.grid(True, axis="y")
-            # legend in the title row, right: inside the plot it would hide probabilities
-            handles, names = ax.get_legend_handles_labels()
-            ax_s.legend(
-                handles,
-                names,
-                loc="lower right",
-                bbox_to_anchor=(1.0, 1.0),
-                ncol=3,
-                frameon=False,
-                borderaxespad=0.1,
-                handlelength=1.8,
-                columnspacing=1.2,
-            )
-            top = y_plot - _XLAB
-        return output.save(fig, stem, p["figures"]["dpi"])
+    fig = plt.figure(figsize=(width, total))
+    top = total
+    for i, (video, (frames, ftimes)) in enumerate(zip(chosen, loaded)):
+        sh = _strip_height(frames, k)
+        times = np.asarray(video["times"], float)
+        duration = float(video.get("duration") or max(times.max(initial=0), ftimes.max(initial=0)))
+        y_strip = top - _TITLE - sh
+        ax_s = fig.add_axes((_LEFT / width, y_strip / total, aw, sh / total))
+        idx, edges = strip_indices(ftimes, duration, k)
+        ax_s.imshow(
+            np.concatenate([frames[j] for j in idx], axis=1),
+            extent=(0, duration, 0, 1),
+            aspect="auto",
+            interpolation="antialiased",
+        )
+        for e in edges[1:-1]:  # thin gaps between thumbnails
+            ax_s.axvline(e, color="white", linewidth=1.2)
+        ax_s.set_xlim(0, duration)
+        ax_s.set_axis_off()
+        ax_s.set_title(
+            f"({PANEL_LETTERS[i]}) {class_name(video, classes)}", fontsize=8, pad=3, loc="left"
+        )
+        y_plot = y_strip - _GAP - _PLOT
+        ax = fig.add_axes((_LEFT / width, y_plot / total, aw, _PLOT / total))
+        for j, (s, e) in enumerate(video.get("segments") or []):
+            ax.axvspan(s, e, color="0.85", zorder=0, label="labelled activity" if j == 0 else None)
+        ax.plot(
+            times,
+            video["student"],
+            color="C1",
+            marker="o",
+            markersize=2.2,
+            linewidth=1.0,
+            label="Student",
+        )
+        ax.plot(
+            times,
+            video["dste"],
+            color="C0",
+            marker="s",
+            markersize=2.2,
+            linewidth=1.0,
+            label="DSTE",
+        )
+        ax.set_xlim(0, duration)
+        ax.set_ylim(-0.02, 1.02)
+        reason = f"; {video['reason']}" if video.get("reason") else ""
+        ax.set_xlabel(f"time (s) in video {video['id']}{reason}")
+        ax.set_ylabel("p(ground-truth class)")
+        ax.grid(True, axis="y")
+        # legend in the title row, right: inside the plot it would hide probabilities
+        handles, names = ax.get_legend_handles_labels()
+        ax_s.legend(
+            handles,
+            names,
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            ncol=3,
+            frameon=False,
+            borderaxespad=0.1,
+            handlelength=1.8,
+            columnspacing=1.2,
+        )
+        top = y_plot - _XLAB
+    return fig

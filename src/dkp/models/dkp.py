@@ -300,7 +300,8 @@ def dkp_losses(
     """Every loss term of the student stage; `total` is what is minimised.
 
     out: DKP.forward (ensemble=True); kd_logits: C_s(f_i), the student's own classifier,
-    trained with CE + KD alone (the "Student + KD" baseline, never sees z);
+    trained with CE + KD alone (never sees z; the Student+KD baseline is trained on its own,
+    dkp.train.kd);
     target_feats: T(x_i), the teacher's features of the student frames;
     target_logits: C_t(T(x_i)). The feature term is the squared error averaged over
     frames and feature channels (||.||^2 / dt; lambda_feat absorbs the constant).

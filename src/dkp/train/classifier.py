@@ -1,9 +1,10 @@
-"""TSN-style training of a frame classifier: the teacher, and the plain student (the Student
-baseline).
+"""TSN-style training of a frame classifier: the teacher, the plain student (the Student
+baseline) and the Student+KD baseline.
 
 Each batch takes `batch_videos` videos and one random frame from each of `segments`
 equal runs of a video's frames (inside its labelled segments when within_activity),
-augments them, and minimises the cross-entropy of every frame against its video's label.
+augments them, and minimises the cross-entropy of every frame against its video's label,
+plus, when distilling (dkp.train.kd), lambda tau^2 KL(teacher soft targets || student).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from .. import runtime
 from ..models import autocast, build_backbone, embed_frames, load_pretrained, prepare, unit
+from ..models.dkp import kd_term
 from . import batches, distributed, loader, loop
 from .context import TrainContext
 from .data import PairFrames, VideoSet
@@ -52,24 +54,38 @@ def classifier_step(
     device: torch.device,
     group: Group = SINGLE,
     step_frames: int = 0,
-) -> tuple[float, int]:
+    soft: torch.Tensor | None = None,
+    tau: float = 1.0,
+    weight: float = 0.0,
+) -> tuple[dict, int]:
     """One optimiser step on network-ready frames x (N, 3, S, S) with labels y (N,); with several
-    ranks, x is this rank's share of a step of step_frames frames. Returns (mean loss over x,
-    frames classified right)."""
+    ranks, x is this rank's share of a step of step_frames frames. soft: the teacher's logits of
+    the same frames (N, C), adding weight * kd_term(student, soft, tau) to the loss. Returns (the
+    loss and, with soft, its terms "ce" and "kd", as means over x; frames classified right)."""
     with autocast(device):
         logits = model(x)
+    logits = logits.float()
     if group.world == 1:
-        loss = logged = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        scale, n = 1.0, 1
+        ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     else:
         # DDP averages the ranks' gradients: each rank's sum x world / step_frames averages to the
         # step's mean
-        total = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing, reduction="sum")
-        loss, logged = total * (group.world / step_frames), total / max(1, len(y))
+        scale, n = group.world / step_frames, float(len(y))
+        ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="sum")
+    terms = {"ce": ce}
+    if soft is not None:
+        terms["kd"] = kd_term(logits, soft, tau) * n
+    total = ce + weight * terms["kd"] if soft is not None else ce
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (total if group.world == 1 else total * scale).backward()
     opt.step()
     sched.step()
-    return float(logged.detach()), int((logits.argmax(-1) == y).sum())
+    per = max(1, len(y)) if group.world > 1 else 1
+    logged = {"loss": float(total.detach() / per)}
+    if soft is not None:
+        logged.update({k: float(t.detach() / per) for k, t in terms.items()})
+    return logged, int((logits.argmax(-1) == y).sum())
 
 
 def fit(
@@ -83,6 +99,7 @@ def fit(
     tag: str,
     seed: int,
     num_classes: int,
+    distill=None,
 ) -> tuple[torch.nn.Module, list[dict]]:
     """A fresh backbone of `net` (its pretrained weights where set, named as `role`), seeded
     with `seed` and trained by train_classifier; returned in eval mode with its log rows."""
@@ -91,7 +108,7 @@ def fit(
     if net["pretrained"]:
         print(load_pretrained(model, net["pretrained"], role))
     model.to(ctx.device)
-    rows = train_classifier(model, net, cfg, aug, lcfg, ctx, tag, seed)
+    rows = train_classifier(model, net, cfg, aug, lcfg, ctx, tag, seed, distill)
     return model.eval(), rows
 
 
@@ -104,6 +121,7 @@ def train_classifier(
     ctx: TrainContext,
     tag: str,
     seed: int,
+    distill=None,
 ) -> list[dict]:
     """Train `model` in place for cfg['epochs'] epochs (resumable); return the log rows.
 
@@ -114,6 +132,8 @@ def train_classifier(
     of every step, rank 0 scores the validation frames).
     The validation frames are scored after every val_every-th epoch and after the last
     (`validated`); the other rows have no val_acc (an empty cell in the CSV log).
+    distill: a dkp.train.kd.Distill (teacher soft targets, tau, weight), or None for
+    cross-entropy alone; with it the rows also carry ce_kd and kd_kd, the loss's two terms.
     """
     train, device, group = ctx.train, ctx.device, ctx.group
     size, norm = net["input_size"], net["normalize"]
@@ -127,6 +147,8 @@ def train_classifier(
     ]
     y_val = torch.from_numpy(ctx.val_labels)
     reader = loader.StepReader(train, ("x",), lcfg["workers"], lcfg["prefetch"], device)
+    # "rows": each frame's row in the flat per-frame order of `train`, where cached targets live
+    per_frame = ("x", "y", "rows") if distill is not None else ("x", "y")
 
     def plan(rng: np.random.Generator) -> list[dict]:
         """Every random draw of an epoch, step by step (dkp.train.loader)."""
@@ -137,26 +159,27 @@ def train_classifier(
                 for i in vids
                 for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])
             ]
-            out.append(
-                {
-                    "x": pairs,
-                    "y": train.labels[[i for i, _ in pairs]],
-                    "aug": batches.draw_augment(
-                        rng,
-                        len(pairs),
-                        aug["crop_pad"],
-                        aug["flip"],
-                        aug["rot90"],
-                        aug["channel_shuffle"],
-                    ),
-                }
-            )
+            step = {
+                "x": pairs,
+                "y": train.labels[[i for i, _ in pairs]],
+                "aug": batches.draw_augment(
+                    rng,
+                    len(pairs),
+                    aug["crop_pad"],
+                    aug["flip"],
+                    aug["rot90"],
+                    aug["channel_shuffle"],
+                ),
+            }
+            if distill is not None:
+                step["rows"] = np.array([train.offsets[i] + j for i, j in pairs], np.int64)
+            out.append(step)
         return out
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
         net.train()
-        total, hits, seen = 0.0, 0, 0
-        steps = [distributed.share_step(s, group, ("x", "y")) for s in plan(rng)]
+        total, hits, seen, ce, kd = 0.0, 0, 0, 0.0, 0.0
+        steps = [distributed.share_step(s, group, per_frame) for s in plan(rng)]
         bar = tqdm(
             reader(steps),
             total=len(steps),
@@ -167,17 +190,32 @@ def train_classifier(
         )
         for step in bar:
             x = step["x"].to(device, non_blocking=True).permute(0, 3, 1, 2)
-            x = prepare(unit(batches.apply_augment(x, step["aug"])), size, norm)
+            x = batches.apply_augment(x, step["aug"])
+            soft = distill.targets(step["rows"], x) if distill is not None else None
+            x = prepare(unit(x), size, norm)
             y = torch.from_numpy(step["y"]).to(device)
-            loss, hit = classifier_step(
-                net, x, y, opt, sched, cfg["label_smoothing"], device, group, step["n"]
+            terms, hit = classifier_step(
+                net,
+                x,
+                y,
+                opt,
+                sched,
+                cfg["label_smoothing"],
+                device,
+                group,
+                step["n"],
+                *((soft, distill.tau, distill.weight) if distill is not None else ()),
             )
-            total += loss * len(y)
+            total += terms["loss"] * len(y)
+            ce += terms.get("ce", 0.0) * len(y)
+            kd += terms.get("kd", 0.0) * len(y)
             hits += hit
             seen += len(y)
             bar.set_postfix(loss=f"{total / seen:.3f}")
-        total, hits, seen = group.sum([total, hits, seen])
+        total, hits, seen, ce, kd = group.sum([total, hits, seen, ce, kd])
         row = {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen}
+        if distill is not None:
+            row.update(ce_kd=ce / seen, kd_kd=kd / seen)
         if validated(e, cfg["epochs"], cfg["val_every"]) and group.main:
             model.eval()  # BN statistics and the classifier's dropout in inference mode
             feats = embed_frames(model, ctx.val_frames, size, norm, device)

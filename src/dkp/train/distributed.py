@@ -60,6 +60,15 @@ class Group:
         dist.all_reduce(t)
         return t.tolist()
 
+    def sum_tensor(self, t: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Element-wise sum of a CPU tensor over the ranks, through `device` (NCCL reduces GPU
+        tensors only); returned on the CPU."""
+        if self.world == 1:
+            return t
+        on = t.to(device) if dist.get_backend() == "nccl" else t
+        dist.all_reduce(on)
+        return on.cpu()
+
 
 SINGLE = Group()  # one process
 

@@ -1,24 +1,27 @@
-"""`dkp train-student`: the Student baseline, then the student with DKP, the gate and KD
-(method.md 5).
+"""`dkp train-student`: the Student baseline, the Student+KD baseline, then the student with DKP,
+the gate and KD (method.md 5).
 
 Phase 1 ("plain"): the student backbone alone, trained like the teacher (TSN frames,
 cross-entropy, train.plain_student): the "Student alone" baseline, which never sees
-the teacher. Phase 2 ("dkp"): a copy of it, the DKP module and the gate, trained with
-the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each step draws one of the
-sweep's DKP/DSTE configurations (dkp_pairs) and feeds each video of the batch the (n_s, n_t)
-that configuration asks of it, distinct frames as at test time (dkp.train.dkp_phase.plan_epoch),
-so DKP trains on the pairs it is evaluated on and one checkpoint serves every configuration.
-A step takes train.student.batch_videos videos, or fewer so that the sum of their n_s + n_t
-stays within max_frames_per_step. The frozen teacher runs in the loop (eval mode, no gradients)
-on the teacher frames (un-augmented, as at test time) for g_j, and on the student frames with
-the student's very augmentation for the targets T(x_i). Phase 2's step and loop live in
-dkp.train.dkp_phase.
+the teacher. Phase 2 ("kd"): the Student+KD baseline, a second student trained from scratch
+as the first with a distillation term from the frozen teacher added (dkp.train.kd,
+train.student_kd). Phase 3 ("dkp"): a copy of the plain student, the DKP module and the gate,
+trained with the teacher frozen on the losses of dkp.models.dkp.dkp_losses. Each step draws
+one of the sweep's DKP/DSTE configurations (dkp_pairs) and feeds each video of the batch the
+(n_s, n_t) that configuration asks of it, distinct frames as at test time
+(dkp.train.dkp_phase.plan_epoch), so DKP trains on the pairs it is evaluated on and one
+checkpoint serves every configuration. A step takes train.student.batch_videos videos, or
+fewer so that the sum of their n_s + n_t stays within max_frames_per_step. The frozen teacher
+runs in the loop (eval mode, no gradients) on the teacher frames (un-augmented, as at test
+time) for g_j, and on the student frames with the student's very augmentation for the targets
+T(x_i). Phase 3's step and loop live in dkp.train.dkp_phase.
 
 For `--seed N`, with the teacher of seed N, writes models/seed-N/student.pt and
-results/train/seed-N/student.csv (rows of both phases; `val_acc` is frame accuracy inside the
-labelled activity on data.tune_subset (train.data.monitor_subset): of the plain student in
-phase 1, of DSTE's p_i with the teacher frames sweep.s3_config feeds in phase 2; `val_acc_kd` is
-the DKP-trained student's own classifier C_s).
+results/train/seed-N/student.csv (rows of the three phases; `val_acc` is frame accuracy inside
+the labelled activity on data.tune_subset (train.data.monitor_subset): of the plain student in
+phase 1, of the Student+KD network in phase 2, of DSTE's p_i with the teacher frames
+sweep.s3_config feeds in phase 3; `val_acc_kd` is the DKP-trained student's own classifier
+C_s).
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ from .. import configs as configs_mod
 from ..errors import DkpError
 from ..models import build_backbone
 from ..models.dkp import DKP
-from . import classifier, distributed, loop, resume
+from . import classifier, distributed, kd, loop, resume
 from .context import TrainContext
 from .data import load_subset, monitor_subset
 from .dkp_phase import TERMS, dkp_validation, train_dkp
 from .teacher import input_files, run_reads
 
-SEED_OFFSET = {"plain": 1, "dkp": 2}
+# kd shares plain's seed: the same initial weights, frames and augmentations, so the two
+# baselines differ by the distillation term alone
+SEED_OFFSET = {"plain": 1, "kd": 1, "dkp": 2}
 LOG_COLUMNS = [
     "phase",
     "epoch",
@@ -58,6 +63,7 @@ def reads(p: dict) -> dict:
         "dkp": p["dkp"],
         "train_student": p["train"]["student"],
         "plain": p["train"]["plain_student"],
+        "student_kd": p["train"]["student_kd"],
         "sweep": {
             "s1": p["sweep"]["s1"],
             "s2": p["sweep"]["s2"],
@@ -123,7 +129,10 @@ def run(p: dict, args) -> None:
         num_classes=len(classes),
     )
 
-    # Phase 2: DKP + gate + KD from the plain student, teacher frozen
+    # Phase 2: the Student+KD baseline, from scratch, teacher frozen
+    kd_net, kd_rows = kd.fit(p, teacher, t_entry, ctx, base + SEED_OFFSET["kd"], len(classes))
+
+    # Phase 3: DKP + gate + KD from the plain student, teacher frozen
     runtime.seed_everything(base + SEED_OFFSET["dkp"])
     student = build_backbone(p["student"], len(classes))
     student.load_state_dict(plain.state_dict())
@@ -162,6 +171,7 @@ def run(p: dict, args) -> None:
             "backbones": {
                 "student": checkpoints.backbone_entry(student, p["student"]),
                 "student_plain": checkpoints.backbone_entry(plain, p["student"]),
+                "student_kd": checkpoints.backbone_entry(kd_net, p["student"]),
             },
             "dkp": {
                 **p["dkp"],
@@ -172,11 +182,13 @@ def run(p: dict, args) -> None:
         },
     )
     rows = [{"phase": "plain", **r} for r in plain_rows]
-    rows += [{**r, "epoch": len(plain_rows) + r["epoch"]} for r in dkp_rows]
+    rows += [{"phase": "kd", **r, "epoch": len(rows) + r["epoch"]} for r in kd_rows]
+    rows += [{**r, "epoch": len(rows) + r["epoch"]} for r in dkp_rows]
     loop.write_log(layout.train_log("student", base), rows, LOG_COLUMNS)
     print(
         f"student: plain {len(plain_rows)} epochs (frame accuracy on {monitor_subset(p)} "
-        f"{plain_rows[-1]['val_acc']:.3f}), DKP {len(dkp_rows)} epochs (DSTE "
+        f"{plain_rows[-1]['val_acc']:.3f}), Student+KD {len(kd_rows)} epochs "
+        f"({kd_rows[-1]['val_acc']:.3f}), DKP {len(dkp_rows)} epochs (DSTE "
         f"{dkp_rows[-1]['val_acc']:.3f}, C_s {dkp_rows[-1]['val_acc_kd']:.3f}) -> {s_path}"
         + (f" ({group.world} ranks)" if group.world > 1 else "")
     )
