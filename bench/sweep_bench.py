@@ -110,7 +110,7 @@ def _setup(args):
 
     from dkp import configs as configs_mod
     from dkp import layout, params, runtime
-    from dkp.features import FeatureCache
+    from dkp.feature_cache import FeatureCache
     from dkp.inference import Predictor
 
     p = params.load(args.params)

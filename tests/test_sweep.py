@@ -25,7 +25,8 @@ from dkp import configs as configs_mod
 from dkp import framestore, layout, sampling
 from dkp.cli import main as dkp_main
 from dkp.evaluate import metrics_summary, score_all
-from dkp.features import FeatureCache, build_cache, build_shards
+from dkp.feature_cache import FeatureCache
+from dkp.features import build_cache, build_shards
 from dkp.predictions import read as read_predictions
 from dkp.predictions import write as write_predictions
 from dkp.sweep import select, sweep

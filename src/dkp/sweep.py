@@ -277,7 +277,7 @@ def _frames_json(rows: list, cache_index, manifest, class_names: list[str]) -> l
 
 def run(p: dict, args) -> None:
     chosen = select(p, getattr(args, "group", None))  # before any heavy import: a typo fails fast
-    from .features import FeatureCache
+    from .feature_cache import FeatureCache
     from .inference import Predictor
 
     seed = args.seed

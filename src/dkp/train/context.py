@@ -1,5 +1,5 @@
 """What every training phase of a stage shares: its videos, the fixed monitor frames, the
-device, the resume folder and the ranks."""
+device, the resume folder and the ranks; and the data files both training stages read."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import framestore, layout
 from .data import PairFrames, VideoSet
 from .distributed import SINGLE, Group
 
@@ -26,3 +27,10 @@ class TrainContext:
     device: torch.device
     folder: Path
     group: Group = SINGLE
+
+
+def input_files(p: dict) -> list[Path]:
+    """The data files whose content a training stage depends on (hashed into the resume key)."""
+    return [layout.MANIFEST, layout.CLASSES] + [
+        framestore.shard_dir(i) / "index.csv" for i in range(p["frames"]["shards"])
+    ]

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
+from .. import runtime
 from ..atomic import atomic_path, write_json
 from ..checkpoints import file_digest
+from ..errors import DkpError
 from ..layout import TRAIN_CACHE
 
 CACHE_ROOT = TRAIN_CACHE
@@ -42,6 +45,36 @@ STAGE_CODE = {
 }
 
 
+# the dvc.yaml stage whose declared params (the list tests/test_workflow.py audits against what
+# the code reads) key each training stage's resume folders
+DVC_STAGE = {"teacher": "train-teacher", "student": "train-student"}
+
+
+def _dvc_stages() -> dict:
+    """dvc.yaml's stages: the project's (the working directory's), else the checkout dkp runs
+    from."""
+    for path in (Path("dvc.yaml"), Path(__file__).resolve().parents[3] / "dvc.yaml"):
+        if path.is_file():
+            return yaml.safe_load(path.read_text())["stages"]
+    raise DkpError("dvc.yaml not found: run the training stages from the project's root")
+
+
+def stage_params(p: dict, stage: str) -> dict:
+    """The params a training stage declares in dvc.yaml, with their values: what its resume key
+    hashes. run.precision as it resolves on this machine (auto may differ between machines)."""
+    entry = _dvc_stages()[DVC_STAGE[stage]]
+    out = {}
+    for key in entry.get("do", entry)["params"]:
+        node = p
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    if "run.precision" in out:
+        device = runtime.resolve_device(p["run"]["device"])
+        out["run.precision"] = runtime.resolve_precision(p["run"]["precision"], device)
+    return out
+
+
 def code_digest(stage: str) -> str:
     """sha256 over the stage's STAGE_CODE files (a folder: its *.py files), names and bytes."""
     root = Path(__file__).resolve().parents[1]
@@ -54,12 +87,12 @@ def code_digest(stage: str) -> str:
     return h.hexdigest()
 
 
-def resume_dir(stage: str, seed: int, reads: dict, inputs: list[str | Path]) -> Path:
-    """The resume folder for this stage, seed, params it reads and input files; created, with a
-    key.json."""
+def resume_dir(p: dict, stage: str, seed: int, inputs: list[str | Path]) -> Path:
+    """The resume folder for this stage, seed, the params it declares (stage_params) and input
+    files; created, with a key.json."""
     key = {
         "seed": int(seed),
-        "params": reads,
+        "params": stage_params(p, stage),
         "inputs": {str(f): file_digest(f) for f in sorted(map(str, inputs))},
         "code": code_digest(stage),
         "torch": torch.__version__,

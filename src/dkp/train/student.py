@@ -32,10 +32,9 @@ from ..errors import DkpError
 from ..models import build_backbone
 from ..models.dkp import DKP
 from . import classifier, distributed, kd, loop, resume
-from .context import TrainContext
+from .context import TrainContext, input_files
 from .data import load_subset, monitor_subset
 from .dkp_phase import TERMS, dkp_validation, train_dkp
-from .teacher import input_files, run_reads
 
 # kd shares plain's seed: the same initial weights, frames and augmentations, so the two
 # baselines differ by the distillation term alone
@@ -51,28 +50,6 @@ LOG_COLUMNS = [
     "val_acc_kd",
     "seconds",
 ]
-
-
-def reads(p: dict) -> dict:
-    return {
-        "run": run_reads(p),
-        "train_subset": p["data"]["train_subset"],
-        "monitor_subset": monitor_subset(p),
-        "shards": p["frames"]["shards"],
-        "student": p["student"],
-        "dkp": p["dkp"],
-        "train_student": p["train"]["student"],
-        "plain": p["train"]["plain_student"],
-        "student_kd": p["train"]["student_kd"],
-        "sweep": {
-            "s1": p["sweep"]["s1"],
-            "s2": p["sweep"]["s2"],
-            "baselines": p["sweep"]["baselines"],
-            "s3_config": p["sweep"]["s3_config"],
-        },
-        "augment": p["train"]["augment"],
-        "val_frames": p["train"]["val_frames_per_video"],
-    }
 
 
 def dkp_pairs(p: dict) -> list:
@@ -113,7 +90,7 @@ def run(p: dict, args) -> None:
         f"student: DKP trained on the sweep's {len(pairs)} DKP/DSTE configurations over the "
         f"{len(train)} training videos: n_s {ns_lo}-{ns_hi}, n_t {nt_lo}-{nt_hi} frames per video"
     )
-    folder = resume.resume_dir("student", base, reads(p), input_files(p) + [t_path])
+    folder = resume.resume_dir(p, "student", base, input_files(p) + [t_path])
 
     # Phase 1: the Student baseline, cross-entropy alone
     ctx = TrainContext(train, val_frames, val_labels, device, folder, group)

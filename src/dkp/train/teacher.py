@@ -8,50 +8,15 @@ Resumable from .dkp-cache/train/teacher/<key>/ after any interruption (the key i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import checkpoints, framestore, layout, runtime
 from ..models import param_count
 from . import classifier, distributed, loop, resume
-from .context import TrainContext
+from .context import TrainContext, input_files
 from .data import load_subset, monitor_subset
 
 SEED_OFFSET = (
     0  # each phase seeds the run's seed + its offset, so phases do not depend on each other
 )
-
-
-def input_files(p: dict) -> list[Path]:
-    """The data files whose content a training stage depends on (hashed into the resume key)."""
-    return [layout.MANIFEST, layout.CLASSES] + [
-        framestore.shard_dir(i) / "index.csv" for i in range(p["frames"]["shards"])
-    ]
-
-
-def run_reads(p: dict) -> dict:
-    """The run settings a training stage reads besides its seed (not run.seeds: adding a seed
-    leaves the other seeds' resume folders valid), with the precision run.precision resolves
-    to on this machine (auto may differ between machines)."""
-    device = runtime.resolve_device(p["run"]["device"])
-    return {
-        "threads": p["run"]["threads"],
-        "device": p["run"]["device"],
-        "precision": runtime.resolve_precision(p["run"]["precision"], device),
-    }
-
-
-def reads(p: dict) -> dict:
-    """The params this stage reads (with the seed, the resume key)."""
-    return {
-        "run": run_reads(p),
-        "train_subset": p["data"]["train_subset"],
-        "monitor_subset": monitor_subset(p),
-        "shards": p["frames"]["shards"],
-        "teacher": p["teacher"],
-        "train_teacher": p["train"]["teacher"],
-        "augment": p["train"]["augment"],
-        "val_frames": p["train"]["val_frames_per_video"],
-    }
 
 
 def run(p: dict, args) -> None:
@@ -65,7 +30,7 @@ def run(p: dict, args) -> None:
     val_frames, val_labels, _ = classifier.validation_frames(
         monitor, p["train"]["val_frames_per_video"]
     )
-    folder = resume.resume_dir("teacher", base, reads(p), input_files(p))
+    folder = resume.resume_dir(p, "teacher", base, input_files(p))
 
     ctx = TrainContext(train, val_frames, val_labels, device, folder, group)
     model, rows = classifier.fit(
