@@ -113,6 +113,99 @@ class _BlockTerms:
         return {k: v[rows] for k, v in self.memo[key].items()}
 
 
+class _BlockIndices:
+    """The distinct frames `count` segment centres land on, per video of a block, memoised (every
+    configuration of a block asks the same few counts)."""
+
+    def __init__(self, times, local_off, nframes: np.ndarray, durations: np.ndarray):
+        self.times, self.local_off, self.nframes, self.durations = (
+            times,
+            local_off,
+            nframes,
+            durations,
+        )
+        self.memo: list[dict[int, np.ndarray]] = [{} for _ in durations]
+
+    def __call__(self, b: int, count: int) -> np.ndarray:
+        if count not in self.memo[b]:
+            t = self.times[self.local_off[b] : self.local_off[b] + self.nframes[b]]
+            self.memo[b][count] = sampling.distinct_indices(t, self.durations[b], count)
+        return self.memo[b][count]
+
+
+def _score_block(predictor, c, roles: dict, terms, indices: _BlockIndices, local_off, device):
+    """One configuration on a block of videos: (predict_terms' result, per role the distinct
+    frames fed (idx) and their gather index (where), nominal counts (B, 2))."""
+    counts = np.array(
+        [sampling.role_counts(c, d) for d in indices.durations], dtype=np.int64
+    ).reshape(-1, 2)
+    inputs, idx, where = {}, {}, {}
+    for role in roles:
+        k = 0 if role == "s" else 1
+        if counts[:, k].min() < 1:
+            raise DkpError(
+                f"configuration {c.name}: method {c.method} uses role {role!r} "
+                f"but the configuration gives it no frames"
+            )
+        idx[role] = [indices(b, int(n)) for b, n in enumerate(counts[:, k])]
+        where[role] = _gather_index(local_off, idx[role], device)
+        inputs[role] = (terms.take(c.method, role, where[role][0]), where[role][1])
+    result = predictor.predict_terms(c.method, **inputs)
+    if not np.isfinite(result["video"].float().cpu().numpy()).all():
+        raise DkpError(
+            f"configuration {c.name}: method {c.method} gives non-finite scores "
+            f"(NaN/inf in the cached features or the checkpoints)"
+        )
+    return result, idx, where, counts
+
+
+def _s3_block(predictor, result, terms, idx, where, times, local_off, labels) -> list:
+    """Figure S-3's rows of a block: the S-3 configuration's per-frame probabilities beside the
+    plain Student's on the same frames (_s3_frames)."""
+    if "s" not in idx:
+        raise DkpError(
+            "sweep.s3_config must name a configuration whose method gives "
+            "per-frame probabilities on student frames (dste or dkp)"
+        )
+    rows_s, mask_s = where["s"]
+    student_in = (terms.take("student", "s", rows_s), mask_s)  # the plain student's terms
+    return _s3_frames(predictor, result, student_in, idx, times, local_off, labels)
+
+
+def _predictions(predictor, index, labels, unique: dict, out: dict) -> dict[str, Predictions]:
+    """Every configuration's Predictions, each video charged the GFLOPs of the frames it was fed
+    (one cost evaluation per method and pair of counts)."""
+    ids = index["id"].astype(str).to_numpy()
+    cost, charged, preds = predictor.cost(), {}, {}
+    for sig, o in out.items():
+        method = unique[sig][0].method
+        pairs = list(zip(o["ns"].tolist(), o["nt"].tolist()))
+        for pair in pairs:
+            if (method, *pair) not in charged:
+                charged[(method, *pair)] = cost.gflops(method, *pair)
+        gflops = np.array([charged[(method, a, b)] for a, b in pairs], dtype=np.float64)
+        for c in unique[sig]:
+            preds[c.name] = Predictions(
+                ids, labels, o["scores"], o["ns"], o["nt"], o["ns_nominal"], o["nt_nominal"], gflops
+            )
+    return preds
+
+
+def _fill(o: dict, vids, result, idx: dict, counts: np.ndarray) -> None:
+    """A block's scores, and per role the frames fed and asked for."""
+    o["scores"][vids] = result["video"].float().cpu().numpy()
+    for role, k in (("s", 0), ("t", 1)):
+        if role in idx:
+            o["n" + role][vids] = [len(i) for i in idx[role]]
+            o[f"n{role}_nominal"][vids] = counts[:, k]
+
+
+def _empty_outputs(n_videos: int, n_classes: int) -> dict:
+    """One configuration's scores and frame counts, filled block by block."""
+    counts = {k: np.zeros(n_videos, np.int64) for k in ("ns", "nt", "ns_nominal", "nt_nominal")}
+    return {"scores": np.zeros((n_videos, n_classes), np.float32), **counts}
+
+
 def sweep(
     predictor,
     cache,
@@ -145,14 +238,8 @@ def sweep(
     nframes = index["n_frames"].to_numpy(np.int64)
     durations = index["duration"].to_numpy(np.float64)
     labels = index["label_index"].to_numpy(np.int64)
-    n_videos, n_classes = len(index), predictor.num_classes
-    out = {
-        sig: {
-            "scores": np.zeros((n_videos, n_classes), np.float32),
-            **{k: np.zeros(n_videos, np.int64) for k in ("ns", "nt", "ns_nominal", "nt_nominal")},
-        }
-        for sig in unique
-    }
+    n_videos = len(index)
+    out = {sig: _empty_outputs(n_videos, predictor.num_classes) for sig in unique}
     s3_rows: list = [None] * n_videos
     bar = tqdm(
         total=n_videos * len(unique), unit="video-config", desc="sweep", disable=not progress
@@ -163,77 +250,22 @@ def sweep(
                 cache, needed, vids, offsets, nframes, durations, device
             )
             terms = _BlockTerms(predictor, blocks, pos)
-            dur = durations[vids]
-            memo: list[dict[int, np.ndarray]] = [{} for _ in vids]
-
-            def indices(
-                b: int, count: int, memo=memo, times=times, local_off=local_off, vids=vids, dur=dur
-            ) -> np.ndarray:  # both strategies: `count` segment centres
-                if count not in memo[b]:
-                    t = times[local_off[b] : local_off[b] + nframes[vids[b]]]
-                    memo[b][count] = sampling.distinct_indices(t, dur[b], count)
-                return memo[b][count]
-
+            indices = _BlockIndices(times, local_off, nframes[vids], durations[vids])
             for sig, group in unique.items():
                 c = group[0]
-                counts = np.array(
-                    [sampling.role_counts(c, d) for d in dur], dtype=np.int64
-                ).reshape(-1, 2)
-                inputs, idx, where = {}, {}, {}
-                for role in roles[c.name]:
-                    k = 0 if role == "s" else 1
-                    if counts[:, k].min() < 1:
-                        raise DkpError(
-                            f"configuration {c.name}: method {c.method} uses role {role!r} "
-                            f"but the configuration gives it no frames"
-                        )
-                    idx[role] = [indices(b, int(n)) for b, n in enumerate(counts[:, k])]
-                    where[role] = _gather_index(local_off, idx[role], device)
-                    inputs[role] = (terms.take(c.method, role, where[role][0]), where[role][1])
-                    out[sig]["ns" if role == "s" else "nt"][vids] = [len(i) for i in idx[role]]
-                    out[sig]["ns_nominal" if role == "s" else "nt_nominal"][vids] = counts[:, k]
-                result = predictor.predict_terms(c.method, **inputs)
-                scores = result["video"].float().cpu().numpy()
-                if not np.isfinite(scores).all():
-                    raise DkpError(
-                        f"configuration {c.name}: method {c.method} gives non-finite scores "
-                        f"(NaN/inf in the cached features or the checkpoints)"
-                    )
-                out[sig]["scores"][vids] = scores
+                result, idx, where, counts = _score_block(
+                    predictor, c, roles[c.name], terms, indices, local_off, device
+                )
+                _fill(out[sig], vids, result, idx, counts)
                 if any(g.name == s3_config for g in group):
-                    if "s" not in inputs:
-                        raise DkpError(
-                            "sweep.s3_config must name a configuration whose method gives "
-                            "per-frame probabilities on student frames (dste or dkp)"
-                        )
-                    rows_s, mask_s = where["s"]
-                    student_in = (
-                        terms.take("student", "s", rows_s),
-                        mask_s,
-                    )  # the plain student's terms
-                    rows = _s3_frames(
-                        predictor, result, student_in, idx, times, local_off, labels[vids]
+                    rows = _s3_block(
+                        predictor, result, terms, idx, where, times, local_off, labels[vids]
                     )
                     for b, row in zip(vids, rows):
                         s3_rows[b] = row
                 bar.update(len(vids))
     bar.close()
-    ids = index["id"].astype(str).to_numpy()
-    cost, charged = predictor.cost(), {}
-    preds = {}
-    for sig, o in out.items():
-        method = unique[sig][0].method
-        for pair in zip(o["ns"].tolist(), o["nt"].tolist()):
-            if (method, *pair) not in charged:
-                charged[(method, *pair)] = cost.gflops(method, *pair)
-        gflops = np.array(
-            [charged[(method, a, b)] for a, b in zip(o["ns"].tolist(), o["nt"].tolist())],
-            dtype=np.float64,
-        )
-        for c in unique[sig]:
-            preds[c.name] = Predictions(
-                ids, labels, o["scores"], o["ns"], o["nt"], o["ns_nominal"], o["nt_nominal"], gflops
-            )
+    preds = _predictions(predictor, index, labels, unique, out)
     return {c.name: preds[c.name] for c in configs}, (s3_rows if s3_config in preds else [])
 
 

@@ -112,6 +112,52 @@ def fit(
     return model.eval(), rows
 
 
+def plan_tsn_epoch(
+    rng: np.random.Generator, train, candidates: list, cfg: dict, aug: dict, rows: bool
+) -> list[dict]:
+    """Every random draw of an epoch, step by step (dkp.train.loader): batches of videos, TSN
+    frames among each video's candidates, the augmentation; with `rows`, each frame's row in the
+    flat per-frame order of `train` (where cached distillation targets live)."""
+    out = []
+    for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
+        pairs = [
+            (int(i), int(j))
+            for i in vids
+            for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])
+        ]
+        step = {
+            "x": pairs,
+            "y": train.labels[[i for i, _ in pairs]],
+            "aug": batches.draw_augment(
+                rng, len(pairs), aug["crop_pad"], aug["flip"], aug["rot90"], aug["channel_shuffle"]
+            ),
+        }
+        if rows:
+            step["rows"] = np.array([train.offsets[i] + j for i, j in pairs], np.int64)
+        out.append(step)
+    return out
+
+
+class _Sums:
+    """An epoch's loss (and its two distillation terms), hits and frames, over steps and ranks."""
+
+    def __init__(self):
+        self.total, self.hits, self.seen, self.ce, self.kd = 0.0, 0, 0, 0.0, 0.0
+
+    def add(self, terms: dict, hits: int, n: int) -> None:
+        self.total += terms["loss"] * n
+        self.ce += terms.get("ce", 0.0) * n
+        self.kd += terms.get("kd", 0.0) * n
+        self.hits, self.seen = self.hits + hits, self.seen + n
+
+    def row(self, group, distilled: bool) -> dict:
+        total, hits, seen, ce, kd = group.sum([self.total, self.hits, self.seen, self.ce, self.kd])
+        row = {"loss": total / seen, "train_acc": hits / seen}
+        if distilled:
+            row.update(ce_kd=ce / seen, kd_kd=kd / seen)
+        return row
+
+
 def train_classifier(
     model: torch.nn.Module,
     net: dict,
@@ -147,39 +193,14 @@ def train_classifier(
     ]
     y_val = torch.from_numpy(ctx.val_labels)
     reader = loader.StepReader(train, ("x",), lcfg["workers"], lcfg["prefetch"], device)
-    # "rows": each frame's row in the flat per-frame order of `train`, where cached targets live
     per_frame = ("x", "y", "rows") if distill is not None else ("x", "y")
-
-    def plan(rng: np.random.Generator) -> list[dict]:
-        """Every random draw of an epoch, step by step (dkp.train.loader)."""
-        out = []
-        for vids in batches.epoch_batches(rng, len(train), cfg["batch_videos"]):
-            pairs = [
-                (int(i), int(j))
-                for i in vids
-                for j in batches.tsn_indices(rng, candidates[i], cfg["segments"])
-            ]
-            step = {
-                "x": pairs,
-                "y": train.labels[[i for i, _ in pairs]],
-                "aug": batches.draw_augment(
-                    rng,
-                    len(pairs),
-                    aug["crop_pad"],
-                    aug["flip"],
-                    aug["rot90"],
-                    aug["channel_shuffle"],
-                ),
-            }
-            if distill is not None:
-                step["rows"] = np.array([train.offsets[i] + j for i, j in pairs], np.int64)
-            out.append(step)
-        return out
+    soft_args = (distill.tau, distill.weight) if distill is not None else ()
 
     def epoch(e: int, rng: np.random.Generator) -> dict:
         net.train()
-        total, hits, seen, ce, kd = 0.0, 0, 0, 0.0, 0.0
-        steps = [distributed.share_step(s, group, per_frame) for s in plan(rng)]
+        sums = _Sums()
+        plan = plan_tsn_epoch(rng, train, candidates, cfg, aug, distill is not None)
+        steps = [distributed.share_step(s, group, per_frame) for s in plan]
         bar = tqdm(
             reader(steps),
             total=len(steps),
@@ -191,31 +212,28 @@ def train_classifier(
         for step in bar:
             x = step["x"].to(device, non_blocking=True).permute(0, 3, 1, 2)
             x = batches.apply_augment(x, step["aug"])
-            soft = distill.targets(step["rows"], x) if distill is not None else None
+            soft = (distill.targets(step["rows"], x),) if distill is not None else ()
             x = prepare(unit(x), size, norm)
             y = torch.from_numpy(step["y"]).to(device)
-            terms, hit = classifier_step(
-                net,
-                x,
-                y,
-                opt,
-                sched,
-                cfg["label_smoothing"],
-                device,
-                group,
-                step["n"],
-                *((soft, distill.tau, distill.weight) if distill is not None else ()),
+            label_smoothing = cfg["label_smoothing"]
+            sums.add(
+                *classifier_step(
+                    net,
+                    x,
+                    y,
+                    opt,
+                    sched,
+                    label_smoothing,
+                    device,
+                    group,
+                    step["n"],
+                    *soft,
+                    *soft_args,
+                ),
+                len(y),
             )
-            total += terms["loss"] * len(y)
-            ce += terms.get("ce", 0.0) * len(y)
-            kd += terms.get("kd", 0.0) * len(y)
-            hits += hit
-            seen += len(y)
-            bar.set_postfix(loss=f"{total / seen:.3f}")
-        total, hits, seen, ce, kd = group.sum([total, hits, seen, ce, kd])
-        row = {"loss": total / seen, "lr": opt.param_groups[0]["lr"], "train_acc": hits / seen}
-        if distill is not None:
-            row.update(ce_kd=ce / seen, kd_kd=kd / seen)
+            bar.set_postfix(loss=f"{sums.total / sums.seen:.3f}")
+        row = {**sums.row(group, distill is not None), "lr": opt.param_groups[0]["lr"]}
         if validated(e, cfg["epochs"], cfg["val_every"]) and group.main:
             model.eval()  # BN statistics and the classifier's dropout in inference mode
             feats = embed_frames(model, ctx.val_frames, size, norm, device)
@@ -224,12 +242,5 @@ def train_classifier(
             )
         return row
 
-    return loop.run_phase(
-        ctx.folder,
-        tag,
-        cfg["epochs"],
-        seed,
-        {"model": model, "opt": opt, "sched": sched},
-        epoch,
-        group,
-    )
+    state = {"model": model, "opt": opt, "sched": sched}
+    return loop.run_phase(ctx.folder, tag, cfg["epochs"], seed, state, epoch, group)

@@ -64,6 +64,61 @@ def dkp_pairs(p: dict) -> list:
     return out
 
 
+def frozen_teacher(t_path, classes: list[str], seed: int, device):
+    """(the teacher of models/seed-N/teacher.pt on `device`, frozen; its checkpoint entry);
+    one line when it was trained on other classes."""
+    t_ckpt = checkpoints.read(t_path, "teacher")
+    if list(t_ckpt["classes"]) != classes:
+        raise DkpError(
+            f"{t_path} was trained on other classes than data/classes.txt: "
+            f"rerun `dkp train-teacher --seed {seed}`"
+        )
+    t_entry = t_ckpt["backbones"]["teacher"]
+    teacher = checkpoints.load_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
+    return teacher, t_entry
+
+
+def dkp_start(p: dict, plain, teacher, num_classes: int, device):
+    """(a copy of the plain student, a new DKP module with its heads initialised from the two
+    classifiers), on `device`: where phase 3 starts."""
+    student = build_backbone(p["student"], num_classes)
+    student.load_state_dict(plain.state_dict())
+    dkp = DKP(
+        student.feature_dim, teacher.feature_dim, num_classes, **checkpoints.dkp_config(p["dkp"])
+    )
+    dkp.init_heads(teacher.head, student.head)
+    return student.to(device), dkp.to(device)
+
+
+def save(p: dict, s_path, t_path, classes, nets: dict, dkp, dt: int, pairs, train) -> None:
+    """models/seed-N/student.pt: the three student backbones, the DKP module, the teacher's digest
+    and the configurations DKP was trained on with the counts they asked."""
+    (ns_lo, ns_hi), (nt_lo, nt_hi) = sampling.count_span(pairs, train.durations)
+    checkpoints.save(
+        s_path,
+        {
+            "kind": "student",
+            "classes": classes,
+            "num_classes": len(classes),
+            "teacher_sha256": checkpoints.file_digest(t_path),
+            "train_pairs": {
+                "configurations": [c.name for c in pairs],
+                "ns": [ns_lo, ns_hi],
+                "nt": [nt_lo, nt_hi],
+            },
+            "backbones": {
+                name: checkpoints.backbone_entry(net, p["student"]) for name, net in nets.items()
+            },
+            "dkp": {
+                **p["dkp"],
+                "ds": nets["student"].feature_dim,
+                "dt": dt,
+                "state_dict": checkpoints.cpu_state(dkp),
+            },
+        },
+    )
+
+
 def run(p: dict, args) -> None:
     base = args.seed
     t_path, s_path = layout.teacher_checkpoint(base), layout.student_checkpoint(base)
@@ -71,14 +126,7 @@ def run(p: dict, args) -> None:
     group, device = distributed.init(device)
     loop.make_deterministic(device)
     classes = framestore.load_classes(p)
-    t_ckpt = checkpoints.read(t_path, "teacher")
-    if list(t_ckpt["classes"]) != classes:
-        raise DkpError(
-            f"{t_path} was trained on other classes than data/classes.txt: "
-            f"rerun `dkp train-teacher --seed {base}`"
-        )
-    t_entry = t_ckpt["backbones"]["teacher"]
-    teacher = checkpoints.load_backbone(t_entry, len(classes)).to(device).requires_grad_(False)
+    teacher, t_entry = frozen_teacher(t_path, classes, base, device)
     train = load_subset(p, p["data"]["train_subset"], len(classes))
     monitor = load_subset(p, monitor_subset(p), len(classes))
     val_frames, val_labels, val_pairs = classifier.validation_frames(
@@ -111,14 +159,7 @@ def run(p: dict, args) -> None:
 
     # Phase 3: DKP + gate + KD from the plain student, teacher frozen
     runtime.seed_everything(base + SEED_OFFSET["dkp"])
-    student = build_backbone(p["student"], len(classes))
-    student.load_state_dict(plain.state_dict())
-    dkp = DKP(
-        student.feature_dim, teacher.feature_dim, len(classes), **checkpoints.dkp_config(p["dkp"])
-    )
-    dkp.init_heads(teacher.head, student.head)
-    student.to(device)
-    dkp.to(device)
+    student, dkp = dkp_start(p, plain, teacher, len(classes), device)
     nets = (student, dkp, teacher)
     val_config = configs_mod.by_name(p)[p["sweep"]["s3_config"]]
     val_eval = (
@@ -133,31 +174,8 @@ def run(p: dict, args) -> None:
 
     student.eval()
     dkp.eval()
-    checkpoints.save(
-        s_path,
-        {
-            "kind": "student",
-            "classes": classes,
-            "num_classes": len(classes),
-            "teacher_sha256": checkpoints.file_digest(t_path),
-            "train_pairs": {
-                "configurations": [c.name for c in pairs],
-                "ns": [ns_lo, ns_hi],
-                "nt": [nt_lo, nt_hi],
-            },
-            "backbones": {
-                "student": checkpoints.backbone_entry(student, p["student"]),
-                "student_plain": checkpoints.backbone_entry(plain, p["student"]),
-                "student_kd": checkpoints.backbone_entry(kd_net, p["student"]),
-            },
-            "dkp": {
-                **p["dkp"],
-                "ds": student.feature_dim,
-                "dt": teacher.feature_dim,
-                "state_dict": checkpoints.cpu_state(dkp),
-            },
-        },
-    )
+    nets = {"student": student, "student_plain": plain, "student_kd": kd_net}
+    save(p, s_path, t_path, classes, nets, dkp, teacher.feature_dim, pairs, train)
     rows = [{"phase": "plain", **r} for r in plain_rows]
     rows += [{"phase": "kd", **r, "epoch": len(rows) + r["epoch"]} for r in kd_rows]
     rows += [{**r, "epoch": len(rows) + r["epoch"]} for r in dkp_rows]
