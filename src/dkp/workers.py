@@ -10,7 +10,7 @@ stage's pipe; a DataLoader worker reads its queued steps and looks for its paren
   elsewhere a thread that watches getppid()), and exits at once if the parent is already gone;
 - `imap_bounded` hands out one task per worker at a time, never a queue. The kernel reparents
   (and so signals) the workers only at the very end of the killed stage's exit, tens of
-  milliseconds after the kill (10 to 80 ms measured on a 2-core VM), and until then getppid()
+  milliseconds after the kill (8 to 100 ms measured on a 2-core VM), and until then getppid()
   still names the stage: given a queue, workers start new tasks in that window.
 """
 
