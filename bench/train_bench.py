@@ -5,7 +5,7 @@
                                           [--profile PHASE] [--json out.json]
 
 Run from a project root where `dkp frames` has run (the default data: data/frames).
-Per training phase (teacher = `dkp train-teacher`; plain and dkp = the two phases of
+Per training phase (teacher = `dkp train-teacher`; plain and dkp = two phases of
 `dkp train-student`) two paths run the same optimiser steps:
 - real: the stage's own epoch function (dkp.train.classifier.train_classifier and
   dkp.train.dkp_phase.train_dkp, captured by replacing loop.run_phase, so nothing is

@@ -380,7 +380,7 @@ def _display_boxes(fig):
 
     ax = fig.axes[0]
     r = fig.canvas.get_renderer()
-    markers, samples = [], []
+    markers, samples, centres = [], [], []
     for line in ax.lines:
         xy = ax.transData.transform(line.get_xydata())
         if line.get_label().startswith("_"):  # error-bar caps
@@ -388,6 +388,7 @@ def _display_boxes(fig):
             continue
         half = 0.5 * line.get_markersize() * fig.dpi / 72
         markers += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy]
+        centres.append(xy)
         for a, b in zip(xy[:-1], xy[1:]):
             samples.append(a + np.linspace(0, 1, 200)[:, None] * (b - a))
     for coll in ax.collections:
@@ -400,6 +401,7 @@ def _display_boxes(fig):
         t.get_window_extent(r)  # positions the text at its offset
     return {  # a label's box is its text's, without its leader line
         "markers": markers,
+        "centres": np.concatenate(centres),
         "samples": np.concatenate(samples),
         "legend": ax.get_legend().get_window_extent(r),
         "labels": [(t, Text.get_window_extent(t, r)) for t in texts],
@@ -464,8 +466,29 @@ def test_s2_labels_and_legend_cover_nothing(source, tmp_path):
             assert not hit, (got[i], hit)
             for j in range(i + 1, len(boxes)):
                 assert _overlap(a, boxes[j]) == 0, (got[i], got[j])
+        # a label names its own point: nearer its marker than any other's, or tied to it by a
+        # leader line that passes no other marker
+        ax = fig.axes[0]
+        half = 0.5 * curves.output.STYLE["lines.markersize"] * fig.dpi / 72
+        for (t, box), name in zip(labels, got):
+            own = ax.transData.transform(t.xy)
+            others = seen["centres"][np.hypot(*(seen["centres"] - own).T) > 1.0]
+            if t.arrow_patch is None:
+                gap = [_box_distance(box, c) for c in others]
+                assert _box_distance(box, own) < min(gap), name
+            else:
+                end = np.clip(own, [box.x0, box.y0], [box.x1, box.y1])
+                along = own + np.linspace(0, 1, 200)[:, None] * (end - own)
+                near = np.hypot(*(along[:, None, :] - others[None]).transpose(2, 0, 1)).min()
+                assert near > half, name
     finally:
         plt.close(fig)
+
+
+def _box_distance(box, xy) -> float:
+    dx = max(box.x0 - xy[0], xy[0] - box.x1, 0.0)
+    dy = max(box.y0 - xy[1], xy[1] - box.y1, 0.0)
+    return float(np.hypot(dx, dy))
 
 
 def test_captions_say_what_the_bars_are(figures_run):

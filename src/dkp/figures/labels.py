@@ -2,10 +2,12 @@
 
 Labels: points drawn at the same place with the same text (a configuration on two curves) get
 one label. Each label tries offsets around its point, nearest first, and keeps, among those
-whose box stays inside the axes and clear of every marker, every label already placed and the
-legend, the one that crosses the fewest line and bar samples; a label further than
-_LEADER_FROM points from its marker gets a thin leader line. Only when no offset is clear does
-it take the least-overlapping one (the tests render the figures and check that none does).
+whose box stays inside the axes, clear of every marker, every label already placed and the
+legend, and nearer its own marker than any other (so it cannot be read as another point's),
+the one that crosses the fewest line and bar samples; a label further than _LEADER_FROM points
+from its marker is tied to it by a thin leader line instead of by nearness. Only when no
+offset is clear does it take the least-blocked one (the tests render the figures and check
+that none does).
 
 Legends: the first of a fixed list of corners whose box holds no data (markers, line and bar
 samples), else above the axes, outside them.
@@ -69,6 +71,20 @@ def marker_boxes(ax, xy, marker_pt: float) -> list[Bbox]:
     ]
 
 
+def box_distance(box: Bbox, xy: np.ndarray) -> np.ndarray:
+    """Distances from a box to display points xy (N, 2); 0 inside it."""
+    dx = np.maximum(np.maximum(box.x0 - xy[:, 0], xy[:, 0] - box.x1), 0.0)
+    dy = np.maximum(np.maximum(box.y0 - xy[:, 1], xy[:, 1] - box.y1), 0.0)
+    return np.hypot(dx, dy)
+
+
+def segment_distance(a: np.ndarray, b: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Distances from display points xy (N, 2) to the segment a-b."""
+    ab = b - a
+    t = np.clip(((xy - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+    return np.hypot(*(xy - (a + t[:, None] * ab)).T)
+
+
 def merge_shared(points, tol_px: float, ax) -> list[tuple]:
     """Points at the same display position (within tol_px) with the same text become one, drawn in
     SHARED_COLOR when their colours differ; order of first appearance kept."""
@@ -95,11 +111,14 @@ def place(ax, points, polylines, fontsize: float, marker_pt: float, avoid=()) ->
     frame = ax.get_window_extent(renderer)
     px_per_pt = fig.dpi / 72.0
     markers = marker_boxes(ax, [(x, y) for x, y, *_ in points], marker_pt)
+    centres = ax.transData.transform(np.array([(x, y) for x, y, *_ in points], float))
     points = merge_shared(points, 1.0, ax)
     samples = line_samples(ax, polylines)
     placed: list[Bbox] = []
     out = []
     for x, y, text, color in points:
+        own = ax.transData.transform((x, y))
+        others = centres[np.hypot(*(centres - own).T) > 1.0]
         annotate = partial(
             ax.annotate, text, (x, y), textcoords="offset points", fontsize=fontsize, color=color
         )
@@ -119,6 +138,13 @@ def place(ax, points, polylines, fontsize: float, marker_pt: float, avoid=()) ->
                     + 10.0 * sum(_area(box, a) for a in avoid)
                     + 5.0 * sum(_area(box, m) for m in markers)
                 ) / area
+                if radius <= _LEADER_FROM and len(others):
+                    near = box_distance(box, own[None])[0] + px_per_pt
+                    blocked += float(box_distance(box, others).min() <= near)
+                elif len(others):  # the leader line must pass no other marker
+                    end = np.clip(own, [box.x0, box.y0], [box.x1, box.y1])
+                    reach = 0.5 * marker_pt * px_per_pt + px_per_pt
+                    blocked += float(segment_distance(own, end, others).min() <= reach)
                 cost = (
                     1000.0 * blocked
                     + 0.5 * float(box.count_contains(samples) if len(samples) else 0)
