@@ -19,12 +19,12 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 WATCH_SECONDS = 0.1  # the getppid() watch where prctl is missing
@@ -60,10 +60,15 @@ def _init_worker(parent: int, initializer: Callable | None, initargs: tuple) -> 
         initializer(*initargs)
 
 
-def pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()):
-    """A spawn-context multiprocessing.Pool whose workers die with the calling process."""
-    return multiprocessing.get_context("spawn").Pool(
-        workers, initializer=_init_worker, initargs=(os.getpid(), initializer, initargs)
+def executor(workers: int, initializer: Callable | None = None, initargs: tuple = ()):
+    """A spawn-context ProcessPoolExecutor whose workers die with the calling process. Unlike
+    multiprocessing.Pool, whose terminate() can wait forever on its handler threads once a
+    worker has gone, it notices a dead worker and fails the pending futures."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), initializer, initargs),
     )
 
 
@@ -75,36 +80,32 @@ def imap_bounded(
     initargs: tuple = (),
 ) -> Iterator[tuple]:
     """Yield (task, fn(task)) for every task, in the order they finish, over `workers` processes
-    (a pool from `pool`). At most `workers` tasks are handed out and unfinished at any moment,
-    so a kill leaves the workers no queue to go on with. fn and the tasks must
-    pickle; an exception in fn is raised here, and the pool ends with the generator."""
+    (`executor`). At most `workers` tasks are handed out and unfinished at any moment, so a kill
+    leaves the workers no queue to go on with. fn and the tasks must pickle; an exception in fn
+    is raised here once the tasks already running have ended, and the workers end with the
+    generator."""
     tasks = list(tasks)
     if not tasks:
         return
-    finished: queue.SimpleQueue = queue.SimpleQueue()
     todo = iter(tasks)
-    procs = pool(min(workers, len(tasks)), initializer, initargs)
+    pending: dict = {}
+    with executor(min(workers, len(tasks)), initializer, initargs) as ex:
 
-    def hand_out() -> None:
-        for task in todo:
-            procs.apply_async(
-                fn,
-                (task,),
-                callback=lambda result, task=task: finished.put((task, result, None)),
-                error_callback=lambda exc, task=task: finished.put((task, None, exc)),
-            )
-            return
+        def hand_out() -> None:
+            for task in todo:
+                pending[ex.submit(fn, task)] = task
+                return
 
-    try:
-        for _ in range(min(workers, len(tasks))):
-            hand_out()
-        for _ in range(len(tasks)):
-            task, result, exc = finished.get()
-            if exc is not None:
-                raise exc
-            hand_out()
-            yield task, result
-        procs.close()
-    finally:
-        procs.terminate()
-        procs.join()
+        try:
+            for _ in range(min(workers, len(tasks))):
+                hand_out()
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = pending.pop(future)
+                    result = future.result()
+                    hand_out()
+                    yield task, result
+        finally:
+            for future in pending:
+                future.cancel()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import VideoError
 from ..video import open_video
-from ..workers import pool as workers_pool
+from ..workers import executor as workers_executor
 
 EXTENSIONS = (".mp4", ".mkv", ".webm")
 PREFIXES = ("v_", "")  # ActivityNet downloads are v_<id>.mp4; other mirrors drop the prefix
@@ -65,8 +65,8 @@ def probe_many(paths: list[str | None], workers: int) -> list[tuple[str, str]]:
     if workers <= 1 or len(paths) < POOL_MIN:
         return [probe(p) for p in paths]
 
-    with workers_pool(workers) as pool:
-        return pool.map(probe, paths, chunksize=16)
+    with workers_executor(workers) as ex:
+        return list(ex.map(probe, paths, chunksize=16))
 
 
 def relpath(path: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Phase 2 of `dkp train-student`: the student, the DKP module and the gate trained with the
+"""Phase 3 of `dkp train-student`: the student, the DKP module and the gate trained with the
 teacher frozen (method.md 5), one optimiser step (dkp_step), one phase (train_dkp) and its
 validation (dkp_validation). dkp.train.student explains the phase and runs the stage.
 """
@@ -114,7 +114,7 @@ def dkp_step(
     group: Group = SINGLE,
     share: float = 1.0,
 ) -> tuple[dict, int, int]:
-    """One optimiser step of phase 2: nets = (student, dkp, teacher), inputs for this rank's videos
+    """One optimiser step of phase 3: nets = (student, dkp, teacher), inputs for this rank's videos
     (None: none). Returns (each loss term as a float, student frames DSTE gets right, student
     frames).
 
@@ -238,7 +238,7 @@ def train_dkp(
     seed: int,
     pairs: list,
 ) -> list[dict]:
-    """Phase 2; nets = (student, dkp, teacher); `seed` is the phase's own (the run's seed +
+    """Phase 3; nets = (student, dkp, teacher); `seed` is the phase's own (the run's seed +
     student.SEED_OFFSET["dkp"]); pairs: the sweep's DKP/DSTE configurations (student.dkp_pairs);
     ctx.group: the ranks of a torchrun, each training on its share of every step's videos
     (dkp.train.distributed.share_videos); rank 0 alone scores the validation frames (val_eval,
@@ -295,7 +295,7 @@ def dkp_validation(
     ctx: TrainContext,
     config,
 ):
-    """A closure giving the phase-2 validation accuracies (DSTE p_i and C_s) on the fixed frames
+    """A closure giving the phase-3 validation accuracies (DSTE p_i and C_s) on the fixed frames
     ctx.val_frames of `val`, taken at val_pairs (classifier.validation_frames), with the teacher
     frames `config` (a sweep configuration) feeds each video at test time."""
     student, dkp, teacher = nets
