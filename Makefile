@@ -22,7 +22,7 @@ repro: $(STAMP)
 # under 10 minutes without them (--skip-slurm: reported as skipped, listed by -rs with
 # the reason), `make test-slurm` runs them.
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs --skip-slurm tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs --durations=15 --skip-slurm tests
 
 test-slurm: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m slurm tests
