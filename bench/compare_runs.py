@@ -28,13 +28,20 @@ def main(argv: list[str]) -> int:
     print("| claim: effect | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for c, claim in claims[names[0]].items():
+        # effects matched by their label without its GFLOPs range ("largest spread over
+        # 0.4-0.596 GFLOPs"): the range moves with the curves
         for e in claim.get("effects", {}):
             cells = []
             for k in names:
-                x = claims[k][c]["effects"][e]
-                cells.append(f"{x['effect']:+.2f} [{x['lo']:+.2f}, {x['hi']:+.2f}]")
+                theirs = {
+                    t.split(" over ")[0]: x
+                    for t, x in claims[k].get(c, {}).get("effects", {}).items()
+                }
+                x = theirs.get(e.split(" over ")[0])
+                cells.append(f"{x['effect']:+.2f} [{x['lo']:+.2f}, {x['hi']:+.2f}]" if x else "-")
             print(f"| {c}: {e} | " + " | ".join(cells) + " |")
-        print(f"| **{c}** | " + " | ".join(f"**{claims[k][c]['status']}**" for k in names) + " |")
+        status = [claims[k].get(c, {}).get("status", "-") for k in names]
+        print(f"| **{c}** | " + " | ".join(f"**{s}**" for s in status) + " |")
     print()
     base = curves[names[0]]["mAP"]
     for k in names[1:]:
