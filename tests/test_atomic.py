@@ -50,8 +50,12 @@ def test_atomic_dir_replaces_a_folder_and_leaves_no_temporary(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_the_swap_is_delivered_after_it(sig):
-    """Ctrl-C (or SIGTERM under a stage's handler) between the two renames waits for the second."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """Ctrl-C (or SIGTERM under a stage's handler) between the two renames waits for the second.
+    Both signals get Python's KeyboardInterrupt handler first, as a stage has them: a process
+    started in the background by a non-interactive shell inherits SIGINT ignored."""
+    previous = {
+        s: signal.signal(s, signal.default_int_handler) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     done = []
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -59,6 +63,8 @@ def test_a_signal_during_the_swap_is_delivered_after_it(sig):
                 signal.raise_signal(sig)
                 done.append("second rename")
         assert done == ["second rename"]
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        for s in previous:  # the handlers in place before the swap are back
+            assert signal.getsignal(s) is signal.default_int_handler
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
