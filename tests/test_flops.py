@@ -37,6 +37,25 @@ def test_field_figures_at_224(capsys, backbone, expected, tol):
     assert abs(printed_gflops(capsys, "--backbone", backbone, "--size", "224") - expected) <= tol
 
 
+@pytest.mark.parametrize(
+    "spec,size",
+    [
+        ({"arch": "resnet18", "width": 0.5}, 64),
+        ({"arch": "resnet18", "width": 0.125}, 64),
+        ({"arch": "mobilenet_v2", "width": 0.35}, 64),
+        ({"arch": "resnet50", "width": 1.0}, 96),
+    ],
+)
+def test_meta_device_count_equals_the_count_on_the_real_module(spec, size):
+    """backbone_macs counts a meta-device copy: the same total as the module run on real
+    frames, and the module itself is left as it was (device, training mode)."""
+    model = build_backbone(spec, 20).train()
+    real = count_macs(model.eval().embed, torch.zeros(1, 3, size, size))
+    model.train()
+    assert backbone_macs(model, size) == real
+    assert model.training and next(model.parameters()).device.type == "cpu"
+
+
 def test_width_and_size_change_the_measured_cost(capsys):
     full = printed_gflops(capsys, "--backbone", "resnet18", "--size", "112")
     half = printed_gflops(capsys, "--backbone", "resnet18", "--size", "112", "--width", "0.5")
