@@ -531,18 +531,24 @@ def test_odd_frame_size_is_one_line_parameter_error(tiny_workdir, tiny_params):
     assert not (tiny_workdir / "data" / "synthetic").exists()
 
 
+def _previous_dataset_then_a_long_run(workdir, params) -> tuple:
+    """Synthesize the tiny set, then point params.yaml at a set long enough to interrupt;
+    returns (annotations path, its bytes before, the data folder)."""
+    res = _synthesize(workdir, params)
+    assert res.returncode == 0, res.stderr
+    ann = workdir / params["data"]["annotations"]
+    before = ann.read_bytes()
+    big = json.loads(json.dumps(params))
+    big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(big))
+    return ann, before, workdir / "data"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_the_previous_dataset(tiny_workdir, tiny_params, sig):
     """Ctrl-C or a scheduler's SIGTERM mid-run: exit 130, old data intact, no temporaries, no
     workers left."""
-    res = _synthesize(tiny_workdir, tiny_params)
-    assert res.returncode == 0, res.stderr
-    ann = tiny_workdir / tiny_params["data"]["annotations"]
-    before = ann.read_bytes()
-    big = json.loads(json.dumps(tiny_params))
-    big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
-    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
-    data = tiny_workdir / "data"
+    ann, before, data = _previous_dataset_then_a_long_run(tiny_workdir, tiny_params)
     rc, workers, err = signal_when(
         tiny_workdir,
         ["dkp", "synthesize"],
@@ -565,14 +571,7 @@ def test_kill_9_takes_the_workers_with_the_stage(tiny_workdir, tiny_params):
     """kill -9 mid-run with the render/encode workers held stopped: the kernel ends them when the
     stage dies (stopped, they cannot end by themselves), so no video is written after the kill,
     and the previous dataset is intact."""
-    res = _synthesize(tiny_workdir, tiny_params)
-    assert res.returncode == 0, res.stderr
-    ann = tiny_workdir / tiny_params["data"]["annotations"]
-    before = ann.read_bytes()
-    big = json.loads(json.dumps(tiny_params))
-    big["data"]["synthetic"].update(seed=7, train_per_class=40, size=64)  # long enough to interrupt
-    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(big))
-    data = tiny_workdir / "data"
+    ann, before, data = _previous_dataset_then_a_long_run(tiny_workdir, tiny_params)
 
     def written() -> set[str]:
         return {f.name for f in data.glob(".synthetic.*.tmp/videos/*.mp4")}

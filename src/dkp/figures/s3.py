@@ -190,24 +190,19 @@ def figure(p: dict, chosen: list[dict], loaded: list, classes: list[str]):
         ax = fig.add_axes((_LEFT / width, y_plot / total, aw, _PLOT / total))
         for j, (s, e) in enumerate(video.get("segments") or []):
             ax.axvspan(s, e, color="0.85", zorder=0, label="labelled activity" if j == 0 else None)
-        ax.plot(
-            times,
-            video["student"],
-            color="C1",
-            marker="o",
-            markersize=2.2,
-            linewidth=1.0,
-            label="Student",
-        )
-        ax.plot(
-            times,
-            video["dste"],
-            color="C0",
-            marker="s",
-            markersize=2.2,
-            linewidth=1.0,
-            label="DSTE",
-        )
+        for key, color, marker, label in (
+            ("student", "C1", "o", "Student"),
+            ("dste", "C0", "s", "DSTE"),
+        ):
+            ax.plot(
+                times,
+                video[key],
+                color=color,
+                marker=marker,
+                markersize=2.2,
+                linewidth=1.0,
+                label=label,
+            )
         ax.set_xlim(0, duration)
         ax.set_ylim(-0.02, 1.02)
         reason = f"; {video['reason']}" if video.get("reason") else ""
