@@ -106,9 +106,10 @@ def main() -> int:
             target_s = None
             if mode == "cached":
                 within = plain["within_activity"]
-                targets = kd.cached(teacher, t_entry, train, within, device, SINGLE)
+                cand = kd.candidate_rows(train, within)
+                targets = kd.cached(teacher, t_entry, train, cand, device, SINGLE)
                 t0 = clock()
-                targets(kd.candidate_rows(train, within)[:1], None)
+                targets(cand[:1], None)
                 target_s = since(t0)
             else:
                 targets = kd.online(teacher, t_entry, device)

@@ -9,6 +9,7 @@ tolerances are the published figures' precision (4.1, 1.8, 0.30 GFLOPs) and the 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -181,6 +182,21 @@ def test_bilinear_form_follows_the_module():
         for m in (narrow, wide)
     ]
     assert pair == [2 * 32, 2 * 64]
+
+
+def test_counts_rebuild_the_same_model_without_counting(cost):
+    """What `dkp features` writes (costs.json) is all the sweep needs: the model rebuilt from the
+    JSON text of its counts charges every method exactly what the counted model charges, with no
+    module to count."""
+    model, _, _ = cost
+    back = CostModel.from_counts(json.loads(json.dumps(model.counts())), ROLES)
+    rng = np.random.default_rng(1)
+    pairs = [(1, 1), (20, 5), *(tuple(int(x) for x in rng.integers(1, 120, 2)) for _ in range(6))]
+    for method in sorted(ROLES):
+        for ns, nt in pairs:
+            assert back.parts(method, ns, nt) == model.parts(method, ns, nt), (method, ns, nt)
+    with pytest.raises(ValueError, match="no DKP module"):
+        back.measure_dkp(True, 2, 2)
 
 
 def test_ensemble_heads_cost_more_than_dkp_alone(cost):

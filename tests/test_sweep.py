@@ -22,11 +22,12 @@ from fixtures.rounding import gamma
 from workflow_repos import dvc_reproduced
 
 from dkp import configs as configs_mod
-from dkp import framestore, layout, sampling
+from dkp import framestore, inference, layout, sampling
 from dkp.cli import main as dkp_main
 from dkp.evaluate import metrics_summary, score_all
 from dkp.feature_cache import FeatureCache
 from dkp.features import build_cache, build_shards
+from dkp.flops import CostModel
 from dkp.predictions import read as read_predictions
 from dkp.predictions import write as write_predictions
 from dkp.sweep import select, sweep
@@ -108,8 +109,21 @@ class StandInPredictor:
 
 
 class _Cost:
+    """0.3 GMACs a student frame, 4.1 a teacher frame, 0.01 a (student, teacher) pair in DKP."""
+
     def gflops(self, method, ns, nt):
         return 0.3 * ns + 4.1 * nt + (0.01 * ns * nt if method in ("dste", "dkp") else 0.0)
+
+    def counts(self):
+        """The same model as dkp.flops.CostModel.counts writes it (what the sweep reads)."""
+        per_frame = {n: 300_000_000 for n in ("student", "student_plain", "student_kd")}
+        per_frame["teacher"] = 4_100_000_000
+        pair = [[10_000_000, 0, 0, 0], [0, 0, 0, 0]]  # attention a ns nt + ..., heads none
+        return {
+            "per_frame": per_frame,
+            "classifier": dict.fromkeys(per_frame, 0),
+            "dkp_forms": {"dkp": pair, "dste": pair},
+        }
 
 
 def assert_within(a: np.ndarray, b: np.ndarray, terms: np.ndarray) -> None:
@@ -222,6 +236,13 @@ def test_feature_shards_must_agree(cached):
 
     with pytest.raises(DkpError, match="shards hold different backbones"):
         FeatureCache(cache.folder, 2)
+    meta["backbones"]["teacher"] = 4
+    (cache.shards[1].folder / "meta.json").write_text(json.dumps(meta))
+    costs = json.loads((cache.shards[1].folder / "costs.json").read_text())
+    costs["per_frame"]["teacher"] += 1
+    (cache.shards[1].folder / "costs.json").write_text(json.dumps(costs))
+    with pytest.raises(DkpError, match="embedded by different modules"):
+        FeatureCache(cache.folder, 2)
     with pytest.raises(DkpError, match="not found or incomplete"):
         FeatureCache(cache.folder, 3)
 
@@ -251,8 +272,10 @@ def test_sweep_equals_direct_path(cached, batch_videos):
             ]
             assert fed.tolist() == want
         assert (pred.ns <= pred.ns_nominal).all() and (pred.nt <= pred.nt_nominal).all()
+        # charged what the features' counts give, exactly
+        charged = CostModel.from_counts(_Cost().counts(), inference.ROLES)
         assert pred.gflops.tolist() == [
-            _Cost().gflops(c.method, a, b) for a, b in zip(pred.ns, pred.nt)
+            charged.gflops(c.method, a, b) for a, b in zip(pred.ns, pred.nt)
         ]
         for v, (_, video) in enumerate(videos.iterrows()):
             # One float32 chain (embed, logits, teacher mean, softmax, frame mean), some sums

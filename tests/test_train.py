@@ -415,7 +415,9 @@ def test_cached_and_online_teacher_targets_agree_on_unaugmented_frames(
     monkeypatch.chdir(work)
     p, teacher, t_entry, ctx, _ = _kd_setup(work)
     train = ctx.train
-    cached = kd.cached(teacher.eval(), t_entry, train, True, ctx.device, ctx.group)
+    cached = kd.cached(
+        teacher.eval(), t_entry, train, kd.candidate_rows(train, True), ctx.device, ctx.group
+    )
     online = kd.online(teacher, t_entry, ctx.device)
     rows = kd.candidate_rows(train, True)[::7]
     video = np.searchsorted(train.offsets, rows, side="right") - 1
@@ -430,6 +432,40 @@ def test_cached_and_online_teacher_targets_agree_on_unaugmented_frames(
     assert len(outside) == 1
     with pytest.raises(DkpError, match="outside the cached candidate frames"):
         cached(outside, x[:1])
+
+
+@pytest.mark.slow
+def test_cached_targets_are_the_frames_the_phase_draws(trained, monkeypatch, stage_runtime):
+    """classifier.drawn_rows, which the cached table classifies, replays the phase's draws: the
+    rows its steps look up are those rows, every one of them and no other."""
+    from dkp.train import classifier, kd
+
+    work, _ = trained
+    monkeypatch.chdir(work)
+    p, _, _, ctx, n = _kd_setup(work)
+    cfg, aug, seed = p["train"]["plain_student"], p["train"]["augment"], SEED + 1
+    seen = []
+
+    def targets(rows: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        seen.append(np.array(rows))
+        return torch.zeros(len(rows), n)
+
+    classifier.fit(
+        p["student"],
+        cfg,
+        aug,
+        p["train"]["loader"],
+        ctx,
+        role="student",
+        tag="kd",
+        seed=seed,
+        num_classes=n,
+        distill=kd.Distill(1.0, 0.0, targets),
+    )
+    assert len(seen) == cfg["epochs"] * -(-len(ctx.train) // cfg["batch_videos"])
+    drawn = classifier.drawn_rows(ctx.train, cfg, aug, seed)
+    np.testing.assert_array_equal(np.unique(np.concatenate(seen)), drawn)
+    assert np.isin(drawn, kd.candidate_rows(ctx.train, cfg["within_activity"])).all()
 
 
 @pytest.mark.slow

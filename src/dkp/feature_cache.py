@@ -2,7 +2,8 @@
 one folder per frame shard): FeatureCache reads the shards as one cache ordered by id.
 
 Each shard folder holds <backbone>.npy (float32, rows of a video contiguous), times.npy,
-index.csv (INDEX_COLUMNS) and meta.json (backbone names and feature sizes).
+index.csv (INDEX_COLUMNS), meta.json (backbone names and feature sizes) and costs.json (the
+modules' MACs, dkp.flops.CostModel.counts).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class _Shard:
     """One shard folder of a feature cache: its index, timestamps and feature sizes."""
 
     def __init__(self, folder: Path):
-        if not (folder / "index.csv").exists() or not (folder / "meta.json").exists():
+        if not all((folder / f).exists() for f in ("index.csv", "meta.json", "costs.json")):
             raise DkpError(
                 f"feature cache {folder}/ not found or incomplete (run `dkp features` first)"
             )
@@ -32,6 +33,7 @@ class _Shard:
             name: int(d)
             for name, d in json.loads((folder / "meta.json").read_text())["backbones"].items()
         }
+        self.costs = json.loads((folder / "costs.json").read_text())
         self.index = pd.read_csv(folder / "index.csv", dtype={"id": str})
         self.times = np.load(folder / "times.npy")
         if len(self.times) != int(self.index["n_frames"].sum()):
@@ -60,6 +62,12 @@ class FeatureCache:
             raise DkpError(
                 f"feature cache {self.folder}/: shards hold different backbones or feature sizes; "
                 f"rerun `dkp features`"
+            )
+        self.costs = self.shards[0].costs
+        if any(s.costs != self.costs for s in self.shards):
+            raise DkpError(
+                f"feature cache {self.folder}/: shards were embedded by different modules "
+                "(their costs.json differ); rerun `dkp features`"
             )
         parts = [
             s.index.assign(shard=i, local=s.index["offset"]) for i, s in enumerate(self.shards)

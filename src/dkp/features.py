@@ -7,7 +7,9 @@ cluster runs one job per shard (`--shard i/N`). Each shard folder is written ato
 - <backbone>.npy: float32 (N_frames, D), rows of a video contiguous;
 - times.npy: float64 (N_frames,) frame timestamps in seconds;
 - index.csv: id, offset, n_frames, duration, label_index (sorted by id);
-- meta.json: backbone names and feature sizes, counts.
+- meta.json: backbone names and feature sizes, counts;
+- costs.json: the MACs of these modules (dkp.flops.CostModel.counts), counted once here so the
+  sweep's many jobs read them instead of each starting torch's counter.
 Feature files are filled in place, a batch of `features.batch_frames` frames at a time,
 each write through a memory map opened for that batch only, so neither the frames nor the
 features written sit in memory all at once. dkp.feature_cache reads the shards as one cache
@@ -139,6 +141,7 @@ def build_cache(
         # repr floats: exact round trip
         index.to_csv(tmp / "index.csv", index=False, lineterminator="\n")
         write_json(tmp / "meta.json", {"backbones": dims, "videos": len(index), "frames": total})
+        write_json(tmp / "costs.json", predictor.cost().counts())
     return dims
 
 

@@ -45,14 +45,19 @@ class CostModel:
     """
 
     def __init__(
-        self, per_frame: dict[str, int], classifier: dict[str, int], roles: dict, dkp: nn.Module
+        self,
+        per_frame: dict[str, int],
+        classifier: dict[str, int],
+        roles: dict,
+        dkp: nn.Module | None,
+        forms: dict | None = None,
     ):
         self.per_frame = dict(per_frame)
         self.classifier = dict(classifier)
         self.roles = roles
-        self._dkp = copy.deepcopy(dkp).cpu().float().eval()
+        self._dkp = None if dkp is None else copy.deepcopy(dkp).cpu().float().eval()
         # ensemble -> (attention, heads) bilinear coefficients, fitted on first use
-        self._forms = {}
+        self._forms = dict(forms or {})
 
     @classmethod
     def from_modules(
@@ -66,9 +71,29 @@ class CostModel:
             dkp,
         )
 
+    def counts(self) -> dict:
+        """Every count the model holds, the DKP forms of both variants fitted: JSON-ready, and
+        from_counts rebuilds the same model from it without counting again."""
+        for ensemble in (False, True):
+            self.dkp_macs(ensemble, 1, 1)
+        return {
+            "per_frame": self.per_frame,
+            "classifier": self.classifier,
+            "dkp_forms": {_FORM_KEYS[e]: [list(f) for f in self._forms[e]] for e in (False, True)},
+        }
+
+    @classmethod
+    def from_counts(cls, counts: dict, roles: dict) -> CostModel:
+        """The model `counts()` described (no module, no counting: a process that only reads the
+        counts never starts the counter)."""
+        forms = {e: [tuple(f) for f in counts["dkp_forms"][k]] for e, k in _FORM_KEYS.items()}
+        return cls(counts["per_frame"], counts["classifier"], roles, None, forms)
+
     def measure_dkp(self, ensemble: bool, ns: int, nt: int) -> tuple[int, int]:
         """(attention MACs, head MACs) of the DKP module on one video of ns x nt frames, counted."""
         d = self._dkp
+        if d is None:
+            raise ValueError("a CostModel read from counts has no DKP module to count")
         f, u = torch.zeros(1, ns, d.wq.in_features), torch.linspace(0, 1, ns)[None]
         g, v = torch.zeros(1, nt, d.wk.in_features), torch.linspace(0, 1, nt)[None]
         attention = count_macs(d.propagate, f, u, g, v)
@@ -110,6 +135,9 @@ class CostModel:
     def gflops(self, method: str, ns: int | None, nt: int | None) -> float:
         """GMACs per video (the field's 'GFLOPs'): the sum of parts()."""
         return sum(self.parts(method, ns, nt).values())
+
+
+_FORM_KEYS = {False: "dkp", True: "dste"}  # DKP without and with the ensemble
 
 
 def _bilinear(m11: int, m21: int, m12: int, m22: int) -> tuple[int, int, int, int]:

@@ -172,11 +172,11 @@ def _s3_block(predictor, result, terms, idx, where, times, local_off, labels) ->
     return _s3_frames(predictor, result, student_in, idx, times, local_off, labels)
 
 
-def _predictions(predictor, index, labels, unique: dict, out: dict) -> dict[str, Predictions]:
+def _predictions(cost, index, labels, unique: dict, out: dict) -> dict[str, Predictions]:
     """Every configuration's Predictions, each video charged the GFLOPs of the frames it was fed
-    (one cost evaluation per method and pair of counts)."""
+    (cost: a dkp.flops.CostModel; one evaluation per method and pair of counts)."""
     ids = index["id"].astype(str).to_numpy()
-    cost, charged, preds = predictor.cost(), {}, {}
+    charged, preds = {}, {}
     for sig, o in out.items():
         method = unique[sig][0].method
         pairs = list(zip(o["ns"].tolist(), o["nt"].tolist()))
@@ -222,6 +222,9 @@ def sweep(
     s3_config's method); empty unless s3_config is among the configurations."""
     import torch
 
+    from .flops import CostModel
+    from .inference import ROLES
+
     roles = {c.name: predictor.roles(c.method) for c in configs}
     # the Student baseline's backbone, for the S-3 comparison
     plain = predictor.roles("student")["s"]
@@ -265,7 +268,9 @@ def sweep(
                         s3_rows[b] = row
                 bar.update(len(vids))
     bar.close()
-    preds = _predictions(predictor, index, labels, unique, out)
+    # the modules' MACs as `dkp features` counted them on these checkpoints
+    cost = CostModel.from_counts(cache.costs, ROLES)
+    preds = _predictions(cost, index, labels, unique, out)
     return {c.name: preds[c.name] for c in configs}, (s3_rows if s3_config in preds else [])
 
 

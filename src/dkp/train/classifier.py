@@ -112,6 +112,26 @@ def fit(
     return model.eval(), rows
 
 
+def tsn_candidates(train, within_activity: bool) -> list[np.ndarray]:
+    """Each training video's candidate frames: inside its labelled activity, or all of them."""
+    return [
+        train.activity(i) if within_activity else np.arange(train.n_frames(i))
+        for i in range(len(train))
+    ]
+
+
+def drawn_rows(train, cfg: dict, aug: dict, seed: int) -> np.ndarray:
+    """Sorted distinct rows (flat per-frame order of `train`) of every frame train_classifier
+    draws in cfg's epochs from `seed`: its epoch plans replayed with run_phase's generator."""
+    rng, candidates = loop.phase_rng(seed), tsn_candidates(train, cfg["within_activity"])
+    rows = [
+        step["rows"]
+        for _ in range(cfg["epochs"])
+        for step in plan_tsn_epoch(rng, train, candidates, cfg, aug, True)
+    ]
+    return np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+
+
 def plan_tsn_epoch(
     rng: np.random.Generator, train, candidates: list, cfg: dict, aug: dict, rows: bool
 ) -> list[dict]:
@@ -187,10 +207,7 @@ def train_classifier(
     net = distributed.wrap(model, group, device)
     opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
     sched = loop.warmup_cosine(opt, cfg["warmup_epochs"] * steps, cfg["epochs"] * steps)
-    candidates = [
-        train.activity(i) if cfg["within_activity"] else np.arange(train.n_frames(i))
-        for i in range(len(train))
-    ]
+    candidates = tsn_candidates(train, cfg["within_activity"])
     y_val = torch.from_numpy(ctx.val_labels)
     reader = loader.StepReader(train, ("x",), lcfg["workers"], lcfg["prefetch"], device)
     per_frame = ("x", "y", "rows") if distill is not None else ("x", "y")

@@ -6,8 +6,9 @@ softmax(student / tau)) added to its cross-entropy (train.student_kd). With lamb
 Student baseline, bit for bit: the two differ by the distillation term alone.
 
 The teacher's logits come from one of two sources (train.student_kd.targets):
-- cached: the frozen teacher classifies every frame the phase can draw (the candidate frames of
-  every training video), un-augmented, once, before the first epoch; a step looks its frames up.
+- cached: the frozen teacher classifies every frame the phase draws (its epochs' draws replayed
+  from its seed: classifier.drawn_rows), un-augmented, once, before the first epoch; a step looks
+  its frames up. Frames the phase never draws are never classified.
   The synthetic augmentations (crop, flip, quarter turns, channel order) keep the label, so the
   un-augmented frame's soft target stands for every augmented view of it.
 - online: the teacher classifies each step's augmented frames, as the student sees them.
@@ -45,13 +46,8 @@ class Distill:
 
 def candidate_rows(train: VideoSet, within_activity: bool) -> np.ndarray:
     """Rows (flat per-frame order) of every frame the TSN sampling of train_classifier can draw."""
-    return np.concatenate(
-        [
-            train.offsets[i]
-            + (train.activity(i) if within_activity else np.arange(train.n_frames(i)))
-            for i in range(len(train))
-        ]
-    ).astype(np.int64)
+    candidates = classifier.tsn_candidates(train, within_activity)
+    return np.concatenate([train.offsets[i] + c for i, c in enumerate(candidates)]).astype(np.int64)
 
 
 @torch.no_grad()
@@ -76,26 +72,26 @@ def teacher_logits(
     return group.sum_tensor(out, device)
 
 
-def cached(teacher, t_entry: dict, train: VideoSet, within_activity: bool, device, group: Group):
-    """targets() of `cached` mode: the table is computed at the first step (a resumed, finished
-    phase never pays for it)."""
+def cached(teacher, t_entry: dict, train: VideoSet, rows: np.ndarray, device, group: Group):
+    """targets() of `cached` mode over the frames at `rows` (classifier.drawn_rows: those the
+    phase draws): the table is computed at the first step (a resumed, finished phase never pays
+    for it)."""
     table: dict[str, object] = {}
 
-    def targets(rows: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    def targets(step_rows: np.ndarray, x: torch.Tensor) -> torch.Tensor:
         if not table:
             t0 = time.perf_counter()
-            cand = candidate_rows(train, within_activity)
             where = np.full(train.n_frames_total, -1, np.int64)
-            where[cand] = np.arange(len(cand))
+            where[rows] = np.arange(len(rows))
             table.update(
-                where=where, logits=teacher_logits(teacher, t_entry, train, cand, device, group)
+                where=where, logits=teacher_logits(teacher, t_entry, train, rows, device, group)
             )
             if group.main:
                 print(
-                    f"student: Student+KD: teacher targets of {len(cand)} training frames in "
-                    f"{time.perf_counter() - t0:.1f} s"
+                    f"student: Student+KD: teacher targets of the {len(rows)} training frames "
+                    f"the phase draws in {time.perf_counter() - t0:.1f} s"
                 )
-        at = table["where"][rows]
+        at = table["where"][step_rows]
         if (at < 0).any():
             raise DkpError("Student+KD: a step drew a frame outside the cached candidate frames")
         return table["logits"][torch.from_numpy(at)].to(device)
@@ -122,9 +118,8 @@ def fit(
     cfg, plain = p["train"]["student_kd"], p["train"]["plain_student"]
     teacher.eval()
     if cfg["targets"] == "cached":
-        targets = cached(
-            teacher, t_entry, ctx.train, plain["within_activity"], ctx.device, ctx.group
-        )
+        rows = classifier.drawn_rows(ctx.train, plain, p["train"]["augment"], seed)
+        targets = cached(teacher, t_entry, ctx.train, rows, ctx.device, ctx.group)
     else:
         targets = online(teacher, t_entry, ctx.device)
     return classifier.fit(

@@ -46,6 +46,12 @@ def make_deterministic(device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+def phase_rng(seed: int) -> np.random.Generator:
+    """The generator run_phase hands a fresh phase's epochs (their batches, frames and
+    augmentations): a phase's draws can be replayed from its seed alone."""
+    return np.random.default_rng(seed)
+
+
 def run_phase(
     folder: Path, tag: str, epochs: int, seed: int, stateful: dict, epoch_fn, group: Group = SINGLE
 ) -> list[dict]:
@@ -58,7 +64,7 @@ def run_phase(
     epoch_fn(epoch, rng) -> dict of logged values for that epoch. With several ranks (group), rank 0
     writes the checkpoints and every rank waits for it.
     """
-    rng = np.random.default_rng(seed)
+    rng = phase_rng(seed)
     rows: list[dict] = []
     start = 0
     saved = resume.load(folder, tag)
