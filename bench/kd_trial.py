@@ -19,6 +19,7 @@ the project root:
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import resource
@@ -104,31 +105,22 @@ def main() -> int:
         frames, labels, _ = classifier.validation_frames(tune, p["train"]["val_frames_per_video"])
         for mode in args.targets:
             target_s = None
-            if mode == "cached":
-                within = plain["within_activity"]
-                cand = kd.candidate_rows(train, within)
-                targets = kd.cached(teacher, t_entry, train, cand, device, SINGLE)
+            kd_seed = seed + student.SEED_OFFSET["kd"]
+            if mode == "cached":  # one table for the whole grid: the same frames are drawn
+                drawn = classifier.drawn_rows(train, plain, p["train"]["augment"], kd_seed)
+                targets = kd.cached(teacher, t_entry, train, drawn, device, SINGLE)
                 t0 = clock()
-                targets(cand[:1], None)
+                targets(drawn[:1], None)
                 target_s = since(t0)
             else:
                 targets = kd.online(teacher, t_entry, device)
             for tau, lam in itertools.product(args.tau, args.lambda_kd):
                 t0 = clock()
+                q = copy.deepcopy(p)
+                q["train"]["student_kd"].update(tau=tau, lambda_kd=lam)
                 with tempfile.TemporaryDirectory() as tmp:
                     ctx = TrainContext(train, frames, labels, device, Path(tmp))
-                    _, rows = classifier.fit(
-                        p["student"],
-                        plain,
-                        p["train"]["augment"],
-                        p["train"]["loader"],
-                        ctx,
-                        role="student",
-                        tag="kd",
-                        seed=seed + student.SEED_OFFSET["kd"],
-                        num_classes=len(classes),
-                        distill=kd.Distill(tau, lam, targets),
-                    )
+                    _, rows = kd.fit(q, teacher, t_entry, ctx, kd_seed, len(classes), targets)
                 wall, cpu = since(t0)
                 r = {
                     "seed": seed,

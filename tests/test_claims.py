@@ -273,16 +273,47 @@ def test_inconclusive_effects_say_their_direction_and_what_would_settle_them():
     text = verdicts.settle(e, 240)
     assert "No number of validation videos settles it at 3 seeds" in text
     video_half = stats.interval(video, 0.95)[1] + 1.0
-    assert e.seeds_needed == stats.seeds_to_exclude(3, 1.0, video_half, 0.5, 0.95) == 7
+    distance = _projected_distance(e, video_half)
+    assert e.seeds_needed == stats.seeds_to_exclude(3, distance, video_half, 0.5, 0.95) > 3
     assert f"about {e.seeds_needed} seeds" in text
     # seeds that agree closely (sd 0.05): more videos settle it, a few more than the video part
     # alone would need, since the seed part stays
     video = np.linspace(-2.2, 0.2, 201)
-    close = claims.decide("x", np.r_[-1.0, -0.95, -1.0, -1.05, video, video], three)
+    boot = np.linspace(-2.3, 0.3, 201)  # the seed part widens the interval a little
+    close = claims.decide("x", np.r_[-1.0, -0.95, -1.0, -1.05, boot, video], three)
     video_half = stats.interval(video, 0.95)[1] + 1.0
-    assert close.videos_needed == stats.videos_to_exclude(240, 1.0, video_half, close.seed_half)
+    distance = _projected_distance(close, video_half)
+    assert close.videos_needed == stats.videos_to_exclude(
+        240, distance, video_half, close.seed_half
+    )
     assert close.videos_needed > stats.videos_to_exclude(240, 1.0, video_half) > 240
     assert "validation videos (now 240) at 3 seeds" in verdicts.settle(close, 240)
+
+
+def _projected_distance(e, video_half: float) -> float:
+    """The distance to the bound the projections use: scaled by sqrt(video^2 + seed^2) over the
+    interval's own half-width on the bound's side."""
+    own = e.hi - e.point if e.point < e.bound else e.point - e.lo
+    return abs(e.point - e.bound) * np.hypot(video_half, e.seed_half) / own
+
+
+def test_an_interval_that_holds_the_bound_never_projects_todays_counts():
+    """The percentile interval can be wider than sqrt(video^2 + seed^2) says: an effect whose
+    interval just reaches the bound needs more videos or seeds than today's, never today's (the
+    unscaled projection said 240 of 240 here)."""
+    three = verdicts.Layout(3, 201, 0.95, 240)
+    video = np.linspace(-1.9, -0.1, 201)  # video part 0.86 of the distance 1
+    boot = np.linspace(-2.2, 0.2, 201)  # the interval reaches past 0
+    e = claims.decide("x", np.r_[-1.0, -0.99, -1.0, -1.01, boot, video], three)
+    assert e.status == claims.INCONCLUSIVE and e.hi > 0
+    video_half = stats.interval(video, 0.95)[1] + 1.0
+    assert np.hypot(video_half, e.seed_half) < 1.0  # the unscaled model calls it excluded
+    assert stats.videos_to_exclude(240, 1.0, video_half, e.seed_half) == 240
+    assert e.videos_needed > 240
+    # scaled as the interval is, the video part alone is wider than the distance: seeds cannot
+    assert e.seeds_needed is None and "nor would more seeds" in verdicts.settle(e, 240)
+    assert "(now 240)" in verdicts.settle(e, 240)
+    assert f"About {e.videos_needed} validation videos" in verdicts.settle(e, 240)
 
 
 # --- the whole verdict path on simulated predictions: null calibration and power ------------------

@@ -442,7 +442,7 @@ def test_cached_targets_are_the_frames_the_phase_draws(trained, monkeypatch, sta
 
     work, _ = trained
     monkeypatch.chdir(work)
-    p, _, _, ctx, n = _kd_setup(work)
+    p, teacher, t_entry, ctx, n = _kd_setup(work)
     cfg, aug, seed = p["train"]["plain_student"], p["train"]["augment"], SEED + 1
     seen = []
 
@@ -450,18 +450,7 @@ def test_cached_targets_are_the_frames_the_phase_draws(trained, monkeypatch, sta
         seen.append(np.array(rows))
         return torch.zeros(len(rows), n)
 
-    classifier.fit(
-        p["student"],
-        cfg,
-        aug,
-        p["train"]["loader"],
-        ctx,
-        role="student",
-        tag="kd",
-        seed=seed,
-        num_classes=n,
-        distill=kd.Distill(1.0, 0.0, targets),
-    )
+    kd.fit(p, teacher, t_entry, ctx, seed, n, targets)
     assert len(seen) == cfg["epochs"] * -(-len(ctx.train) // cfg["batch_videos"])
     drawn = classifier.drawn_rows(ctx.train, cfg, aug, seed)
     np.testing.assert_array_equal(np.unique(np.concatenate(seen)), drawn)

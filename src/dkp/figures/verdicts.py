@@ -9,6 +9,7 @@ is written once, in docs/method.md section 11; `decide` implements it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -191,7 +192,12 @@ def decide(
         # the video part of the side of the interval facing the bound; the seed part stays
         v_lo, v_hi = (float(v) for v in stats.interval(video, layout.level))
         video_half = point - v_lo if point > bound else v_hi - point
-        distance = abs(point - bound)
+        # the projections scale the interval's own half-width on the bound's side, which the
+        # percentile replicates make wider or narrower than sqrt(video^2 + seed^2): at today's
+        # counts they then say what the interval says (never "enough" while it holds the bound)
+        own = point - lo if point > bound else hi - point
+        model = math.hypot(video_half, seed_half)
+        distance = abs(point - bound) * (model / own if own > 0 and model > 0 else 1.0)
         videos = stats.videos_to_exclude(layout.n_videos, distance, video_half, seed_half)
         if len(seeds) > 1:
             sd = float(np.std(seeds, ddof=1))

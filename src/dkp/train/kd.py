@@ -112,15 +112,24 @@ def online(teacher, t_entry: dict, device):
 
 
 def fit(
-    p: dict, teacher, t_entry: dict, ctx: TrainContext, seed: int, num_classes: int
+    p: dict,
+    teacher,
+    t_entry: dict,
+    ctx: TrainContext,
+    seed: int,
+    num_classes: int,
+    targets: Callable[[np.ndarray, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.nn.Module, list[dict]]:
-    """Train the Student+KD baseline; returns it in eval mode with its log rows (tag "kd")."""
+    """Train the Student+KD baseline; returns it in eval mode with its log rows (tag "kd").
+
+    targets: the teacher's logits to distil (as Distill.targets), or None for those
+    train.student_kd.targets names; a caller that trains several times on one table passes it."""
     cfg, plain = p["train"]["student_kd"], p["train"]["plain_student"]
     teacher.eval()
-    if cfg["targets"] == "cached":
+    if targets is None and cfg["targets"] == "cached":
         rows = classifier.drawn_rows(ctx.train, plain, p["train"]["augment"], seed)
         targets = cached(teacher, t_entry, ctx.train, rows, ctx.device, ctx.group)
-    else:
+    elif targets is None:
         targets = online(teacher, t_entry, ctx.device)
     return classifier.fit(
         p["student"],
