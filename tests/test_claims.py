@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.verdict_sim import FP as SIM_FP
 from fixtures.verdict_sim import (
     SEEDS,
     TAU_MEASURED,
@@ -314,6 +315,24 @@ def test_an_interval_that_holds_the_bound_never_projects_todays_counts():
     assert e.seeds_needed is None and "nor would more seeds" in verdicts.settle(e, 240)
     assert "(now 240)" in verdicts.settle(e, 240)
     assert f"About {e.videos_needed} validation videos" in verdicts.settle(e, 240)
+
+
+def test_power_bench_records_every_effect_the_claims_decide():
+    """bench/verdict_power.py (and bench/frontier.py through it) sees every mAP effect of every
+    claim module, with the rows it was decided on."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from verdict_power import effect_rows
+
+    draws = simulate(0)
+    seen = effect_rows(draws, SIM_FP)
+    decided = {e.label for v in claims.evaluate_all(draws, SIM_FP) for e in v.effects}
+    assert decided <= set(seen) and len(decided) >= 10, sorted(set(seen) ^ decided)
+    for label in decided:
+        values, e = seen[label]
+        assert e.point == values[0]
+    assert claims.decide is verdicts.decide  # put back
 
 
 # --- the whole verdict path on simulated predictions: null calibration and power ------------------
