@@ -20,9 +20,11 @@ repro: $(STAMP)
 
 # The real-Slurm tests take minutes of job start-up and polling: `make test` stays
 # under 10 minutes without them (--skip-slurm: reported as skipped, listed by -rs with
-# the reason), `make test-slurm` runs them.
+# the reason), `make test-slurm` runs them. Two pytest workers (-n 2): much of the suite
+# waits on subprocesses starting (torch's import), which leaves a core idle in one worker;
+# every test holds under that load (bench/README, "CPUs the test suite has passed on").
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs --durations=15 --skip-slurm tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -n 2 --durations=15 --skip-slurm tests
 
 test-slurm: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m slurm tests
