@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from dkp.figures import claim_rules, claims, claims_s2, curves, verdicts  # noqa: E402
+from dkp.figures import claims, curves, verdicts  # noqa: E402
 
 
 def effect_rows(draws: claims.Draws, fp: dict) -> dict[str, tuple[np.ndarray, verdicts.Effect]]:
@@ -48,15 +48,11 @@ def effect_rows(draws: claims.Draws, fp: dict) -> dict[str, tuple[np.ndarray, ve
             seen[label] = (np.asarray(values, float), e)
         return e
 
-    # every claim module's own name for decide (each bound it at import)
-    modules = [m for m in (claims, claim_rules, claims_s2) if m.decide is original]
-    for m in modules:
-        m.decide = recording
+    verdicts.decide = recording  # every claim module calls it through dkp.figures.verdicts
     try:
         claims.evaluate_all(draws, fp)
     finally:
-        for m in modules:
-            m.decide = original
+        verdicts.decide = original
     return seen
 
 

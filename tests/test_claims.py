@@ -332,7 +332,7 @@ def test_power_bench_records_every_effect_the_claims_decide():
     for label in decided:
         values, e = seen[label]
         assert e.point == values[0]
-    assert claims.decide is verdicts.decide  # put back
+    assert claims.decide is verdicts.decide and verdicts.decide.__name__ == "decide"  # put back
 
 
 # --- the whole verdict path on simulated predictions: null calibration and power ------------------

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import verdicts
 from .curve_geometry import diff
-from .verdicts import FAILS, UNTESTABLE, Draws, Effect, Verdict, combine, decide, describe
+from .verdicts import FAILS, UNTESTABLE, Draws, Effect, Verdict, combine, describe
 
 CLAIMS = {
     1: (
@@ -56,7 +57,7 @@ def region_effects(d: Draws, pairs, lo=-np.inf, hi=np.inf) -> tuple[list[Effect]
         if r is None:
             missing.append(label)
             continue
-        effects.append(decide(f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, d.layout))
+        effects.append(verdicts.decide(f"{label} ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, d.layout))
     return effects, missing
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from . import verdicts
 from .claim_rules import CLAIMS, two_part, untestable
 from .claims_s2 import claim_keep_improving, claim_ns20_high, claim_s2_low, claim_s3
 from .curve_geometry import Curve, diff, fraction_point, similar_from, spread
@@ -129,8 +130,8 @@ def _pairs_apart(d: Draws, cs: list[Curve], threshold: float, margin: float):
     apart = []
     for a, b in pairs:
         r = diff(a, b, lo=threshold)
-        up = decide(f"{a.name} minus {b.name}", r.mean, layout, bound=margin)
-        down = decide(f"{a.name} minus {b.name}", r.mean, layout, bound=-margin, side=-1)
+        up = verdicts.decide(f"{a.name} minus {b.name}", r.mean, layout, bound=margin)
+        down = verdicts.decide(f"{a.name} minus {b.name}", r.mean, layout, bound=-margin, side=-1)
         apart += [f for f in (up, down) if f.status == HOLDS]
     return apart, pair_level
 
@@ -153,7 +154,7 @@ def claim_similar_above(d: Draws, similar_from_fraction: float, margin: float) -
     threshold = c_min + similar_from_fraction * (c_max - c_min)
     measured = similar_from(cs, margin)
     x, sp = spread(cs, lo=threshold)
-    e = decide(
+    e = verdicts.decide(
         f"largest spread over {x[0]:.3g}-{x[-1]:.3g} GFLOPs",
         sp.max(axis=1),
         d.layout,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import stats
+from . import verdicts
 from .claim_rules import CLAIMS, two_part, untestable
 from .curve_geometry import diff, fraction_point
 from .verdicts import (
@@ -15,7 +16,6 @@ from .verdicts import (
     Verdict,
     combine,
     curves_from,
-    decide,
     describe,
     fmt_effect,
 )
@@ -64,9 +64,9 @@ def claim_ns20_high(d: Draws, low_fraction: float) -> Verdict:
             UNTESTABLE,
             region + " Not testable: ns-20 and Teacher do not overlap there.",
         )
-    e = decide(f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, d.layout)
+    e = verdicts.decide(f"ns-20 minus Teacher ({r.lo:.3g}-{r.hi:.3g} GFLOPs)", r.mean, d.layout)
     # at the top of the overlap too: "goes on to beat" is about the high end, not only the average
-    top = decide(f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], d.layout)
+    top = verdicts.decide(f"at {r.hi:.3g} GFLOPs", (a.at(r.hi) - b.at(r.hi))[:, 0], d.layout)
     evidence = (
         f"{region} {describe([e], d.n_videos)} Shown, not deciding: {top.label}: {fmt_effect(top)}."
     )
@@ -93,8 +93,10 @@ def claim_keep_improving(d: Draws) -> Verdict:
         gains[g] = rows[:, idx[-1]] - rows[:, idx[1]]
         spans[g] = f"{t['name'].iloc[idx[1]]} to {t['name'].iloc[idx[-1]]}" if "name" in t else ""
     effects = [
-        decide(f"ns-20 upper-half gain ({spans['dste_ns20']})", gains["dste_ns20"], d.layout),
-        decide(
+        verdicts.decide(
+            f"ns-20 upper-half gain ({spans['dste_ns20']})", gains["dste_ns20"], d.layout
+        ),
+        verdicts.decide(
             "ns-20 minus nt-5 upper-half gain",
             gains["dste_ns20"] - gains["dste_nt5"],
             d.layout,
@@ -150,7 +152,7 @@ def claim_s3(
     g = np.atleast_2d(np.asarray(gains, float))
     n = int(np.isfinite(g).any(axis=0).sum())
     n_boot = 0 if weights is None else len(np.atleast_2d(weights))
-    e = decide("DSTE minus Student", rows, Layout(g.shape[0], n_boot, level, n))
+    e = verdicts.decide("DSTE minus Student", rows, Layout(g.shape[0], n_boot, level, n))
     better = ", ".join(
         f"{int((row[np.isfinite(row)] > 0).sum())}/{int(np.isfinite(row).sum())}" for row in g
     )
