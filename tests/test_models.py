@@ -14,7 +14,15 @@ import torch
 from fixtures.rounding import U32, U64, assert_sums_within_bound, gamma
 
 from dkp.errors import DkpError
-from dkp.models import build_backbone, load_pretrained, preprocess
+from dkp.models import (
+    FORWARD_BATCH,
+    build_backbone,
+    embed_chunks,
+    embed_frames,
+    load_pretrained,
+    preprocess,
+)
+from dkp.models.preprocess import chunk_bounds
 
 FIXTURE = Path(__file__).parent / "fixtures" / "torchvision_keys.json"
 TORCHVISION = json.loads(FIXTURE.read_text())
@@ -56,6 +64,37 @@ def test_embed_gives_one_pooled_feature_per_frame(arch, width, dim):
         assert torch.equal(m(x), m.classify(f))
         assert torch.equal(m.classify(f), m.head(f))
     assert m.head.out_features == 7
+
+
+@pytest.mark.parametrize("n,batch", [(0, 4), (1, 4), (4, 4), (5, 4), (9, 4), (257, 128), (300, 7)])
+def test_chunk_bounds_cover_the_frames_in_near_equal_passes(n, batch):
+    bounds = chunk_bounds(n, batch)
+    starts, stops = [a for a, _ in bounds], [b for _, b in bounds]
+    assert starts == ([0] + stops[:-1] if bounds else [])
+    assert (stops[-1] if bounds else 0) == n
+    sizes = [b - a for a, b in bounds]
+    assert len(sizes) == -(-n // batch) and all(0 < s <= batch for s in sizes)
+    assert max(sizes, default=0) - min(sizes, default=0) <= 1
+    assert n < 2 or min(sizes) >= 2  # no frame goes through alone beside others
+
+
+def test_embed_frames_feeds_the_network_at_most_its_forward_batch():
+    """embed_frames and embed_chunks pass at most `batch` frames at a time and return, in order,
+    exactly what those passes give."""
+    torch.manual_seed(0)
+    m = build_backbone({"arch": "resnet18", "width": 0.125}, 5).eval()
+    seen = []
+    m.conv1.register_forward_pre_hook(lambda mod, args: seen.append(len(args[0])))
+    frames = torch.randint(0, 256, (11, 16, 16, 3), dtype=torch.uint8).numpy()
+    got = embed_frames(m, frames, 16, "per_image", torch.device("cpu"), batch=4)
+    assert seen == [b - a for a, b in chunk_bounds(11, 4)] and sorted(seen) == [3, 4, 4]
+    x = preprocess(torch.from_numpy(frames), 16, "per_image")
+    with torch.no_grad():
+        parts = torch.cat([m.embed(x[a:b]) for a, b in chunk_bounds(11, 4)])
+        assert torch.equal(got, parts)
+        assert torch.equal(embed_chunks(m, x, batch=4), parts)
+        # 11 frames <= FORWARD_BATCH: one pass
+        assert torch.equal(embed_chunks(m, x, batch=FORWARD_BATCH), m.embed(x))
 
 
 def test_width_scales_resnet_base_channels():

@@ -28,7 +28,7 @@ import torch
 from . import checkpoints, layout, runtime
 from .errors import DkpError
 from .flops import CostModel
-from .models import embed_frames
+from .models import FORWARD_BATCH, embed_frames
 from .models.dkp import masked_mean
 
 ROLES = {
@@ -96,7 +96,9 @@ class Predictor:
             raise DkpError(f"unknown method {method!r}; expected one of {sorted(ROLES)}")
         return dict(ROLES[method])
 
-    def embed(self, name: str, frames_uint8: np.ndarray, batch: int = 256) -> torch.Tensor:
+    def embed(
+        self, name: str, frames_uint8: np.ndarray, batch: int = FORWARD_BATCH
+    ) -> torch.Tensor:
         """(N, H, W, 3) uint8 frames -> (N, D) float32 CPU features of backbone `name`."""
         if name not in self.backbones:
             raise DkpError(f"unknown backbone {name!r}; expected one of {self.backbone_names}")

@@ -18,7 +18,16 @@ from torch import nn
 
 from ..errors import DkpError
 from .mobilenet import MobileNetV2
-from .preprocess import autocast, embed_frames, prepare, preprocess, to_unit, unit  # noqa: F401 (the package's API)
+from .preprocess import (  # noqa: F401 (the package's API)
+    FORWARD_BATCH,
+    autocast,
+    embed_chunks,
+    embed_frames,
+    prepare,
+    preprocess,
+    to_unit,
+    unit,
+)
 from .resnet import LAYOUTS, ResNet
 
 ARCHS = (*LAYOUTS, "mobilenet_v2")

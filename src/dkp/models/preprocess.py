@@ -13,6 +13,12 @@ from torch import nn
 from .. import runtime
 from ..errors import DkpError
 
+# Frames per forward pass of a network in eval mode. A frame's features do not depend on the
+# other frames of its pass (bitwise on the CPUs measured, save for a pass of one frame, whose
+# kernel rounds differently), so this sets speed only: 128 ran 15-25 % faster than 256 on the
+# 2-core CPUs, whose caches a 256-frame pass overflows (bench/README, "Forward chunks").
+FORWARD_BATCH = 128
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -75,9 +81,29 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def chunk_bounds(n: int, batch: int) -> list[tuple[int, int]]:
+    """(start, stop) of ceil(n / batch) passes over n frames, their sizes within one of each
+    other: no frame goes through alone unless it is the only one."""
+    k = -(-n // batch)
+    edges = [n * i // k for i in range(k + 1)] if k else [0]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def embed_chunks(model: nn.Module, x: torch.Tensor, batch: int = FORWARD_BATCH) -> torch.Tensor:
+    """model.embed of network inputs x (N, 3, S, S), at most `batch` frames a pass (eval mode)."""
+    if len(x) <= batch:
+        return model.embed(x)
+    return torch.cat([model.embed(x[a:b]) for a, b in chunk_bounds(len(x), batch)])
+
+
 @torch.no_grad()
 def embed_frames(
-    model: nn.Module, frames, size: int, normalize: str, device: torch.device, batch: int = 256
+    model: nn.Module,
+    frames,
+    size: int,
+    normalize: str,
+    device: torch.device,
+    batch: int = FORWARD_BATCH,
 ) -> torch.Tensor:
     """Pooled features (N, D) float32 on the CPU of uint8 frames (N, H, W, 3), in eval mode.
 
@@ -88,9 +114,9 @@ def embed_frames(
     model.eval()
     out = []
     try:
-        for i in range(0, len(frames), batch):
+        for a, b in chunk_bounds(len(frames), batch):
             # a copy: memmaps are read-only
-            chunk = torch.from_numpy(np.array(frames[i : i + batch])).to(device)
+            chunk = torch.from_numpy(np.array(frames[a:b])).to(device)
             with autocast(device):
                 out.append(model.embed(preprocess(chunk, size, normalize)).float().cpu())
     finally:

@@ -75,8 +75,16 @@ def _generic_texture(kind: int, u: np.ndarray, v: np.ndarray, period: float) -> 
 
 
 def _paint(layer: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
-    layer *= 1 - alpha[..., None]
-    layer += alpha[..., None] * colour
+    """Blend colour (3,) or (H, W, 3) over layer with alpha (H, W), within alpha's bounding box:
+    outside it alpha is 0 and the blend leaves the layer's values as they are."""
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if not rows.size:
+        return
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    a = alpha[box][..., None]
+    part = layer[box]  # a view: the blend writes into layer
+    part *= 1 - a
+    part += a * (colour[box] if colour.ndim == 3 else colour)
 
 
 def _contrasting_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .. import runtime, sampling
 from ..errors import DkpError
-from ..models import autocast, embed_frames, prepare, preprocess, unit
+from ..models import autocast, embed_chunks, embed_frames, prepare, preprocess, unit
 from ..models.dkp import dkp_losses
 from . import batches, distributed, loader, loop
 from .context import TrainContext
@@ -83,8 +83,8 @@ def dkp_terms(nets: tuple, inputs: StepInputs, cfg: dict, device) -> tuple[dict,
     student, dkp, teacher = nets
     f_mask, g_mask = inputs.f_mask, inputs.g_mask
     with torch.no_grad(), autocast(device):  # the frozen teacher
-        target = scatter(teacher.embed(inputs.xt).float(), f_mask)
-        g = scatter(teacher.embed(inputs.gt).float(), g_mask)
+        target = scatter(embed_chunks(teacher, inputs.xt).float(), f_mask)
+        g = scatter(embed_chunks(teacher, inputs.gt).float(), g_mask)
     with autocast(device):
         f = student.embed(inputs.xs)
         kd_logits = scatter(student.classify(f), f_mask)
