@@ -15,8 +15,8 @@ from ..errors import DkpError
 
 # Frames per forward pass of a network in eval mode. A frame's features do not depend on the
 # other frames of its pass (bitwise on the CPUs measured, save for a pass of one frame, whose
-# kernel rounds differently), so this sets speed only: 128 ran 15-25 % faster than 256 on the
-# 2-core CPUs, whose caches a 256-frame pass overflows (bench/README, "Forward chunks").
+# kernel rounds differently), so this sets speed only: 128 ran 8 % (teacher) to 15-30 % (students)
+# faster than 256 on the 2-core VM, whose caches a 256-frame pass overflows (bench/README).
 FORWARD_BATCH = 128
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
