@@ -23,8 +23,10 @@ repro: $(STAMP)
 # the reason), `make test-slurm` runs them. Two pytest workers (-n 2): much of the suite
 # waits on subprocesses starting (torch's import), which leaves a core idle in one worker;
 # every test holds under that load (bench/README, "CPUs the test suite has passed on").
+# --dist loadgroup: the tests sharing a fixture that builds seconds of work run on one worker,
+# so it is built once (tests/conftest.py, SHARED_BUILDS).
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -n 2 --durations=15 --skip-slurm tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -n 2 --dist loadgroup --durations=15 --skip-slurm tests
 
 test-slurm: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m slurm tests

@@ -20,6 +20,11 @@ TINY = REPO / "tests" / "params-tiny.yaml"
 BIN = REPO / ".venv" / "bin"
 
 os.environ.setdefault("DKP_NO_PROGRESS", "1")
+# The suite runs two workers on two cores, each starting 2-thread torch processes: more threads
+# than cores. OpenMP threads that spin while waiting for work then burn the cores the others
+# need (a fifth of the suite's CPU time, bench/README "CPUs the test suite has passed on");
+# passive waiting changes no result. Set before any process here loads torch's OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if BIN.exists():  # tests call dkp/dvc/snakemake as a user would, from the project's venv
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
 
@@ -32,7 +37,25 @@ def pytest_addoption(parser):
     )
 
 
+# Fixtures that build seconds of shared work (a tiny pipeline run, trained networks, a rendered
+# dataset) once per session or module, in each process that runs a test using them. Every test
+# using one goes to the same pytest-xdist worker (make test: `--dist loadgroup`), so each is
+# built once a run, not once a worker.
+SHARED_BUILDS = {
+    "tiny_dvc_repro": "tiny-dvc-repro",
+    "trained": "tiny-train",
+    "tiny_data": "tiny-train",
+    "bad_inputs_pipeline": "bad-inputs",
+    "two_runs": "synthetic-two-runs",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = [SHARED_BUILDS[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_BUILDS]
+        if used:
+            item.add_marker(pytest.mark.xdist_group(used[0]))
     if config.getoption("--skip-slurm"):
         skip = pytest.mark.skip(reason="minutes of Slurm job start-up: run with `make test-slurm`")
         for item in items:
@@ -87,6 +110,15 @@ def tiny_workdir(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def tiny_dvc_repro(tmp_path_factory) -> tuple[Path, float]:
+    """(repository where `dvc repro` ran on the tiny params, seconds it took): read-only, copy
+    it to change it (tests/workflow_repos.py)."""
+    from workflow_repos import dvc_reproduced
+
+    return dvc_reproduced(tmp_path_factory)
+
+
 # every stage bad_inputs_pipeline runs, in order: all but synthesize (it writes its own data)
 PIPELINE_STAGES = [s for s in PIPELINE if s != "synthesize"]
 
@@ -136,3 +168,4 @@ def bad_inputs_pipeline(tmp_path_factory):
     )
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     return root, p
+

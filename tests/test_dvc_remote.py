@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 import yaml
-from workflow_repos import TINY, dvc_reproduced, dvc_status, sh, stages_run
+from workflow_repos import TINY, dvc_status, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
 
-def test_fresh_clone_pulls_results_without_recomputing(tmp_path_factory, tmp_path):
-    reproduced, _ = dvc_reproduced(tmp_path_factory)
+def test_fresh_clone_pulls_results_without_recomputing(tiny_dvc_repro, tmp_path):
+    reproduced, _ = tiny_dvc_repro
     origin = tmp_path / "origin"
     shutil.copytree(reproduced, origin, symlinks=True)
     remote = tmp_path / "remote"

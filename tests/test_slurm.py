@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import pytest
-from workflow_repos import REPO, dvc_reproduced, make_repo, sh
+from workflow_repos import REPO, make_repo, sh
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SCRIPT = REPO / "tests" / "slurm_cluster.sh"
@@ -42,8 +42,8 @@ def slurm_conf():
             sh([str(SCRIPT), "stop"], REPO, check=False)
 
 
-def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_conf, tmp_path_factory):
-    local, _ = dvc_reproduced(tmp_path_factory)
+def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_conf, tiny_dvc_repro, tmp_path_factory):
+    local, _ = tiny_dvc_repro
     repo = make_repo(tmp_path_factory.mktemp("slurm-run"))
     start = time.monotonic()
     # timeout -k: on SIGTERM snakemake waits for its running jobs; the KILL ends it for sure

@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 import torch
 from fixtures.rounding import gamma
-from workflow_repos import dvc_reproduced
 
 from dkp import configs as configs_mod
 from dkp import framestore, inference, layout, sampling
@@ -386,12 +385,12 @@ EXACT_CONFIGS = [
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """The tiny pipeline as `dvc repro` ran it for the session (workflow_repos.dvc_reproduced,
-    shared with the workflow and remote tests: read-only here, copied to be changed)."""
+def pipeline(tiny_dvc_repro):
+    """The tiny pipeline as `dvc repro` ran it for the session (conftest.tiny_dvc_repro, shared
+    with the workflow and remote tests: read-only here, copied to be changed)."""
     import yaml
 
-    root, _ = dvc_reproduced(tmp_path_factory)
+    root, _ = tiny_dvc_repro
     return root, yaml.safe_load((root / "params.yaml").read_text())
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import workflow_audit as audit
 import yaml
-from workflow_repos import REPO, TINY, dvc_reproduced, dvc_status, make_repo, sh, stages_run
+from workflow_repos import REPO, TINY, dvc_status, make_repo, sh, stages_run
 
 # Snakemake jobs fanned out beyond DVC's stages: the flag each job adds to the DVC command
 FANOUT = {"frames": "--shard", "features": "--shard", "sweep": "--group"}
@@ -388,8 +388,8 @@ def test_snakemake_refuses_a_config_that_is_not_params_yaml(scratch, tmp_path):
 
 
 @pytest.mark.slow
-def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
-    dvc_repo, dvc_s = dvc_reproduced(tmp_path_factory)
+def test_dvc_repro_and_snakemake_give_the_same_results(tiny_dvc_repro, tmp_path_factory):
+    dvc_repo, dvc_s = tiny_dvc_repro
     smk = make_repo(tmp_path_factory.mktemp("snakemake-run"))
     start = time.monotonic()
     # as on a machine of 2 GPUs (the CPU build of torch ignores them): each torch job takes one.
@@ -496,8 +496,8 @@ def test_dvc_repro_and_snakemake_give_the_same_results(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_second_dvc_repro_does_nothing_and_declares_every_output(tmp_path_factory):
-    repo, _ = dvc_reproduced(tmp_path_factory)
+def test_second_dvc_repro_does_nothing_and_declares_every_output(tiny_dvc_repro):
+    repo, _ = tiny_dvc_repro
     proc = sh(["dvc", "repro"], repo)
     assert stages_run(proc.stdout) == [], proc.stdout
     outs = {o for s in dvc_stages(repo).values() for o in s["outs"]}
@@ -511,8 +511,8 @@ def test_second_dvc_repro_does_nothing_and_declares_every_output(tmp_path_factor
 
 
 @pytest.mark.slow
-def test_dvc_metrics_and_plots_render(tmp_path_factory):
-    repo, _ = dvc_reproduced(tmp_path_factory)
+def test_dvc_metrics_and_plots_render(tiny_dvc_repro):
+    repo, _ = tiny_dvc_repro
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
     assert metrics, "dvc metrics show found no metrics"
     plots = json.loads(sh(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
