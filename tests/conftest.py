@@ -168,4 +168,3 @@ def bad_inputs_pipeline(tmp_path_factory):
     )
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     return root, p
-
