@@ -310,3 +310,19 @@ def test_built_wheel_validates_params_outside_the_checkout(tmp_path):
         timeout=120,
     )
     assert r.returncode == 0 and "params.yaml: valid" in r.stdout, r.stderr
+
+
+def test_checking_no_pretrained_weights_loads_no_torch(tiny_workdir):
+    """validate-params and synthesize check `pretrained` files with torch; with none set they
+    must not pay torch's import (1-2 s a process)."""
+    import sys
+
+    code = (
+        "import sys; from dkp.cli import main; "
+        "code = main(['validate-params', '--params', 'params.yaml']); "
+        "print(code, 'torch' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tiny_workdir, capture_output=True, text=True
+    )
+    assert run.stdout.split()[-2:] == ["0", "False"], run.stdout + run.stderr

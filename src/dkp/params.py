@@ -98,16 +98,18 @@ def validate(params: Any, check_paths: bool = True, check_weights: bool = False)
 def _check_weights(p: dict) -> None:
     """Every `pretrained` file read and matched against its network, so a truncated download or
     the weights of another architecture stop the run here, not at training after the frames."""
-    from . import models  # torch: only when asked
+    nets = [net for net in ("teacher", "student") if p[net]["pretrained"]]
+    if not nets:
+        return  # nothing to read: no torch import (1-2 s) in every stage that validates
+    from . import models
 
-    for net in ("teacher", "student"):
-        if p[net]["pretrained"]:
-            try:
-                models.check_pretrained(p[net], net)
-            except ParamError:
-                raise
-            except DkpError as exc:
-                raise ParamError(str(exc)) from None
+    for net in nets:
+        try:
+            models.check_pretrained(p[net], net)
+        except ParamError:
+            raise
+        except DkpError as exc:
+            raise ParamError(str(exc)) from None
 
 
 def _check_semantics(p: dict, check_paths: bool) -> None:
