@@ -20,8 +20,7 @@ repro: $(STAMP)
 
 # The real-Slurm tests take minutes of job start-up and polling: `make test` stays
 # under 10 minutes without them (--skip-slurm: reported as skipped, listed by -rs with
-# the reason), `make test-slurm` runs them. Two pytest workers (-n 2): much of the suite
-# waits on subprocesses starting (torch's import), which leaves a core idle in one worker;
+# the reason), `make test-slurm` runs them. Two pytest workers (-n 2) keep both cores busy;
 # every test holds under that load (bench/README, "CPUs the test suite has passed on").
 # --dist loadgroup: the tests sharing a fixture that builds seconds of work run on one worker,
 # so it is built once (tests/conftest.py, SHARED_BUILDS).

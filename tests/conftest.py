@@ -37,23 +37,17 @@ def pytest_addoption(parser):
     )
 
 
-# Fixtures that build seconds of shared work (a tiny pipeline run, trained networks, a rendered
-# dataset) once per session or module, in each process that runs a test using them. Every test
-# using one goes to the same pytest-xdist worker (make test: `--dist loadgroup`), so each is
-# built once a run, not once a worker.
-SHARED_BUILDS = {
-    "tiny_dvc_repro": "tiny-dvc-repro",
-    "trained": "tiny-train",
-    "tiny_data": "tiny-train",
-    "bad_inputs_pipeline": "bad-inputs",
-    "two_runs": "synthetic-two-runs",
-}
+# Fixtures that build seconds of shared work once per session or module (a tiny pipeline run,
+# the tiny training data, a rendered dataset), in each process that runs a test using one,
+# directly or through another fixture. Every such test goes to one pytest-xdist worker, grouped
+# by the fixture's name (make test: `--dist loadgroup`), so each is built once a run.
+SHARED_BUILDS = ("tiny_dvc_repro", "tiny_data", "bad_inputs_pipeline", "two_runs")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        used = [SHARED_BUILDS[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_BUILDS]
+        used = [f for f in SHARED_BUILDS if f in getattr(item, "fixturenames", ())]
         if used:
             item.add_marker(pytest.mark.xdist_group(used[0]))
     if config.getoption("--skip-slurm"):

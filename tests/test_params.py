@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -230,7 +231,6 @@ def test_stage_with_invalid_params_writes_nothing(tmp_path, tiny_params, case, e
 def test_built_wheel_validates_params_outside_the_checkout(tmp_path):
     """dkp installed from its wheel (not -e) finds its schema and reference data as package data."""
     import shutil
-    import sys
     import sysconfig
     import venv
     import zipfile
@@ -315,8 +315,6 @@ def test_built_wheel_validates_params_outside_the_checkout(tmp_path):
 def test_checking_no_pretrained_weights_loads_no_torch(tiny_workdir):
     """validate-params and synthesize check `pretrained` files with torch; with none set they
     must not pay torch's import (1-2 s a process)."""
-    import sys
-
     code = (
         "import sys; from dkp.cli import main; "
         "code = main(['validate-params', '--params', 'params.yaml']); "

@@ -95,18 +95,15 @@ def make_repo(dest: Path, params: Path = TINY) -> Path:
     return dest
 
 
-_SHARED: dict[str, tuple[Path, float]] = {}
-
-
 def dvc_reproduced(tmp_path_factory) -> tuple[Path, float]:
-    """(repository where `dvc repro` ran on the tiny params, seconds it took), once per session."""
-    if "dvc" not in _SHARED:
-        repo = make_repo(tmp_path_factory.mktemp("dvc-run"))
-        start = time.monotonic()
-        sh(["dvc", "repro"], repo, timeout=900)
-        _SHARED["dvc"] = (repo, time.monotonic() - start)
-        print(f"\n[timing] dvc repro on the tiny params: {_SHARED['dvc'][1]:.1f} s")
-    return _SHARED["dvc"]
+    """(repository where `dvc repro` ran on the tiny params, seconds it took). Built once a
+    session by the fixture conftest.tiny_dvc_repro, which the tests take."""
+    repo = make_repo(tmp_path_factory.mktemp("dvc-run"))
+    start = time.monotonic()
+    sh(["dvc", "repro"], repo, timeout=900)
+    seconds = time.monotonic() - start
+    print(f"\n[timing] dvc repro on the tiny params: {seconds:.1f} s")
+    return repo, seconds
 
 
 def dvc_status(repo: Path) -> dict:
