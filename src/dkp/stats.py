@@ -59,13 +59,18 @@ class Resamples:
         if self.weights.shape[1] != n_videos:
             raise ValueError(f"weights cover {self.weights.shape[1]} videos, labels {n_videos}")
         self.n_classes = n_classes
-        # videos grouped by class: per-class sums are reduceat over contiguous runs
+        # videos grouped by class (scored in this order): a class's videos are one contiguous
+        # block, so per-class sums are reduceat over the blocks and same-class counts a product
+        # per block
         self.order = np.argsort(self.labels, kind="stable")
-        sorted_labels = self.labels[self.order]
-        self.classes, self.starts = np.unique(sorted_labels, return_index=True)
-        self.same = self.labels[:, None] == self.labels[None, :]
-        w = self.weights.astype(np.float64)[:, self.order]
-        self.positives = np.add.reduceat(w, self.starts, axis=1)  # (B, classes present overall)
+        self.sorted_labels = self.labels[self.order]
+        self.classes, self.starts = np.unique(self.sorted_labels, return_index=True)
+        self.blocks = list(zip(self.starts.tolist(), [*self.starts[1:].tolist(), n_videos]))
+        self.sorted_weights = np.ascontiguousarray(self.weights[:, self.order])
+        self.copies = self.sorted_weights.astype(np.int64)
+        self.positives = np.add.reduceat(
+            self.sorted_weights.astype(np.float64), self.starts, axis=1
+        )  # (B, classes present overall)
         self.present = self.positives > 0
         self.n_present = self.present.sum(axis=1)
         top = int(np.ceil(self.weights.astype(np.float64).sum(axis=1).max())) + 1
@@ -81,18 +86,21 @@ class Resamples:
         n_videos = self.labels.size
         if scores.shape != (n_videos, self.n_classes):
             raise ValueError(f"scores {scores.shape}, expected {(n_videos, self.n_classes)}")
-        own = scores[np.arange(n_videos), self.labels]
+        scores = scores[self.order]
+        own = scores[np.arange(n_videos), self.sorted_labels]
         # ahead[i, j]: another video j scores at least as high as positive i in i's class (ties
         # between different videos admitted whole); i's own copies are ranked after them
-        ahead = scores[:, self.labels].T >= own[:, None]
-        np.fill_diagonal(ahead, False)
+        ahead = (scores[:, self.sorted_labels].T >= own[:, None]).astype(np.float32)
+        np.fill_diagonal(ahead, 0.0)
         # integer-valued float32 sums of at most V weights are exact
-        counts = self.weights @ np.concatenate([ahead, ahead & self.same]).astype(np.float32).T
-        others, hits = counts[:, :n_videos].astype(np.int64), counts[:, n_videos:]
-        k = self.weights.astype(np.int64)
+        w = self.sorted_weights
+        others = (w @ ahead.T).astype(np.int64)
+        hits = np.empty(others.shape, dtype=np.float32)  # those of i's own class
+        for a, b in self.blocks:
+            np.matmul(w[:, a:b], ahead[a:b, a:b].T, out=hits[:, a:b])
+        k = self.copies
         # sum over copies j = 1..k of (hits + j) / (others + j)
         contrib = k - (others - hits) * (self.harmonic[others + k] - self.harmonic[others])
-        contrib = contrib[:, self.order]
         num = np.add.reduceat(contrib, self.starts, axis=1)
         ap = np.divide(num, self.positives, out=np.zeros_like(num), where=self.present)
         return np.divide(
