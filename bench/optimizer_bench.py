@@ -22,8 +22,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from dkp.models import build_backbone  # noqa: E402
+from dkp.train import loop  # noqa: E402
 
-KINDS = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+# per-tensor loop (torch's CPU default, what the stages run), and the two batched implementations
+KINDS = {"loop": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 CLASSES = 20
 
 
@@ -39,15 +41,23 @@ def _batches(n: int, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ]
 
 
-def _train(p: dict, net: str, kind: str, steps: int) -> tuple[torch.Tensor, float]:
-    """Weights after `steps` steps, and the optimiser's mean ms a step."""
+def _setup(p: dict, net: str, kind: str):
+    """(model, optimiser, batches): the network of params group `net` and the optimiser its
+    training phase builds (dkp.train.loop.optimizer), with KINDS[kind] on top of its settings."""
     torch.manual_seed(0)
     model = build_backbone(p[net], CLASSES).to(memory_format=torch.channels_last)
     cfg = p["train"]["teacher" if net == "teacher" else "plain_student"]
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], **KINDS[kind]
-    )
-    data = _batches(cfg["batch_videos"], p[net]["input_size"])
+    opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
+    if KINDS[kind]:
+        group = opt.param_groups[0]
+        same = {k: group[k] for k in ("lr", "betas", "eps", "weight_decay")}
+        opt = type(opt)(group["params"], **same, **KINDS[kind])
+    return model, opt, _batches(cfg["batch_videos"], p[net]["input_size"])
+
+
+def _train(p: dict, net: str, kind: str, steps: int) -> tuple[torch.Tensor, float]:
+    """Weights after `steps` steps, and the optimiser's mean ms a step."""
+    model, opt, data = _setup(p, net, kind)
     spent = 0.0
     for i in range(steps):
         x, y = data[i % len(data)]
@@ -63,10 +73,8 @@ def _train(p: dict, net: str, kind: str, steps: int) -> tuple[torch.Tensor, floa
 def _profile(p: dict) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    cfg = p["train"]["teacher"]
-    model = build_backbone(p["teacher"], CLASSES).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    x, y = _batches(cfg["batch_videos"], p["teacher"]["input_size"])[0]
+    model, opt, data = _setup(p, "teacher", "loop")
+    x, y = data[0]
 
     def step():
         opt.zero_grad(set_to_none=True)
