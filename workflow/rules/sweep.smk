@@ -19,6 +19,7 @@ rule features:
         shards=len(SHARDS),
     log:
         "logs/features/seed-{seed}/shard-{shard}.log",
+    priority: 1
     threads: torch_threads("features")
     resources:
         mem_mb=mem_mb("features"),

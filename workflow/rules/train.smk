@@ -1,6 +1,8 @@
 # Training: the teacher on few frames, then the student with DKP and the ensemble gate,
 # one job per seed of run.seeds (seed N's student learns from seed N's teacher).
 # Threads, memory and GPUs follow the ranks and the data (common.smk, "resources of the torch jobs").
+# Priorities: of the jobs ready at once, the longest chain to the end goes first (a teacher, then
+# a student, then features), so that on two cores the last seed's chain does not wait.
 
 
 rule train_teacher:
@@ -16,6 +18,7 @@ rule train_teacher:
         tracked=tracked("train-teacher"),
     log:
         "logs/train_teacher/seed-{seed}.log",
+    priority: 3
     threads: torch_threads("train_teacher")
     resources:
         mem_mb=mem_mb("train_teacher"),
@@ -41,6 +44,7 @@ rule train_student:
         tracked=tracked("train-student"),
     log:
         "logs/train_student/seed-{seed}.log",
+    priority: 2
     threads: torch_threads("train_student")
     resources:
         mem_mb=mem_mb("train_student"),
