@@ -68,9 +68,12 @@ def main() -> None:
     ap.add_argument("--times", required=True, help="JSON of measured stage seconds (see above)")
     ap.add_argument("--seeds", type=int, nargs="*", default=[3, 4, 5, 6])
     ap.add_argument("--videos", type=int, nargs="*", default=[240, 480, 720, 960])
+    ap.add_argument("--schedule", help="one schedule of --times (default: all), run by --results")
     a = ap.parse_args()
     v0, _, effects = parts(Path(a.results), Path(a.params))
     schedules = json.loads(Path(a.times).read_text())
+    if a.schedule:
+        schedules = {a.schedule: schedules[a.schedule]}
     print("| schedule | seeds | videos | minutes | widest half-width (mAP) | effect |")
     print("|---|---|---|---|---|---|")
     for name, t in schedules.items():

@@ -42,9 +42,10 @@ def worker(params: str, net: str, threads: int, steps: int, warmup: int) -> None
     model = build_backbone(p[net], CLASSES).to(memory_format=torch.channels_last)
     opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
     g = torch.Generator().manual_seed(1)
+    last = torch.channels_last
     data = [
         (
-            torch.randn(n, 3, size, size, generator=g).contiguous(memory_format=torch.channels_last),
+            torch.randn(n, 3, size, size, generator=g).contiguous(memory_format=last),
             torch.randint(0, CLASSES, (n,), generator=g),
         )
         for _ in range(4)
@@ -85,8 +86,10 @@ def main() -> None:
     if args.worker:
         worker(args.params, args.worker, args.threads, args.steps, args.warmup)
         return
-    print(f"| network | {args.threads} threads, alone (frames/s) | {args.threads} x 1 thread "
-          "side by side (frames/s, summed) | ratio |")
+    print(
+        f"| network | {args.threads} threads, alone (frames/s) | {args.threads} x 1 thread "
+        "side by side (frames/s, summed) | ratio |"
+    )
     print("|---|---:|---:|---:|")
     for net in NETS:
         alone, side = [], []
