@@ -17,10 +17,13 @@ install: $(STAMP)
 
 # The DVC graph run by Snakemake, CORES one-thread stages at a time (run.threads), then recorded
 # in dvc.lock and the DVC cache; `--touch` gives Snakemake back the mtimes `dvc commit` rewrites.
-# Plain `dvc repro` gives the same bytes, one stage at a time (docs/running.md).
+# The stages `dvc status` finds changed are forced (workflow/scripts/stale_outputs.py): Snakemake
+# has no record of the parameters of outputs `dvc repro` made. Plain `dvc repro` gives the same
+# bytes, one stage at a time (docs/running.md).
 CORES ?= 2
 repro: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
+	export PATH="$(CURDIR)/$(BIN):$$PATH"; stale=$$(python workflow/scripts/stale_outputs.py) && \
+	  snakemake --profile workflow/profiles/default --cores $(CORES) $${stale:+--forcerun $$stale}
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit -f
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile workflow/profiles/default --touch --quiet all
 
@@ -40,7 +43,7 @@ test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m "not slow and not slurm" tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench workflow/scripts
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
 clean:

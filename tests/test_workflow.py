@@ -511,6 +511,28 @@ def test_second_dvc_repro_does_nothing_and_declares_every_output(tiny_dvc_repro)
 
 
 @pytest.mark.slow
+def test_make_repro_forces_the_stages_dvc_finds_stale(tiny_dvc_repro, tmp_path):
+    """Outputs `dvc repro` made carry no Snakemake record of their parameters, so after a
+    parameter edit Snakemake alone finds nothing to do (and `dvc commit -f` would record the old
+    outputs under the new parameters). The list `make repro` passes to `--forcerun`
+    (workflow/scripts/stale_outputs.py) names exactly the Snakemake outputs of the stages
+    `dvc status` reports changed: nothing before the edit, every sweep output after it."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_dvc_repro[0], repo, symlinks=True)
+    script = ["python", "workflow/scripts/stale_outputs.py"]
+    assert sh(script, repo).stdout.split() == []
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["sweep"]["batch_videos"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    dry = sh(["snakemake", "-n", "--cores", "1"], repo)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    seeds = p["run"]["seeds"]
+    expected = {f"results/predictions/seed-{n}/{g}" for n in seeds for g in _groups()}
+    assert set(sh(script, repo).stdout.split()) == expected
+    assert set(dvc_status(repo)) == {f"sweep@{n}" for n in seeds}
+
+
+@pytest.mark.slow
 def test_dvc_metrics_and_plots_render(tiny_dvc_repro):
     repo, _ = tiny_dvc_repro
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
