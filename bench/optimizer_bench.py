@@ -41,7 +41,7 @@ def _batches(n: int, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ]
 
 
-def _setup(p: dict, net: str, kind: str):
+def setup_training(p: dict, net: str, kind: str):
     """(model, optimiser, batches): the network of params group `net` and the optimiser its
     training phase builds (dkp.train.loop.optimizer), with KINDS[kind] on top of its settings."""
     torch.manual_seed(0)
@@ -57,7 +57,7 @@ def _setup(p: dict, net: str, kind: str):
 
 def _train(p: dict, net: str, kind: str, steps: int) -> tuple[torch.Tensor, float]:
     """Weights after `steps` steps, and the optimiser's mean ms a step."""
-    model, opt, data = _setup(p, net, kind)
+    model, opt, data = setup_training(p, net, kind)
     spent = 0.0
     for i in range(steps):
         x, y = data[i % len(data)]
@@ -73,7 +73,7 @@ def _train(p: dict, net: str, kind: str, steps: int) -> tuple[torch.Tensor, floa
 def _profile(p: dict) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    model, opt, data = _setup(p, "teacher", "loop")
+    model, opt, data = setup_training(p, "teacher", "loop")
     x, y = data[0]
 
     def step():

@@ -21,35 +21,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NETS = {"teacher": "teacher", "student": "plain_student"}  # params group -> training phase
-CLASSES = 20
+NETS = ("teacher", "student")  # params groups
 
 
 def worker(params: str, net: str, threads: int, steps: int, warmup: int) -> None:
     """One training process: prints its frames a second over the timed steps."""
     import torch
     import yaml
-
-    sys.path.insert(0, str(ROOT / "src"))
-    from dkp.models import build_backbone
-    from dkp.train import loop
+    from optimizer_bench import setup_training  # the stages' network, optimiser and batches
 
     torch.set_num_threads(threads)
     p = yaml.safe_load(Path(params).read_text())
-    cfg = p["train"][NETS[net]]
-    n, size = cfg["batch_videos"], p[net]["input_size"]
-    torch.manual_seed(0)
-    model = build_backbone(p[net], CLASSES).to(memory_format=torch.channels_last)
-    opt = loop.optimizer(model.parameters(), cfg, cfg["optimizer"])
-    g = torch.Generator().manual_seed(1)
-    last = torch.channels_last
-    data = [
-        (
-            torch.randn(n, 3, size, size, generator=g).contiguous(memory_format=last),
-            torch.randint(0, CLASSES, (n,), generator=g),
-        )
-        for _ in range(4)
-    ]
+    model, opt, data = setup_training(p, net, "loop")
+    n = len(data[0][1])
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()

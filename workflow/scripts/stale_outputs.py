@@ -11,7 +11,6 @@ reruns those jobs and what follows them.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import PurePosixPath
@@ -29,8 +28,8 @@ def stale_dvc_outs() -> list[PurePosixPath]:
     """The declared outputs of the stages `dvc status` lists (changed deps, params, outs, code)."""
     from dvc.repo import Repo
 
-    stale = set(json.loads(_run(["dvc", "status", "--json"]) or "{}"))
     with Repo() as repo:
+        stale = set(repo.status())
         return [
             PurePosixPath(str(out.def_path))
             for stage in repo.index.stages
